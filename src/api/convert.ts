@@ -1,0 +1,55 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { EnergyLevel, ModelInfoSchema, ModelType, type ModelInfo } from "../../gen/ml/v1/ml_pb.ts";
+import type { EnergyLabel, ModelTypeName } from "../domain.ts";
+import type { ModelRow } from "../db/models.ts";
+
+/** Database label of an API energy level (UNSPECIFIED has none). */
+export function energyLabel(level: EnergyLevel): EnergyLabel | null {
+  switch (level) {
+    case EnergyLevel.LOW:
+      return "low";
+    case EnergyLevel.MEDIUM:
+      return "medium";
+    case EnergyLevel.HIGH:
+      return "high";
+    default:
+      return null;
+  }
+}
+
+/** API energy level of a database label. */
+export function energyLevel(label: EnergyLabel): EnergyLevel {
+  return label === "low" ? EnergyLevel.LOW : label === "medium" ? EnergyLevel.MEDIUM : EnergyLevel.HIGH;
+}
+
+/** Database name of an API model type (UNSPECIFIED has none). */
+export function modelTypeName(type: ModelType): ModelTypeName | null {
+  switch (type) {
+    case ModelType.ENERGY_PREDICTION:
+      return "energy_prediction";
+    case ModelType.TASK_SUGGESTER:
+      return "task_suggester";
+    default:
+      return null;
+  }
+}
+
+/** The ModelInfo message of a stored version. */
+export function modelInfo(row: ModelRow): ModelInfo {
+  const method = row.evaluation["method"];
+  return create(ModelInfoSchema, {
+    modelId: row.model_id,
+    userId: row.user_id,
+    modelType: row.model_type === "energy_prediction" ? ModelType.ENERGY_PREDICTION : ModelType.TASK_SUGGESTER,
+    version: row.version,
+    isActive: row.is_active,
+    accuracyScore: row.accuracy_score ?? 0,
+    trainingAccuracy: row.training_accuracy ?? 0,
+    trainingSamples: row.training_samples ?? 0,
+    trainedAt: timestampFromMs(row.trained_at),
+    evaluation: typeof method === "string" ? method : "",
+    feedbackCount: row.feedback_count,
+    feedbackCorrect: row.feedback_correct,
+  });
+}

@@ -1,0 +1,15 @@
+import { create } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { DatabasePool } from "slonik";
+import { ListModelsResponseSchema, type MlService } from "../../gen/ml/v1/ml_pb.ts";
+import { listModels } from "../db/models.ts";
+import { modelInfo } from "./convert.ts";
+import * as v from "./validate.ts";
+
+/** ListModels: every version of a user's model, newest first. */
+export function createListModelsHandler({ db }: { db: DatabasePool }): ServiceImpl<typeof MlService>["listModels"] {
+  return async (req) => {
+    const rows = await listModels(db, v.userId(req.userId), v.modelType(req.modelType));
+    return create(ListModelsResponseSchema, { models: rows.map(modelInfo) });
+  };
+}

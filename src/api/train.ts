@@ -1,0 +1,16 @@
+import { create } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { TrainResponseSchema, type MlService } from "../../gen/ml/v1/ml_pb.ts";
+import type { Trainer } from "../service/trainer.ts";
+import { modelInfo } from "./convert.ts";
+import * as v from "./validate.ts";
+
+/** Train: fits a new version in a worker and reports whether it became active and why. */
+export function createTrainHandler({ trainer }: { trainer: Trainer }): ServiceImpl<typeof MlService>["train"] {
+  return async (req, ctx) => {
+    const userId = v.userId(req.userId);
+    const modelType = v.modelType(req.modelType);
+    const outcome = await trainer.train(userId, modelType, ctx.signal);
+    return create(TrainResponseSchema, { model: modelInfo(outcome.model), activated: outcome.activated, reason: outcome.reason });
+  };
+}

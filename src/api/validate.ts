@@ -1,0 +1,76 @@
+import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
+import type { EnergyLevel, ModelType, RecentActivity as RecentActivityMessage } from "../../gen/ml/v1/ml_pb.ts";
+import type { EnergyLabel, ModelTypeName } from "../domain.ts";
+import { InvalidInput } from "../errors.ts";
+import { isValidTimeZone } from "../ml/features.ts";
+import type { RecentActivity } from "../service/predictor.ts";
+import { energyLabel, modelTypeName } from "./convert.ts";
+
+/**
+ * Request checks, run before any work starts. Each failure names the field,
+ * so a caller can fix the request without reading our code.
+ */
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A non-empty user id of at most 255 characters. */
+export function userId(value: string, field = "user_id"): string {
+  const trimmed = value.trim();
+  if (trimmed.length === 0) throw new InvalidInput(field, "is required");
+  if (trimmed.length > 255) throw new InvalidInput(field, `is ${trimmed.length} characters; at most 255 are allowed`);
+  return trimmed;
+}
+
+/** A UUID in canonical text form, lower-cased. */
+export function uuid(value: string, field: string): string {
+  if (!UUID.test(value)) throw new InvalidInput(field, `"${value}" is not a UUID`);
+  return value.toLowerCase();
+}
+
+/** A set energy level. */
+export function energy(value: EnergyLevel, field: string): EnergyLabel {
+  const label = energyLabel(value);
+  if (label === null) throw new InvalidInput(field, "must be LOW, MEDIUM or HIGH");
+  return label;
+}
+
+/** A set model type. */
+export function modelType(value: ModelType, field = "model_type"): ModelTypeName {
+  const name = modelTypeName(value);
+  if (name === null) throw new InvalidInput(field, "must be ENERGY_PREDICTION or TASK_SUGGESTER");
+  return name;
+}
+
+/** A present timestamp, as epoch milliseconds. */
+export function timestamp(value: Timestamp | undefined, field: string): number {
+  if (value === undefined) throw new InvalidInput(field, "is required");
+  const ms = timestampMs(value);
+  if (!Number.isFinite(ms) || value.nanos < 0 || value.nanos > 999_999_999) throw new InvalidInput(field, "is not a valid timestamp");
+  return ms;
+}
+
+/** A number within [min, max]. */
+export function inRange(value: number, min: number, max: number, field: string): number {
+  if (!Number.isFinite(value) || value < min || value > max) throw new InvalidInput(field, `${value} is outside ${min}-${max}`);
+  return value;
+}
+
+/** A known IANA zone name; empty means UTC. */
+export function timeZone(value: string, field = "time_zone"): string {
+  if (value === "") return "UTC";
+  if (!isValidTimeZone(value)) throw new InvalidInput(field, `"${value}" is not an IANA time zone (e.g. "Europe/Berlin")`);
+  return value;
+}
+
+/** Recent activity, required or defaulted to a medium week with nothing done. */
+export function recentActivity(value: RecentActivityMessage | undefined, field: string, required: boolean): RecentActivity {
+  if (value === undefined) {
+    if (required) throw new InvalidInput(field, "is required");
+    return { tasksCompletedToday: 0, avgEnergyLast7Days: 2, sleepQuality: null };
+  }
+  return {
+    tasksCompletedToday: inRange(value.tasksCompletedToday, 0, 1000, `${field}.tasks_completed_today`),
+    avgEnergyLast7Days: inRange(value.avgEnergyLast7Days, 1, 3, `${field}.avg_energy_last_7_days`),
+    sleepQuality: value.sleepQuality === undefined ? null : inRange(value.sleepQuality, 0, 1, `${field}.sleep_quality`),
+  };
+}

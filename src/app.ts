@@ -1,0 +1,85 @@
+import type { ConnectRouter } from "@connectrpc/connect";
+import type { DatabasePool } from "slonik";
+import { file_ml_v1_ml, MlService } from "../gen/ml/v1/ml_pb.ts";
+import { createActivateModelHandler } from "./api/activate-model.ts";
+import { createFeedbackHandler } from "./api/feedback.ts";
+import { createIngestTrainingDataHandler } from "./api/ingest-training-data.ts";
+import { createListModelsHandler } from "./api/list-models.ts";
+import { createPredictHandler } from "./api/predict.ts";
+import { createSuggestTasksHandler } from "./api/suggest-tasks.ts";
+import { createTrainHandler } from "./api/train.ts";
+import { createUpsertTasksHandler } from "./api/upsert-tasks.ts";
+import type { Logger } from "./logger.ts";
+import { createHealthService, ServingStatus, type HealthService } from "./server/health.ts";
+import { createReflectionService } from "./server/reflection.ts";
+import { createFeedbackRecorder } from "./service/feedback.ts";
+import { createKeyedLock } from "./service/keyed-lock.ts";
+import { createModelCache } from "./service/model-cache.ts";
+import { createPredictor } from "./service/predictor.ts";
+import { createSuggester } from "./service/suggester.ts";
+import { createTrainer, type Trainer, type TrainerSettings, type TrainJobRunner } from "./service/trainer.ts";
+
+/** Everything the service needs from outside: the database, the worker pool, settings. */
+export interface AppDeps {
+  readonly db: DatabasePool;
+  readonly runJob: TrainJobRunner;
+  readonly log: Logger;
+  readonly settings: TrainerSettings;
+  readonly clock?: () => number;
+  readonly modelCacheEntries?: number;
+}
+
+/** The wired service: its routes and the parts shutdown and tests reach for. */
+export interface App {
+  readonly routes: (router: ConnectRouter) => void;
+  readonly trainer: Trainer;
+  readonly health: HealthService;
+}
+
+/** Default training settings (overridable through config). */
+export const DEFAULT_TRAINER_SETTINGS: TrainerSettings = {
+  minSamples: { energy_prediction: 20, task_suggester: 30 },
+  maxSamples: 20_000,
+  nEstimators: 100,
+  retrainAfter: 20,
+  minComparisonSamples: 10,
+};
+
+/** Wires handlers to their dependencies; the only place that knows every part. */
+export function createApp(deps: AppDeps): App {
+  const { db, log } = deps;
+  const clock = deps.clock ?? Date.now;
+  const cache = createModelCache(db, deps.modelCacheEntries);
+  const trainer = createTrainer({
+    db,
+    runJob: deps.runJob,
+    lock: createKeyedLock(),
+    cache,
+    settings: deps.settings,
+    onBackgroundError: (err, userId, modelType) =>
+      log.error("background retrain failed", { userId, modelType, error: err instanceof Error ? err.message : String(err) }),
+  });
+  const predictor = createPredictor({ db, cache });
+  const suggester = createSuggester({ db, cache, predictor });
+  const feedback = createFeedbackRecorder({ db, trainer });
+  const health = createHealthService({ initial: { [MlService.typeName]: ServingStatus.SERVING } });
+  const reflection = createReflectionService([file_ml_v1_ml]);
+  return {
+    trainer,
+    health,
+    routes(router) {
+      router.service(MlService, {
+        ingestTrainingData: createIngestTrainingDataHandler({ db }),
+        train: createTrainHandler({ trainer }),
+        predict: createPredictHandler({ predictor }),
+        suggestTasks: createSuggestTasksHandler({ suggester, clock }),
+        upsertTasks: createUpsertTasksHandler({ db }),
+        feedback: createFeedbackHandler({ feedback }),
+        listModels: createListModelsHandler({ db }),
+        activateModel: createActivateModelHandler({ db }),
+      });
+      health.register(router);
+      reflection.register(router);
+    },
+  };
+}

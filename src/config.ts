@@ -1,0 +1,46 @@
+import type { TrainerSettings } from "./service/trainer.ts";
+import { DEFAULT_TRAINER_SETTINGS } from "./app.ts";
+
+/** Everything the service reads from its environment. */
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  /** A PostgreSQL URL; null starts the embedded database in dataDir. */
+  readonly databaseUrl: string | null;
+  readonly dataDir: string;
+  readonly trainThreads: number | null;
+  readonly statementTimeoutMs: number;
+  readonly trainer: TrainerSettings;
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`${name}=${raw} is not an integer between ${min} and ${max}`);
+  }
+  return value;
+}
+
+/** Reads and checks the configuration; a bad value is a RangeError naming the variable. */
+export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const threads = env["TRAIN_THREADS"];
+  return {
+    port: integer(env, "PORT", 50051, 0, 65535),
+    host: env["HOST"] || "127.0.0.1",
+    databaseUrl: env["DATABASE_URL"] || null,
+    dataDir: env["DATA_DIR"] || ".data/pglite",
+    trainThreads: threads === undefined || threads === "" ? null : integer(env, "TRAIN_THREADS", 1, 1, 64),
+    statementTimeoutMs: integer(env, "STATEMENT_TIMEOUT_MS", 30_000, 100, 3_600_000),
+    trainer: {
+      ...DEFAULT_TRAINER_SETTINGS,
+      minSamples: {
+        energy_prediction: integer(env, "MIN_TRAINING_SAMPLES", DEFAULT_TRAINER_SETTINGS.minSamples.energy_prediction, 5, 1_000_000),
+        task_suggester: integer(env, "MIN_SUGGESTER_SAMPLES", DEFAULT_TRAINER_SETTINGS.minSamples.task_suggester, 5, 1_000_000),
+      },
+      retrainAfter: integer(env, "RETRAIN_AFTER_SAMPLES", DEFAULT_TRAINER_SETTINGS.retrainAfter, 1, 1_000_000),
+      nEstimators: integer(env, "N_ESTIMATORS", DEFAULT_TRAINER_SETTINGS.nEstimators, 1, 2_000),
+    },
+  };
+}

@@ -1,0 +1,86 @@
+import { sql, type QuerySqlToken } from "slonik";
+
+/** One versioned schema change; statements run in order inside one transaction. */
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly statements: readonly QuerySqlToken[];
+}
+
+/**
+ * The schema, oldest first. Append new migrations; never edit an applied one.
+ * Seed tables keep the seed's columns; timestamps are timestamptz so a server
+ * in another time zone cannot shift them.
+ */
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: "initial schema",
+    statements: [
+      sql.unsafe`CREATE TABLE IF NOT EXISTS ml_models (
+        model_id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+        user_id VARCHAR(255) NOT NULL,
+        model_type VARCHAR(50) NOT NULL CHECK (model_type IN ('energy_prediction', 'task_suggester')),
+        version VARCHAR(20) NOT NULL,
+        version_number INT NOT NULL,
+        model_format VARCHAR(50) NOT NULL,
+        model_data BYTEA,
+        accuracy_score DECIMAL(5,4),
+        training_accuracy DECIMAL(5,4),
+        evaluation JSONB NOT NULL DEFAULT '{}'::jsonb,
+        training_samples INT,
+        training_data_seq BIGINT NOT NULL DEFAULT 0,
+        feedback_count INT NOT NULL DEFAULT 0,
+        feedback_correct INT NOT NULL DEFAULT 0,
+        trained_at TIMESTAMPTZ DEFAULT NOW(),
+        is_active BOOLEAN DEFAULT false,
+        UNIQUE (user_id, model_type, version_number)
+      )`,
+      sql.unsafe`CREATE UNIQUE INDEX IF NOT EXISTS ml_models_one_active
+        ON ml_models (user_id, model_type) WHERE is_active`,
+      sql.unsafe`CREATE TABLE IF NOT EXISTS training_data (
+        data_id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+        seq BIGSERIAL NOT NULL UNIQUE,
+        user_id VARCHAR(255) NOT NULL,
+        model_type VARCHAR(50) NOT NULL DEFAULT 'energy_prediction',
+        feature_vector JSONB NOT NULL,
+        label VARCHAR(100) NOT NULL,
+        source VARCHAR(20) NOT NULL DEFAULT 'ingest',
+        prediction_id UUID,
+        observed_at TIMESTAMPTZ,
+        created_at TIMESTAMPTZ DEFAULT NOW()
+      )`,
+      sql.unsafe`CREATE INDEX IF NOT EXISTS training_data_user_type_seq
+        ON training_data (user_id, model_type, seq)`,
+      sql.unsafe`CREATE TABLE IF NOT EXISTS model_predictions (
+        prediction_id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+        model_id UUID REFERENCES ml_models(model_id),
+        user_id VARCHAR(255) NOT NULL,
+        prediction_type VARCHAR(50) NOT NULL,
+        prediction_value JSONB NOT NULL,
+        confidence_score DECIMAL(5,4),
+        was_correct BOOLEAN,
+        feedback JSONB,
+        feedback_at TIMESTAMPTZ,
+        created_at TIMESTAMPTZ DEFAULT NOW()
+      )`,
+      sql.unsafe`CREATE INDEX IF NOT EXISTS model_predictions_model ON model_predictions (model_id)`,
+      sql.unsafe`CREATE INDEX IF NOT EXISTS model_predictions_user_created
+        ON model_predictions (user_id, created_at)`,
+      sql.unsafe`CREATE TABLE IF NOT EXISTS tasks (
+        user_id VARCHAR(255) NOT NULL,
+        task_id UUID NOT NULL,
+        title TEXT NOT NULL,
+        category VARCHAR(100) NOT NULL,
+        energy_required VARCHAR(10) NOT NULL CHECK (energy_required IN ('low', 'medium', 'high')),
+        estimated_minutes INT NOT NULL,
+        priority SMALLINT NOT NULL CHECK (priority BETWEEN 1 AND 4),
+        due_at TIMESTAMPTZ,
+        status VARCHAR(10) NOT NULL CHECK (status IN ('open', 'done')),
+        updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+        PRIMARY KEY (user_id, task_id)
+      )`,
+      sql.unsafe`CREATE INDEX IF NOT EXISTS tasks_open_by_user ON tasks (user_id) WHERE status = 'open'`,
+    ],
+  },
+];

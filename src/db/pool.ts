@@ -1,0 +1,19 @@
+import { createPool, type DatabasePool } from "slonik";
+
+/** Settings for the one pool the service uses. */
+export interface PoolOptions {
+  /** Pool size; 1 for the embedded database, which runs one query at a time anyway. */
+  readonly maximumPoolSize?: number;
+  /** Milliseconds before PostgreSQL cancels a statement. */
+  readonly statementTimeoutMs?: number;
+}
+
+/** Opens the slonik pool every repository shares; the caller ends it on shutdown. */
+export async function createDatabasePool(url: string, options: PoolOptions = {}): Promise<DatabasePool> {
+  return createPool(url, {
+    maximumPoolSize: options.maximumPoolSize ?? 10,
+    statementTimeout: options.statementTimeoutMs ?? 30_000,
+    connectionTimeout: 10_000,
+    idleTimeout: 30_000,
+  });
+}

@@ -1,0 +1,57 @@
+import { sql, type CommonQueryMethods } from "slonik";
+import { z } from "zod";
+
+/** prediction_type values. */
+export type PredictionType = "energy_prediction" | "task_suggestion";
+
+/** A prediction or suggestion set to log. */
+export interface NewPrediction {
+  readonly predictionId: string;
+  readonly modelId: string | null;
+  readonly userId: string;
+  readonly type: PredictionType;
+  readonly value: Record<string, unknown>;
+  readonly confidence: number | null;
+}
+
+const PredictionRow = z.object({
+  prediction_id: z.string().uuid(),
+  model_id: z.string().uuid().nullable(),
+  user_id: z.string(),
+  prediction_type: z.enum(["energy_prediction", "task_suggestion"]),
+  prediction_value: z.record(z.string(), z.unknown()),
+  was_correct: z.boolean().nullable(),
+  feedback: z.record(z.string(), z.unknown()).nullable(),
+});
+/** A logged prediction as Feedback reads it. */
+export type PredictionRow = z.infer<typeof PredictionRow>;
+
+/** Logs one prediction; its id is valid for Feedback once this resolves. */
+export async function insertPrediction(db: CommonQueryMethods, p: NewPrediction): Promise<void> {
+  await db.query(sql.unsafe`
+    INSERT INTO model_predictions (prediction_id, model_id, user_id, prediction_type, prediction_value, confidence_score)
+    VALUES (${p.predictionId}, ${p.modelId}, ${p.userId}, ${p.type}, ${sql.jsonb(p.value as never)},
+      ${p.confidence === null ? null : Math.round(p.confidence * 10_000) / 10_000})
+  `);
+}
+
+/** Reads and row-locks a prediction so two feedbacks for it cannot race. */
+export async function lockPrediction(db: CommonQueryMethods, predictionId: string): Promise<PredictionRow | null> {
+  return db.maybeOne(sql.type(PredictionRow)`
+    SELECT prediction_id, model_id, user_id, prediction_type, prediction_value, was_correct, feedback
+    FROM model_predictions WHERE prediction_id = ${predictionId} FOR UPDATE
+  `);
+}
+
+/** Stores the answer to a prediction. */
+export async function recordPredictionFeedback(
+  db: CommonQueryMethods,
+  predictionId: string,
+  wasCorrect: boolean,
+  feedback: Record<string, unknown>,
+): Promise<void> {
+  await db.query(sql.unsafe`
+    UPDATE model_predictions SET was_correct = ${wasCorrect}, feedback = ${sql.jsonb(feedback as never)}, feedback_at = now()
+    WHERE prediction_id = ${predictionId}
+  `);
+}

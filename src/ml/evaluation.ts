@@ -1,0 +1,88 @@
+/**
+ * Held-out evaluation: stratified folds and the scores we store for every
+ * model version. Pure and seeded so an evaluation can be rerun exactly.
+ */
+
+/** A small seeded PRNG (mulberry32): same seed, same folds, on every platform. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Assigns each row a fold 0..k-1 so that every class is spread evenly over the folds. */
+export function stratifiedFolds(labels: readonly number[], k: number, seed: number): number[] {
+  const random = seededRandom(seed);
+  const byClass = new Map<number, number[]>();
+  labels.forEach((label, i) => {
+    const list = byClass.get(label) ?? [];
+    list.push(i);
+    byClass.set(label, list);
+  });
+  const folds = new Array<number>(labels.length).fill(0);
+  let offset = 0;
+  for (const label of [...byClass.keys()].sort((a, b) => a - b)) {
+    const idx = byClass.get(label)!;
+    for (let i = idx.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [idx[i], idx[j]] = [idx[j]!, idx[i]!];
+    }
+    // Continue the round robin where the previous class stopped, so small classes do not all land in fold 0.
+    idx.forEach((row, position) => {
+      folds[row] = (offset + position) % k;
+    });
+    offset = (offset + idx.length) % k;
+  }
+  return folds;
+}
+
+/** Scores of a set of probability predictions against true labels. */
+export interface Scores {
+  /** Share of rows whose top class is the true one. */
+  readonly accuracy: number;
+  /** Mean squared error of the probability vector against the one-hot label. */
+  readonly brier: number;
+  /** Expected calibration error of the top class, 10 equal-width bins. */
+  readonly ece: number;
+  readonly samples: number;
+}
+
+/** Index of the largest probability (the first one on ties). */
+export function argmax(p: readonly number[]): number {
+  let best = 0;
+  for (let i = 1; i < p.length; i++) if (p[i]! > p[best]!) best = i;
+  return best;
+}
+
+/** Accuracy, Brier score and ECE of probabilities against labels. */
+export function score(probabilities: readonly (readonly number[])[], labels: readonly number[]): Scores {
+  const n = labels.length;
+  if (n === 0) return { accuracy: 0, brier: 0, ece: 0, samples: 0 };
+  let correct = 0;
+  let brier = 0;
+  const binCount = new Array<number>(10).fill(0);
+  const binConfidence = new Array<number>(10).fill(0);
+  const binCorrect = new Array<number>(10).fill(0);
+  for (let i = 0; i < n; i++) {
+    const p = probabilities[i]!;
+    const top = argmax(p);
+    const hit = top === labels[i] ? 1 : 0;
+    correct += hit;
+    for (let c = 0; c < p.length; c++) brier += ((p[c] ?? 0) - (c === labels[i] ? 1 : 0)) ** 2;
+    const confidence = p[top] ?? 0;
+    const bin = Math.min(9, Math.floor(confidence * 10));
+    binCount[bin]!++;
+    binConfidence[bin]! += confidence;
+    binCorrect[bin]! += hit;
+  }
+  let ece = 0;
+  for (let b = 0; b < 10; b++) {
+    if (binCount[b]! > 0) ece += Math.abs(binCorrect[b]! - binConfidence[b]!) / n;
+  }
+  return { accuracy: correct / n, brier: brier / n, ece, samples: n };
+}

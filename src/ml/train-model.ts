@@ -1,0 +1,106 @@
+import { forestAlgorithm } from "./algorithms.ts";
+import { argmax, score, stratifiedFolds, type Scores } from "./evaluation.ts";
+import type { ForestOptions } from "./forest.ts";
+
+/**
+ * The training job the worker pool runs: plain data in, plain data out.
+ * It imports no database, config or logger, so it runs the same in a
+ * piscina worker and in a test.
+ */
+
+/** The active model, sent along so the new version can be compared on data the active one never saw. */
+export interface ActiveModelForComparison {
+  readonly format: string;
+  readonly blob: Uint8Array;
+  /** Rows from this index on were stored after the active model was trained. */
+  readonly unseenFrom: number;
+}
+
+/** Everything a fit needs. */
+export interface TrainJob {
+  readonly rows: readonly (readonly number[])[];
+  readonly labels: readonly number[];
+  readonly nClasses: number;
+  readonly format: string;
+  readonly options: ForestOptions;
+  readonly active?: ActiveModelForComparison;
+}
+
+/** How the held-out scores were measured, plus the scores. */
+export interface Evaluation extends Scores {
+  /** e.g. "stratified 5-fold cross-validation". */
+  readonly method: string;
+}
+
+/** Both models scored on the same rows, which the active model was not trained on. */
+export interface Comparison {
+  readonly samples: number;
+  readonly candidateAccuracy: number;
+  readonly activeAccuracy: number;
+}
+
+/** What the worker sends back. */
+export interface TrainResult {
+  readonly format: string;
+  readonly modelData: Uint8Array;
+  readonly evaluation: Evaluation;
+  readonly comparison?: Comparison;
+}
+
+/** Below this many rows every row is held out once (k-fold); above it one stratified 20% split is enough and 5x cheaper. */
+export const KFOLD_LIMIT = 1000;
+const FOLDS = 5;
+
+/** Fits the final model on every row and measures it on held-out rows first. */
+export function trainModel(job: TrainJob): TrainResult {
+  const algorithm = forestAlgorithm(job.format);
+  const n = job.rows.length;
+  if (n === 0) throw new RangeError("cannot train on 0 rows");
+  const folds = stratifiedFolds(job.labels, FOLDS, job.options.seed);
+  const kfold = n < KFOLD_LIMIT;
+  // With a holdout, only fold 0 (20%, stratified) is scored.
+  const scoredFolds = kfold ? [0, 1, 2, 3, 4] : [0];
+  const heldOut: (number[] | undefined)[] = new Array(n);
+  for (const fold of scoredFolds) {
+    const trainIdx: number[] = [];
+    const testIdx: number[] = [];
+    for (let i = 0; i < n; i++) (folds[i] === fold ? testIdx : trainIdx).push(i);
+    if (testIdx.length === 0 || trainIdx.length === 0) continue;
+    const forest = algorithm.fit(
+      trainIdx.map((i) => job.rows[i]!),
+      trainIdx.map((i) => job.labels[i]!),
+      job.nClasses,
+      job.options,
+    );
+    for (const i of testIdx) heldOut[i] = forest.predictProba(job.rows[i]!);
+  }
+  const scoredIdx = heldOut.flatMap((p, i) => (p === undefined ? [] : [i]));
+  const scores = score(
+    scoredIdx.map((i) => heldOut[i]!),
+    scoredIdx.map((i) => job.labels[i]!),
+  );
+  const evaluation: Evaluation = {
+    ...scores,
+    method: kfold ? `stratified ${FOLDS}-fold cross-validation` : "stratified 20% holdout",
+  };
+
+  const forest = algorithm.fit(job.rows, job.labels, job.nClasses, job.options);
+  const result: TrainResult = { format: algorithm.kind, modelData: forest.serialize(), evaluation };
+  if (job.active === undefined) return result;
+
+  const active = forestAlgorithm(job.active.format).load(job.active.blob);
+  let samples = 0;
+  let candidateHits = 0;
+  let activeHits = 0;
+  for (const i of scoredIdx) {
+    if (i < job.active.unseenFrom) continue;
+    samples++;
+    if (argmax(heldOut[i]!) === job.labels[i]) candidateHits++;
+    if (argmax(active.predictProba(job.rows[i]!)) === job.labels[i]) activeHits++;
+  }
+  if (samples === 0) return result;
+  return {
+    ...result,
+    comparison: { samples, candidateAccuracy: candidateHits / samples, activeAccuracy: activeHits / samples },
+  };
+}

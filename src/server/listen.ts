@@ -1,0 +1,65 @@
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+
+/** A listening server and how to stop it. */
+export interface RunningServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+const HTTP2_PREFACE = "PRI * HTTP/2.0";
+
+/**
+ * Serves gRPC, gRPC-Web and Connect on one port, for HTTP/2 with prior
+ * knowledge (gRPC clients, `buf curl --http2-prior-knowledge`) and for
+ * HTTP/1.1 (plain curl with Connect JSON): the first bytes of each
+ * connection tell the two apart.
+ */
+export async function listen(
+  routes: (router: ConnectRouter) => void,
+  interceptors: Interceptor[],
+  port: number,
+  host = "127.0.0.1",
+): Promise<RunningServer> {
+  const handler = connectNodeAdapter({ routes, interceptors });
+  const h2 = http2.createServer({}, handler);
+  const h1 = http.createServer(handler);
+  const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.once("readable", () => {
+      const head = (socket.read(HTTP2_PREFACE.length) as Buffer | null) ?? (socket.read() as Buffer | null);
+      if (head === null) return;
+      socket.unshift(head);
+      const isHttp2 = head.toString("latin1").startsWith(HTTP2_PREFACE.slice(0, head.length));
+      (isHttp2 ? h2 : h1).emit("connection", socket);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve());
+  });
+  const address = server.address() as net.AddressInfo;
+  return {
+    port: address.port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        // Stop accepting, let in-flight calls finish (GOAWAY for HTTP/2), then drop what is left.
+        server.close(() => resolve());
+        for (const session of sessions) session.close();
+        h1.closeIdleConnections();
+        setTimeout(() => {
+          for (const s of sockets) s.destroy();
+        }, 5_000).unref();
+      }),
+  };
+}

@@ -1,0 +1,30 @@
+import { availableParallelism } from "node:os";
+import { Piscina } from "piscina";
+import type { TrainJob, TrainResult } from "../ml/train-model.ts";
+
+/** The worker threads that fit models. */
+export interface TrainPool {
+  run(job: TrainJob, signal?: AbortSignal): Promise<TrainResult>;
+  close(): Promise<void>;
+}
+
+/**
+ * Fitting is CPU-bound; it must never run on the event loop. One thread fewer
+ * than the cores (at least one) leaves a core for serving.
+ */
+export function createTrainPool(threads = Math.max(1, availableParallelism() - 1)): TrainPool {
+  const pool = new Piscina<TrainJob, TrainResult>({
+    filename: new URL("../ml/train-worker.ts", import.meta.url).href,
+    minThreads: 0,
+    maxThreads: threads,
+    idleTimeout: 60_000,
+  });
+  return {
+    run(job, signal) {
+      return pool.run(job, signal === undefined ? {} : { signal });
+    },
+    close() {
+      return pool.destroy();
+    },
+  };
+}
