@@ -140,7 +140,8 @@ export function createTrainer(deps: TrainerDeps): Trainer {
       const active = await activeModel(db, userId, modelType);
       const since = active?.training_data_seq ?? 0n;
       const fresh = await countTrainingSamplesAfter(db, userId, modelType, since);
-      if (fresh < settings.retrainAfter) return false;
+      // A first model waits for the minimum; later ones for retrainAfter new samples.
+      if (fresh < settings.retrainAfter || (active === null && fresh < settings.minSamples[modelType])) return false;
       const run = lock
         .run(key, () => trainNow(userId, modelType))
         .catch((err: unknown) => deps.onBackgroundError(err, userId, modelType));

@@ -1,0 +1,47 @@
+import { createClient, createRouterTransport, type Client } from "@connectrpc/connect";
+import { MlService } from "../../gen/ml/v1/ml_pb.ts";
+import { createApp, DEFAULT_TRAINER_SETTINGS, type App } from "../../src/app.ts";
+import { silentLogger } from "../../src/logger.ts";
+import { createErrorInterceptor } from "../../src/server/errors.ts";
+import type { TrainerSettings } from "../../src/service/trainer.ts";
+import { createTrainPool, type TrainPool } from "../../src/service/train-pool.ts";
+import { freshDatabase, type TestDatabase } from "./database.ts";
+
+/** The whole app on a fresh database with a real worker pool, called through a Connect client in memory. */
+export interface TestService {
+  readonly db: TestDatabase;
+  readonly app: App;
+  readonly client: Client<typeof MlService>;
+  readonly pool: TrainPool;
+  close(): Promise<void>;
+}
+
+/** Settings that keep tests quick: fewer trees, same rules. */
+export const TEST_SETTINGS: TrainerSettings = { ...DEFAULT_TRAINER_SETTINGS, nEstimators: 25 };
+
+/** Builds a TestService; `clock` fixes "now" for SuggestTasks. */
+export async function startTestService(
+  options: { settings?: Partial<TrainerSettings>; clock?: () => number } = {},
+): Promise<TestService> {
+  const db = await freshDatabase();
+  const pool = createTrainPool(1);
+  const app = createApp({
+    db: db.pool,
+    runJob: (job, signal) => pool.run(job, signal),
+    log: silentLogger,
+    settings: { ...TEST_SETTINGS, ...options.settings },
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
+  });
+  const transport = createRouterTransport(app.routes, { router: { interceptors: [createErrorInterceptor(silentLogger)] } });
+  return {
+    db,
+    app,
+    pool,
+    client: createClient(MlService, transport),
+    async close() {
+      await app.trainer.idle();
+      await pool.close();
+      await db.close();
+    },
+  };
+}
