@@ -168,6 +168,7 @@ export function decodePart(blob: Uint8Array): ForestPart {
     nFeatures,
     treeStart: 0,
     treeEnd: nTrees,
+    totalTrees: nTrees,
     nBins: new Uint16Array(buf, L.nBins, nFeatures),
     edges: new Float64Array(buf, L.edges, nEdges),
     treeNodeCounts: new Int32Array(buf, L.counts, nTrees),

@@ -14,6 +14,8 @@ export interface ForestPart {
   readonly nFeatures: number;
   readonly treeStart: number;
   readonly treeEnd: number;
+  /** Trees in the whole forest this part belongs to (options.nEstimators). */
+  readonly totalTrees: number;
   /** Value bins per feature. */
   readonly nBins: Uint16Array;
   /** Bin edges of all features, nBins[f] - 1 per feature, in feature order. */
