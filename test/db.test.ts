@@ -1,0 +1,151 @@
+import { sql } from "slonik";
+import { z } from "zod";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { migrate } from "../src/db/migrate.ts";
+import { migrations } from "../src/db/migrations.ts";
+import { activateModel, activeModel, insertModel, listModels, modelBlob, recordModelFeedback, TRAINING_ACCURACY_WEIGHT } from "../src/db/models.ts";
+import { insertPrediction, lockPrediction, recordPredictionFeedback } from "../src/db/predictions.ts";
+import { openTasks, upsertTasks } from "../src/db/tasks.ts";
+import {
+  countTrainingSamples,
+  countTrainingSamplesAfter,
+  insertTrainingSamples,
+  latestTrainingSeq,
+  trainingSamplesFor,
+} from "../src/db/training-data.ts";
+import { freshDatabase, type TestDatabase } from "./support/database.ts";
+
+/** Database code against a real PostgreSQL (or the embedded one), in a database of its own. */
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await freshDatabase({ migrate: false });
+});
+afterAll(async () => {
+  await db?.close();
+});
+
+const Column = z.object({ table_name: z.string(), column_name: z.string(), data_type: z.string() });
+
+describe("migrations", () => {
+  it("create the seed's tables and columns once, and are idempotent", async () => {
+    expect(await migrate(db.pool)).toEqual(migrations.map((m) => m.version));
+    expect(await migrate(db.pool)).toEqual([]);
+    await Promise.all([migrate(db.pool), migrate(db.pool)]);
+    const columns = await db.pool.any(sql.type(Column)`
+      SELECT table_name, column_name, data_type FROM information_schema.columns
+      WHERE table_schema = 'public' ORDER BY table_name, column_name`);
+    const has = (table: string, column: string, type: string) =>
+      expect(columns).toContainEqual({ table_name: table, column_name: column, data_type: type });
+    has("ml_models", "model_id", "uuid");
+    has("ml_models", "model_type", "character varying");
+    has("ml_models", "version", "character varying");
+    has("ml_models", "model_data", "bytea");
+    has("ml_models", "accuracy_score", "numeric");
+    has("ml_models", "training_samples", "integer");
+    has("ml_models", "is_active", "boolean");
+    has("ml_models", "user_id", "character varying");
+    has("training_data", "feature_vector", "jsonb");
+    has("training_data", "label", "character varying");
+    has("training_data", "model_type", "character varying");
+    has("model_predictions", "prediction_value", "jsonb");
+    has("model_predictions", "confidence_score", "numeric");
+    has("model_predictions", "was_correct", "boolean");
+    has("tasks", "energy_required", "character varying");
+  });
+});
+
+const model = (userId: string, accuracy = 0.5) => ({
+  userId,
+  modelType: "energy_prediction" as const,
+  format: "test",
+  modelData: new Uint8Array([1, 2, 3]),
+  trainingAccuracy: accuracy,
+  evaluation: { method: "test" },
+  trainingSamples: 10,
+  trainingDataSeq: 7n,
+});
+
+describe("models", () => {
+  it("numbers versions per user and keeps exactly one active", async () => {
+    const a = await insertModel(db.pool, model("m1"));
+    const b = await insertModel(db.pool, model("m1"));
+    const other = await insertModel(db.pool, model("m2"));
+    expect([a.version, b.version, other.version]).toEqual(["v1", "v2", "v1"]);
+    expect(await activeModel(db.pool, "m1", "energy_prediction")).toBeNull();
+    await activateModel(db.pool, a.model_id);
+    await activateModel(db.pool, b.model_id);
+    await activateModel(db.pool, other.model_id);
+    expect((await activeModel(db.pool, "m1", "energy_prediction"))?.model_id).toBe(b.model_id);
+    expect((await listModels(db.pool, "m1", "energy_prediction")).map((r) => [r.version, r.is_active])).toEqual([
+      ["v2", true],
+      ["v1", false],
+    ]);
+    expect(await activateModel(db.pool, "00000000-0000-4000-8000-000000000000")).toBeNull();
+    // The partial unique index refuses a second active version even from outside the service.
+    await expect(db.pool.query(sql.unsafe`UPDATE ml_models SET is_active = true WHERE model_id = ${a.model_id}`)).rejects.toThrow();
+    expect((await modelBlob(db.pool, a.model_id))?.model_data).toEqual(Buffer.from([1, 2, 3]));
+  });
+
+  it("moves the live accuracy with feedback, weighted against the training accuracy", async () => {
+    const row = await insertModel(db.pool, model("m3", 0.6));
+    const after = await recordModelFeedback(db.pool, row.model_id, true);
+    expect(after.accuracy_score).toBeCloseTo((0.6 * TRAINING_ACCURACY_WEIGHT + 1) / (TRAINING_ACCURACY_WEIGHT + 1), 4);
+    expect(after.training_accuracy).toBe(0.6);
+    expect(after.feedback_count).toBe(1);
+  });
+});
+
+describe("training data", () => {
+  it("stores batches and reads the newest samples oldest first", async () => {
+    const sample = (i: number) => ({
+      userId: "t1",
+      modelType: "energy_prediction" as const,
+      features: { hour_of_day: i, sleep_quality: null },
+      label: "low",
+      source: "ingest" as const,
+      predictionId: null,
+      observedAt: Date.UTC(2026, 0, 1, i),
+    });
+    expect(await insertTrainingSamples(db.pool, [])).toBe(0);
+    expect(await insertTrainingSamples(db.pool, [0, 1, 2, 3, 4].map(sample))).toBe(5);
+    expect(await countTrainingSamples(db.pool, "t1", "energy_prediction")).toBe(5);
+    const newest = await trainingSamplesFor(db.pool, "t1", "energy_prediction", 3);
+    expect(newest.map((s) => s.feature_vector["hour_of_day"])).toEqual([2, 3, 4]);
+    const seq = await latestTrainingSeq(db.pool, "t1", "energy_prediction");
+    expect(seq).toBe(newest[2]!.seq);
+    expect(await countTrainingSamplesAfter(db.pool, "t1", "energy_prediction", newest[0]!.seq)).toBe(2);
+    expect(await latestTrainingSeq(db.pool, "nobody", "energy_prediction")).toBe(0n);
+  });
+});
+
+describe("predictions and tasks", () => {
+  it("logs a prediction and its feedback", async () => {
+    const id = "11111111-1111-4111-8111-111111111111";
+    await insertPrediction(db.pool, { predictionId: id, modelId: null, userId: "p1", type: "energy_prediction", value: { x: 1 }, confidence: 0.123456 });
+    await db.pool.transaction(async (tx) => {
+      const row = await lockPrediction(tx, id);
+      expect(row?.was_correct).toBeNull();
+      await recordPredictionFeedback(tx, id, true, { was_correct: true });
+    });
+    expect((await lockPrediction(db.pool, id))?.was_correct).toBe(true);
+    expect(await lockPrediction(db.pool, "22222222-2222-4222-8222-222222222222")).toBeNull();
+  });
+
+  it("upserts tasks and lists open ones by urgency", async () => {
+    const task = (taskId: string, priority: number, status: "open" | "done" = "open") => ({
+      taskId,
+      title: `t${priority}`,
+      category: "c",
+      energyRequired: "low" as const,
+      estimatedMinutes: 10,
+      priority,
+      dueAt: null,
+      status,
+    });
+    expect(await upsertTasks(db.pool, "u", [])).toBe(0);
+    await upsertTasks(db.pool, "u", [task("aaaaaaaa-0000-4000-8000-000000000001", 3), task("aaaaaaaa-0000-4000-8000-000000000002", 1)]);
+    expect((await openTasks(db.pool, "u")).map((t) => t.priority)).toEqual([1, 3]);
+    await upsertTasks(db.pool, "u", [task("aaaaaaaa-0000-4000-8000-000000000002", 1, "done")]);
+    expect((await openTasks(db.pool, "u")).map((t) => t.priority)).toEqual([3]);
+  });
+});
