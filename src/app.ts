@@ -13,7 +13,9 @@ import type { Logger } from "./logger.ts";
 import { createHealthService, ServingStatus, type HealthService } from "./server/health.ts";
 import { createReflectionService } from "./server/reflection.ts";
 import { createFeedbackRecorder } from "./service/feedback.ts";
+import { createActiveModels } from "./service/active-models.ts";
 import { createKeyedLock } from "./service/keyed-lock.ts";
+import { createPredictionLog, type PredictionLog } from "./service/prediction-log.ts";
 import { createModelCache } from "./service/model-cache.ts";
 import { createPredictor } from "./service/predictor.ts";
 import { createSuggester } from "./service/suggester.ts";
@@ -26,7 +28,10 @@ export interface AppDeps {
   readonly log: Logger;
   readonly settings: TrainerSettings;
   readonly clock?: () => number;
-  readonly modelCacheEntries?: number;
+  /** Memory bound of the model cache, in bytes. */
+  readonly modelCacheBytes?: number;
+  /** Seconds another instance's activation may take to be seen here. */
+  readonly activeModelTtlMs?: number;
 }
 
 /** The wired service: its routes and the parts shutdown and tests reach for. */
@@ -34,6 +39,9 @@ export interface App {
   readonly routes: (router: ConnectRouter) => void;
   readonly trainer: Trainer;
   readonly health: HealthService;
+  readonly predictionLog: PredictionLog;
+  /** Flushes the prediction log and waits for background retrains. */
+  close(): Promise<void>;
 }
 
 /** Default training settings (overridable through config). */
@@ -49,7 +57,11 @@ export const DEFAULT_TRAINER_SETTINGS: TrainerSettings = {
 export function createApp(deps: AppDeps): App {
   const { db, log } = deps;
   const clock = deps.clock ?? Date.now;
-  const cache = createModelCache(db, deps.modelCacheEntries);
+  const cache = createModelCache(db, deps.modelCacheBytes);
+  const activeModels = createActiveModels(db, deps.activeModelTtlMs === undefined ? {} : { ttlMs: deps.activeModelTtlMs });
+  const predictionLog = createPredictionLog(db, log);
+  const onActivated = (model: { user_id: string; model_type: "energy_prediction" | "task_suggester" }) =>
+    activeModels.invalidate(model.user_id, model.model_type);
   const trainer = createTrainer({
     db,
     runJob: deps.runJob,
@@ -58,15 +70,21 @@ export function createApp(deps: AppDeps): App {
     settings: deps.settings,
     onBackgroundError: (err, userId, modelType) =>
       log.error("background retrain failed", { userId, modelType, error: err instanceof Error ? err.message : String(err) }),
+    onActivated,
   });
-  const predictor = createPredictor({ db, cache });
-  const suggester = createSuggester({ db, cache, predictor });
-  const feedback = createFeedbackRecorder({ db, trainer });
+  const predictor = createPredictor({ activeModels, cache, predictionLog });
+  const suggester = createSuggester({ db, activeModels, cache, predictor, predictionLog });
+  const feedback = createFeedbackRecorder({ db, trainer, predictionLog });
   const health = createHealthService({ initial: { [MlService.typeName]: ServingStatus.SERVING } });
   const reflection = createReflectionService([file_ml_v1_ml]);
   return {
     trainer,
     health,
+    predictionLog,
+    async close() {
+      await predictionLog.close();
+      await trainer.idle();
+    },
     routes(router) {
       router.service(MlService, {
         ingestTrainingData: createIngestTrainingDataHandler({ db }),
@@ -76,7 +94,7 @@ export function createApp(deps: AppDeps): App {
         upsertTasks: createUpsertTasksHandler({ db }),
         feedback: createFeedbackHandler({ feedback }),
         listModels: createListModelsHandler({ db }),
-        activateModel: createActivateModelHandler({ db }),
+        activateModel: createActivateModelHandler({ db, onActivated }),
       });
       health.register(router);
       reflection.register(router);

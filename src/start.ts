@@ -45,7 +45,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
       stopping ??= (async () => {
         app.health.shutdown();
         await server.close();
-        await app.trainer.idle();
+        await app.close();
         await trainPool.close();
         await db.end();
         await embedded?.stop();

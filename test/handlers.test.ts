@@ -142,6 +142,7 @@ describe("Predict", () => {
     expect(r.confidence).toBeCloseTo(Math.max(...r.probabilities.map((p) => p.probability)), 9);
     expect(r.recommendedTaskTypes.length).toBeGreaterThan(0);
     expect(r.modelVersion).toBe("v1");
+    await s.app.predictionLog.flush();
     const logged = await s.db.pool.one(
       sql.type(z.object({ prediction_type: z.string(), user_id: z.string() }))`
         SELECT prediction_type, user_id FROM model_predictions WHERE prediction_id = ${r.predictionId}`,
@@ -156,6 +157,7 @@ describe("Predict", () => {
       timeZone: "Asia/Tokyo",
       recentActivity: activity,
     });
+    await s.app.predictionLog.flush();
     const features = await s.db.pool.oneFirst(
       sql.type(z.object({ f: z.record(z.string(), z.unknown()) }))`
         SELECT prediction_value->'features' AS f FROM model_predictions WHERE prediction_id = ${r.predictionId}`,
@@ -197,6 +199,11 @@ describe("Predict", () => {
   });
 });
 
+const others: { close(): Promise<void> }[] = [];
+afterAll(async () => {
+  for (const app of others) await app.close();
+});
+
 async function startTestServiceOn() {
   const { createApp } = await import("../src/app.ts");
   const { createClient, createRouterTransport } = await import("@connectrpc/connect");
@@ -205,6 +212,7 @@ async function startTestServiceOn() {
   const { silentLogger } = await import("../src/logger.ts");
   const { TEST_SETTINGS } = await import("./support/service.ts");
   const app = createApp({ db: s.db.pool, runJob: (job) => s.pool.run(job), log: silentLogger, settings: TEST_SETTINGS });
+  others.push(app);
   return createClient(MlService, createRouterTransport(app.routes, { router: { interceptors: [createErrorInterceptor(silentLogger)] } }));
 }
 

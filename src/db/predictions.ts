@@ -35,6 +35,25 @@ export async function insertPrediction(db: CommonQueryMethods, p: NewPrediction)
   `);
 }
 
+/** Logs many predictions in one statement. */
+export async function insertPredictions(db: CommonQueryMethods, rows: readonly NewPrediction[]): Promise<void> {
+  if (rows.length === 0) return;
+  await db.query(sql.unsafe`
+    INSERT INTO model_predictions (prediction_id, model_id, user_id, prediction_type, prediction_value, confidence_score)
+    SELECT * FROM ${sql.unnest(
+      rows.map((p) => [
+        p.predictionId,
+        p.modelId,
+        p.userId,
+        p.type,
+        JSON.stringify(p.value),
+        p.confidence === null ? null : (Math.round(p.confidence * 10_000) / 10_000).toFixed(4),
+      ]),
+      ["uuid", "uuid", "text", "text", "jsonb", "numeric"],
+    )}
+  `);
+}
+
 /** Reads and row-locks a prediction so two feedbacks for it cannot race. */
 export async function lockPrediction(db: CommonQueryMethods, predictionId: string): Promise<PredictionRow | null> {
   return db.maybeOne(sql.type(PredictionRow)`

@@ -5,6 +5,7 @@ import { InvalidInput, NotFound, PreconditionFailed } from "../errors.ts";
 import { modelById, recordModelFeedback } from "../db/models.ts";
 import { lockPrediction, recordPredictionFeedback, type PredictionRow } from "../db/predictions.ts";
 import { insertTrainingSamples, type NewTrainingSample } from "../db/training-data.ts";
+import type { PredictionLog } from "./prediction-log.ts";
 import type { Trainer } from "./trainer.ts";
 
 /** A Feedback request after validation. */
@@ -32,6 +33,7 @@ export interface FeedbackRecorder {
 export interface FeedbackDeps {
   readonly db: DatabasePool;
   readonly trainer: Trainer;
+  readonly predictionLog: PredictionLog;
 }
 
 // Rows written by Predict and SuggestTasks; parsed because the database can change under the code.
@@ -107,10 +109,12 @@ function planSuggestion(row: PredictionRow, input: FeedbackInput): Plan {
 }
 
 /** Builds the recorder: answers are stored once; the same answer again is a no-op, a different one an error. */
-export function createFeedbackRecorder({ db, trainer }: FeedbackDeps): FeedbackRecorder {
+export function createFeedbackRecorder({ db, trainer, predictionLog }: FeedbackDeps): FeedbackRecorder {
   return {
     async record(input) {
       const answer = { was_correct: input.wasCorrect, actual_energy: input.actualEnergy, chosen_task_id: input.chosenTaskId };
+      // A prediction may still be in the log's buffer: write it first.
+      await predictionLog.ensureWritten(input.predictionId);
       const outcome = await db.transaction(async (tx) => {
         const row = await lockPrediction(tx, input.predictionId);
         if (row === null) throw new NotFound(`no prediction or suggestion has id ${input.predictionId}`);

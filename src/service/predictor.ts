@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
-import type { DatabasePool } from "slonik";
 import { ENERGY_LABELS, type EnergyFeatureValues, type EnergyLabel } from "../domain.ts";
 import { PreconditionFailed } from "../errors.ts";
-import { activeModel, type ModelRow } from "../db/models.ts";
-import { insertPrediction } from "../db/predictions.ts";
+import type { ModelRow } from "../db/models.ts";
 import { argmax } from "../ml/evaluation.ts";
 import { energyFeatureRow, localHourAndWeekday } from "../ml/features.ts";
+import type { ActiveModels } from "./active-models.ts";
 import type { ModelCache } from "./model-cache.ts";
+import type { PredictionLog } from "./prediction-log.ts";
 
 /** What the caller knows about the user's recent days. */
 export interface RecentActivity {
@@ -47,14 +47,15 @@ export interface Predictor {
 
 /** Dependencies of the predictor. */
 export interface PredictorDeps {
-  readonly db: DatabasePool;
+  readonly activeModels: ActiveModels;
   readonly cache: ModelCache;
+  readonly predictionLog: PredictionLog;
 }
 
 /** Builds the predictor. */
-export function createPredictor({ db, cache }: PredictorDeps): Predictor {
+export function createPredictor({ activeModels, cache, predictionLog }: PredictorDeps): Predictor {
   async function estimate(query: EnergyQuery): Promise<EnergyEstimate> {
-    const model = await activeModel(db, query.userId, "energy_prediction");
+    const model = await activeModels.get(query.userId, "energy_prediction");
     if (model === null) {
       throw new PreconditionFailed(
         `user "${query.userId}" has no active energy_prediction model: store samples with IngestTrainingData, then call Train`,
@@ -78,7 +79,7 @@ export function createPredictor({ db, cache }: PredictorDeps): Predictor {
     async predict(query) {
       const result = await estimate(query);
       const predictionId = randomUUID();
-      await insertPrediction(db, {
+      await predictionLog.append({
         predictionId,
         modelId: result.model.model_id,
         userId: query.userId,

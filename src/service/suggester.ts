@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { DatabasePool } from "slonik";
+import type { ActiveModels } from "./active-models.ts";
+import type { PredictionLog } from "./prediction-log.ts";
 import type { EnergyLabel } from "../domain.ts";
-import { activeModel } from "../db/models.ts";
-import { insertPrediction } from "../db/predictions.ts";
 import { openTasks } from "../db/tasks.ts";
 import { localHourAndWeekday } from "../ml/features.ts";
 import {
@@ -49,15 +49,17 @@ export interface Suggester {
 /** Dependencies of the suggester. */
 export interface SuggesterDeps {
   readonly db: DatabasePool;
+  readonly activeModels: ActiveModels;
   readonly cache: ModelCache;
   readonly predictor: Predictor;
+  readonly predictionLog: PredictionLog;
 }
 
 /** Share of match_score that comes from the learned preferences once a suggester model is active. */
 const LEARNED_WEIGHT = 0.4;
 
 /** Builds the suggester: rules always, plus the user's learned preferences when a TASK_SUGGESTER model is active. */
-export function createSuggester({ db, cache, predictor }: SuggesterDeps): Suggester {
+export function createSuggester({ db, activeModels, cache, predictor, predictionLog }: SuggesterDeps): Suggester {
   return {
     async suggest(query) {
       let energy = query.energy;
@@ -68,7 +70,7 @@ export function createSuggester({ db, cache, predictor }: SuggesterDeps): Sugges
       const { hour } = localHourAndWeekday(query.now, query.prediction.timeZone);
       const [tasks, learnedModel] = await Promise.all([
         openTasks(db, query.userId),
-        activeModel(db, query.userId, "task_suggester"),
+        activeModels.get(query.userId, "task_suggester"),
       ]);
       const learned = learnedModel === null ? null : await cache.get(learnedModel.model_id);
       const scored = tasks.map((task) => {
@@ -88,7 +90,7 @@ export function createSuggester({ db, cache, predictor }: SuggesterDeps): Sugges
         reasoning: reasoning(s.rule, energy, query.now, s.note),
       }));
       const suggestionId = randomUUID();
-      await insertPrediction(db, {
+      await predictionLog.append({
         predictionId: suggestionId,
         modelId: learnedModel?.model_id ?? null,
         userId: query.userId,

@@ -125,7 +125,7 @@ export function createTrainer(deps: TrainerDeps): Trainer {
         (activate ? "" : `; ${active.version} stays active`);
     }
     const model = activate ? ((await activateModel(db, stored.model_id)) ?? stored) : stored;
-    cache.put(model.model_id, forestAlgorithm(result.format).load(result.modelData));
+    cache.put(model.model_id, forestAlgorithm(result.format).load(result.modelData), result.modelData.byteLength);
     if (activate) deps.onActivated?.(model);
     return { model, activated: activate, reason };
   }

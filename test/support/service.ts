@@ -39,7 +39,7 @@ export async function startTestService(
     pool,
     client: createClient(MlService, transport),
     async close() {
-      await app.trainer.idle();
+      await app.close();
       await pool.close();
       await db.close();
     },

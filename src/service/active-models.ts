@@ -1,0 +1,49 @@
+import type { DatabasePool } from "slonik";
+import type { ModelTypeName } from "../domain.ts";
+import { activeModel, type ModelRow } from "../db/models.ts";
+
+/** Which version is active for a user, without a database round trip per call. */
+export interface ActiveModels {
+  /** The active version (or null), from memory when known for less than the TTL. */
+  get(userId: string, modelType: ModelTypeName): Promise<ModelRow | null>;
+  /** Forgets what is known for a user, after this process activated a version. */
+  invalidate(userId: string, modelType: ModelTypeName): void;
+}
+
+interface Entry {
+  readonly row: Promise<ModelRow | null>;
+  readonly expires: number;
+}
+
+/**
+ * Why a TTL and not only invalidation: activations made by this process
+ * invalidate at once, but another instance of the service (or an operator's
+ * SQL) can activate a version too; the TTL bounds how long such a change
+ * takes to be seen. Entries (including "no model") are kept at most
+ * `maxEntries`, oldest first out.
+ */
+export function createActiveModels(db: DatabasePool, options: { ttlMs?: number; maxEntries?: number; clock?: () => number } = {}): ActiveModels {
+  const ttl = options.ttlMs ?? 5_000;
+  const maxEntries = options.maxEntries ?? 100_000;
+  const clock = options.clock ?? Date.now;
+  const entries = new Map<string, Entry>();
+  return {
+    get(userId, modelType) {
+      const key = `${modelType}:${userId}`;
+      const now = clock();
+      const hit = entries.get(key);
+      if (hit !== undefined && hit.expires > now) return hit.row;
+      const row = activeModel(db, userId, modelType);
+      entries.delete(key);
+      entries.set(key, { row, expires: now + ttl });
+      row.catch(() => {
+        if (entries.get(key)?.row === row) entries.delete(key);
+      });
+      while (entries.size > maxEntries) entries.delete(entries.keys().next().value!);
+      return row;
+    },
+    invalidate(userId, modelType) {
+      entries.delete(`${modelType}:${userId}`);
+    },
+  };
+}

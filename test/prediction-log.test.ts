@@ -1,0 +1,82 @@
+import { randomUUID } from "node:crypto";
+import { sql } from "slonik";
+import { z } from "zod";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { NewPrediction } from "../src/db/predictions.ts";
+import { silentLogger } from "../src/logger.ts";
+import { createPredictionLog } from "../src/service/prediction-log.ts";
+import { freshDatabase, type TestDatabase } from "./support/database.ts";
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await freshDatabase();
+});
+afterAll(async () => {
+  await db?.close();
+});
+
+const prediction = (userId: string): NewPrediction => ({
+  predictionId: randomUUID(),
+  modelId: null,
+  userId,
+  type: "energy_prediction",
+  value: { predicted_energy: "low" },
+  confidence: 0.5,
+});
+const count = (userId: string) =>
+  db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM model_predictions WHERE user_id = ${userId}`);
+
+describe("prediction log", () => {
+  it("writes in batches by size and by time", async () => {
+    const log = createPredictionLog(db.pool, silentLogger, { maxBatch: 10, maxDelayMs: 30 });
+    for (let i = 0; i < 25; i++) await log.append(prediction("batch"));
+    // Two full batches went at once; five rows wait for the timer.
+    await new Promise((r) => setTimeout(r, 5));
+    await log.ensureWritten("00000000-0000-4000-8000-000000000000");
+    expect(log.pending).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await count("batch")).toBe(25);
+    expect(log.pending).toBe(0);
+    await log.close();
+  });
+
+  it("makes an id readable as soon as someone asks for it", async () => {
+    const log = createPredictionLog(db.pool, silentLogger, { maxBatch: 1000, maxDelayMs: 60_000 });
+    const p = prediction("ensure");
+    await log.append(p);
+    expect(await count("ensure")).toBe(0);
+    await log.ensureWritten(p.predictionId);
+    expect(await count("ensure")).toBe(1);
+    await log.close();
+  });
+
+  it("flushes everything on close and writes later appends at once", async () => {
+    const log = createPredictionLog(db.pool, silentLogger, { maxBatch: 1000, maxDelayMs: 60_000 });
+    for (let i = 0; i < 7; i++) await log.append(prediction("close"));
+    await log.close();
+    expect(await count("close")).toBe(7);
+    await log.append(prediction("close"));
+    expect(await count("close")).toBe(8);
+  });
+
+  it("applies backpressure above the high-water mark", async () => {
+    const log = createPredictionLog(db.pool, silentLogger, { maxBatch: 5, maxDelayMs: 60_000, highWaterMark: 4 });
+    for (let i = 0; i < 5; i++) await log.append(prediction("pressure"));
+    // The fifth append filled a batch over the mark, so it waited for the write.
+    expect(await count("pressure")).toBe(5);
+    await log.close();
+  });
+
+  it("retries a failed write and reports it", async () => {
+    const errors: string[] = [];
+    const log = createPredictionLog(db.pool, { info() {}, error: (m) => errors.push(m) }, { maxBatch: 2, maxDelayMs: 60_000 });
+    const bad = { ...prediction("retry"), predictionId: "not-a-uuid" };
+    await log.append(bad);
+    await expect(log.append(prediction("retry")).then(() => log.flush())).rejects.toThrow();
+    expect(errors.length).toBe(6);
+    // A later good batch is still written.
+    await log.append(prediction("retry"));
+    await log.close();
+    expect(await count("retry")).toBe(1);
+  }, 30_000);
+});
