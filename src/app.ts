@@ -3,6 +3,8 @@ import type { DatabasePool } from "slonik";
 import { file_ml_v1_ml, MlService } from "../gen/ml/v1/ml_pb.ts";
 import { createActivateModelHandler } from "./api/activate-model.ts";
 import { createFeedbackHandler } from "./api/feedback.ts";
+import { createForecastEnergyHandler } from "./api/forecast-energy.ts";
+import { createListActivationsHandler } from "./api/list-activations.ts";
 import { createIngestTrainingDataHandler } from "./api/ingest-training-data.ts";
 import { createListModelsHandler } from "./api/list-models.ts";
 import { createPredictHandler } from "./api/predict.ts";
@@ -10,6 +12,7 @@ import { createSuggestTasksHandler } from "./api/suggest-tasks.ts";
 import { createTrainHandler } from "./api/train.ts";
 import { createUpsertTasksHandler } from "./api/upsert-tasks.ts";
 import type { Logger } from "./logger.ts";
+import { DEFAULT_USER_MODEL_SETTINGS } from "./ml/train-energy.ts";
 import { createHealthService, ServingStatus, type HealthService } from "./server/health.ts";
 import { createReflectionService } from "./server/reflection.ts";
 import { createFeedbackRecorder } from "./service/feedback.ts";
@@ -48,6 +51,9 @@ export interface App {
 export const DEFAULT_TRAINER_SETTINGS: TrainerSettings = {
   minSamples: { energy_prediction: 20, task_suggester: 30 },
   maxSamples: 20_000,
+  maxPopulationSamples: 200_000,
+  minPopulationUsers: 3,
+  userModel: DEFAULT_USER_MODEL_SETTINGS,
   nEstimators: 100,
   retrainAfter: 20,
   minComparisonSamples: 10,
@@ -95,6 +101,8 @@ export function createApp(deps: AppDeps): App {
         feedback: createFeedbackHandler({ feedback }),
         listModels: createListModelsHandler({ db }),
         activateModel: createActivateModelHandler({ db, onActivated }),
+        listActivations: createListActivationsHandler({ db }),
+        forecastEnergy: createForecastEnergyHandler({ predictor }),
       });
       health.register(router);
       reflection.register(router);

@@ -10,6 +10,10 @@ export interface Config {
   readonly dataDir: string;
   readonly trainThreads: number | null;
   readonly statementTimeoutMs: number;
+  /** Hours between scheduled retrains of the population model; 0 turns the schedule off. */
+  readonly populationRetrainHours: number;
+  /** Memory bound of the model cache, in bytes. */
+  readonly modelCacheBytes: number;
   readonly trainer: TrainerSettings;
 }
 
@@ -33,6 +37,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: env["DATA_DIR"] || ".data/pglite",
     trainThreads: threads === undefined || threads === "" ? null : integer(env, "TRAIN_THREADS", 1, 1, 64),
     statementTimeoutMs: integer(env, "STATEMENT_TIMEOUT_MS", 30_000, 100, 3_600_000),
+    populationRetrainHours: integer(env, "POPULATION_RETRAIN_HOURS", 24, 0, 24 * 365),
+    modelCacheBytes: integer(env, "MODEL_CACHE_MB", 256, 1, 1_000_000) * 1024 * 1024,
     trainer: {
       ...DEFAULT_TRAINER_SETTINGS,
       minSamples: {

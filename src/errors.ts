@@ -27,10 +27,12 @@ export class NotEnoughTrainingData extends Error {
     readonly modelType: string,
     readonly have: number,
     readonly need: number,
+    message?: string,
   ) {
     super(
-      `user "${userId}" has ${have} ${modelType} training sample(s); at least ${need} are needed ` +
-        `(add more with IngestTrainingData or Feedback, then call Train again)`,
+      message ??
+        `user "${userId}" has ${have} ${modelType} training sample(s); at least ${need} are needed ` +
+          `(add more with IngestTrainingData or Feedback, then call Train again)`,
     );
   }
 }

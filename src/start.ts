@@ -7,6 +7,7 @@ import type { Logger } from "./logger.ts";
 import { createErrorInterceptor } from "./server/errors.ts";
 import { listen } from "./server/listen.ts";
 import { createTrainPool } from "./service/train-pool.ts";
+import { POPULATION } from "./service/trainer.ts";
 
 /** A started service. */
 export interface Service {
@@ -35,14 +36,30 @@ export async function startService(config: Config, log: Logger): Promise<Service
   const applied = await migrate(db);
   log.info("database migrated", { applied });
   const trainPool = createTrainPool(config.trainThreads ?? undefined);
-  const app = createApp({ db, runJob: (job, signal) => trainPool.run(job, signal), log, settings: config.trainer });
+  const app = createApp({
+    db,
+    runJob: (job, signal) => trainPool.run(job, signal),
+    log,
+    settings: config.trainer,
+    modelCacheBytes: config.modelCacheBytes,
+  });
   const server = await listen(app.routes, [createErrorInterceptor(log)], config.port, config.host);
   log.info("listening", { port: server.port, host: config.host, startupMs: Date.now() - started });
+  const schedule =
+    config.populationRetrainHours > 0
+      ? setInterval(() => {
+          app.trainer.train(POPULATION, "energy_prediction", "schedule").then(
+            (r) => log.info("population model retrained", { version: r.model.version, activated: r.activated, reason: r.reason }),
+            (err: unknown) => log.info("population model not retrained", { reason: err instanceof Error ? err.message : String(err) }),
+          );
+        }, config.populationRetrainHours * 3_600_000).unref()
+      : null;
   let stopping: Promise<void> | null = null;
   return {
     port: server.port,
     stop() {
       stopping ??= (async () => {
+        if (schedule !== null) clearInterval(schedule);
         app.health.shutdown();
         await server.close();
         await app.close();

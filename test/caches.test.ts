@@ -25,7 +25,11 @@ const store = (userId: string) =>
     evaluation: {},
     trainingSamples: 4,
     trainingDataSeq: 1n,
+    trainingSinceSeq: 0n,
+    ece: 0,
+    brier: 0,
   });
+const why = { trigger: "train", reason: "test" };
 
 describe("model cache", () => {
   it("loads each version once, even for concurrent first calls", async () => {
@@ -33,7 +37,7 @@ describe("model cache", () => {
     const row = await store("c1");
     const [a, b] = await Promise.all([cache.get(row.model_id), cache.get(row.model_id)]);
     expect(a).toBe(b);
-    expect(a.predictProba([3])).toEqual(forest.predictProba([3]));
+    expect(a.kind === "forest" && a.forest.predictProba([3])).toEqual(forest.predictProba([3]));
     expect(cache.size).toBe(1);
     expect(cache.bytes).toBe(blob.byteLength);
   });
@@ -49,7 +53,7 @@ describe("model cache", () => {
     expect(cache.bytes).toBeLessThanOrEqual(blob.byteLength * 2);
     // rows[1] was least recently used, so rows[0] is still the same object.
     expect(await cache.get(rows[0]!.model_id)).toBe(first);
-    cache.put("00000000-0000-4000-8000-000000000001", forest, blob.byteLength);
+    cache.put("00000000-0000-4000-8000-000000000001", { kind: "forest", forest }, blob.byteLength);
     expect(cache.size).toBe(2);
   });
 
@@ -66,12 +70,12 @@ describe("active models", () => {
     const active = createActiveModels(db.pool, { ttlMs: 1000, clock: () => now });
     expect(await active.get("a1", "energy_prediction")).toBeNull();
     const row = await store("a1");
-    await activateModel(db.pool, row.model_id);
+    await activateModel(db.pool, row.model_id, why);
     expect(await active.get("a1", "energy_prediction")).toBeNull();
     now = 1001;
     expect((await active.get("a1", "energy_prediction"))?.model_id).toBe(row.model_id);
     const next = await store("a1");
-    await activateModel(db.pool, next.model_id);
+    await activateModel(db.pool, next.model_id, why);
     active.invalidate("a1", "energy_prediction");
     expect((await active.get("a1", "energy_prediction"))?.model_id).toBe(next.model_id);
   });

@@ -3,7 +3,17 @@ import { z } from "zod";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrate } from "../src/db/migrate.ts";
 import { migrations } from "../src/db/migrations.ts";
-import { activateModel, activeModel, insertModel, listModels, modelBlob, recordModelFeedback, TRAINING_ACCURACY_WEIGHT } from "../src/db/models.ts";
+import {
+  activateModel,
+  activeModel,
+  insertModel,
+  listActivations,
+  listModels,
+  logDecision,
+  modelBlob,
+  recordModelFeedback,
+  TRAINING_ACCURACY_WEIGHT,
+} from "../src/db/models.ts";
 import { insertPrediction, lockPrediction, recordPredictionFeedback } from "../src/db/predictions.ts";
 import { openTasks, upsertTasks } from "../src/db/tasks.ts";
 import {
@@ -63,7 +73,11 @@ const model = (userId: string, accuracy = 0.5) => ({
   evaluation: { method: "test" },
   trainingSamples: 10,
   trainingDataSeq: 7n,
+  trainingSinceSeq: 0n,
+  ece: 0.05,
+  brier: 0.5,
 });
+const why = { trigger: "train", reason: "test" };
 
 describe("models", () => {
   it("numbers versions per user and keeps exactly one active", async () => {
@@ -72,15 +86,22 @@ describe("models", () => {
     const other = await insertModel(db.pool, model("m2"));
     expect([a.version, b.version, other.version]).toEqual(["v1", "v2", "v1"]);
     expect(await activeModel(db.pool, "m1", "energy_prediction")).toBeNull();
-    await activateModel(db.pool, a.model_id);
-    await activateModel(db.pool, b.model_id);
-    await activateModel(db.pool, other.model_id);
+    await activateModel(db.pool, a.model_id, why);
+    await activateModel(db.pool, b.model_id, why);
+    await activateModel(db.pool, other.model_id, why);
     expect((await activeModel(db.pool, "m1", "energy_prediction"))?.model_id).toBe(b.model_id);
     expect((await listModels(db.pool, "m1", "energy_prediction")).map((r) => [r.version, r.is_active])).toEqual([
       ["v2", true],
       ["v1", false],
     ]);
-    expect(await activateModel(db.pool, "00000000-0000-4000-8000-000000000000")).toBeNull();
+    expect(await activateModel(db.pool, "00000000-0000-4000-8000-000000000000", why)).toBeNull();
+    const log = await listActivations(db.pool, "m1", "energy_prediction", 10);
+    expect(log.map((r) => [r.version, r.activated, r.trigger])).toEqual([
+      ["v2", true, "train"],
+      ["v1", true, "train"],
+    ]);
+    await logDecision(db.pool, a, false, { trigger: "retrain:drift", reason: "declined" });
+    expect((await listActivations(db.pool, "m1", "energy_prediction", 1))[0]).toMatchObject({ activated: false, reason: "declined" });
     // The partial unique index refuses a second active version even from outside the service.
     await expect(db.pool.query(sql.unsafe`UPDATE ml_models SET is_active = true WHERE model_id = ${a.model_id}`)).rejects.toThrow();
     expect((await modelBlob(db.pool, a.model_id))?.model_data).toEqual(Buffer.from([1, 2, 3]));

@@ -6,7 +6,7 @@ import { status as GrpcStatus } from "@grpc/grpc-js";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HealthCheckResponse_ServingStatus, Health } from "../gen/grpc/health/v1/health_pb.ts";
-import { EnergyLevel, MlService, ModelType, TaskStatus } from "../gen/ml/v1/ml_pb.ts";
+import { EnergyLevel, MlService, ModelSource, ModelType, TaskStatus } from "../gen/ml/v1/ml_pb.ts";
 import { freshDatabase, testServerUrl, type TestDatabase } from "./support/database.ts";
 import { clearPatternMessages } from "./support/fixtures.ts";
 import { grpcJsClient } from "./support/grpc-client.ts";
@@ -74,7 +74,9 @@ describe("the service over gRPC (grpc-js client)", () => {
     expect(fb.recorded).toBe(true);
 
     await expect(grpc.call(m.feedback, { predictionId: randomUUID(), wasCorrect: true })).rejects.toMatchObject({ code: GrpcStatus.NOT_FOUND });
-    await expect(grpc.call(m.predict, { userId: "ghost", targetTime: timestampFromMs(NOW), recentActivity: { avgEnergyLast7Days: 2 } })).rejects.toMatchObject({
+    const ghost = await grpc.call(m.predict, { userId: "ghost", targetTime: timestampFromMs(NOW), recentActivity: { avgEnergyLast7Days: 2 } });
+    expect(ghost.modelSource).toBe(ModelSource.PRIOR);
+    await expect(grpc.call(m.train, { population: true, modelType: ModelType.ENERGY_PREDICTION })).rejects.toMatchObject({
       code: GrpcStatus.FAILED_PRECONDITION,
     });
     await expect(grpc.call(m.train, { userId: "", modelType: ModelType.ENERGY_PREDICTION })).rejects.toMatchObject({

@@ -4,7 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { sql } from "slonik";
 import { z } from "zod";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EnergyLevel, ModelType, TaskStatus } from "../gen/ml/v1/ml_pb.ts";
+import { EnergyLevel, ModelSource, ModelType, TaskStatus } from "../gen/ml/v1/ml_pb.ts";
 import { clearPatternMessages } from "./support/fixtures.ts";
 import { startTestService, type TestService } from "./support/service.ts";
 
@@ -110,7 +110,7 @@ describe("Train", () => {
     await s.client.ingestTrainingData({ samples: clearPatternMessages("trainer", 30, 99) });
     const second = await s.client.train({ userId: "trainer", modelType: E });
     expect(second.model?.version).toBe("v2");
-    expect(second.reason).toMatch(/30 samples that v1 never saw/);
+    expect(second.reason).toMatch(/30 most recent samples, which v1 never saw/);
     const models = await s.client.listModels({ userId: "trainer", modelType: E });
     expect(models.models.map((m) => m.version)).toEqual(["v2", "v1"]);
     expect(models.models.filter((m) => m.isActive)).toHaveLength(1);
@@ -142,6 +142,7 @@ describe("Predict", () => {
     expect(r.confidence).toBeCloseTo(Math.max(...r.probabilities.map((p) => p.probability)), 9);
     expect(r.recommendedTaskTypes.length).toBeGreaterThan(0);
     expect(r.modelVersion).toBe("v1");
+    expect(r.modelSource).toBe(ModelSource.USER);
     await s.app.predictionLog.flush();
     const logged = await s.db.pool.one(
       sql.type(z.object({ prediction_type: z.string(), user_id: z.string() }))`
@@ -179,11 +180,11 @@ describe("Predict", () => {
     expect((await errorOf(s.client.predict(cases[0]!))).rawMessage).toContain("time_zone");
   });
 
-  it("fails with FAILED_PRECONDITION naming the user when no model is active", async () => {
-    const err = await errorOf(s.client.predict({ userId: "nobody", targetTime: timestampFromMs(NOW), recentActivity: activity }));
-    expect(err.code).toBe(Code.FailedPrecondition);
-    expect(err.rawMessage).toContain('"nobody"');
-    expect(err.rawMessage).toContain("Train");
+  it("answers a user with no model from the circadian prior while no population model exists", async () => {
+    const r = await s.client.predict({ userId: "nobody", targetTime: timestampFromMs(NOW), recentActivity: activity });
+    expect(r.modelSource).toBe(ModelSource.PRIOR);
+    expect(r.modelId).toBe("");
+    expect(r.probabilities.reduce((a, p) => a + p.probability, 0)).toBeCloseTo(1, 9);
   });
 
   it("names a model that cannot be loaded, and keeps serving others", async () => {

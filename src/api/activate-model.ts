@@ -11,7 +11,7 @@ import * as v from "./validate.ts";
 export function createActivateModelHandler({ db, onActivated }: { db: DatabasePool; onActivated: (row: ModelRow) => void }): ServiceImpl<typeof MlService>["activateModel"] {
   return async (req) => {
     const modelId = v.uuid(req.modelId, "model_id");
-    const row = await activateModel(db, modelId);
+    const row = await activateModel(db, modelId, { trigger: "activate", reason: "activated through the ActivateModel RPC" });
     if (row === null) throw new NotFound(`no model has id ${modelId}`);
     onActivated(row);
     return create(ActivateModelResponseSchema, { model: modelInfo(row) });

@@ -1,8 +1,10 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { EnergyLevel, ModelInfoSchema, ModelType, type ModelInfo } from "../../gen/ml/v1/ml_pb.ts";
+import { EnergyLevel, ModelInfoSchema, ModelSource, ModelType, type ModelInfo } from "../../gen/ml/v1/ml_pb.ts";
 import type { EnergyLabel, ModelTypeName } from "../domain.ts";
 import type { ModelRow } from "../db/models.ts";
+import type { ModelSourceName } from "../service/predictor.ts";
+import { POPULATION } from "../service/trainer.ts";
 
 /** Database label of an API energy level (UNSPECIFIED has none). */
 export function energyLabel(level: EnergyLevel): EnergyLabel | null {
@@ -51,5 +53,13 @@ export function modelInfo(row: ModelRow): ModelInfo {
     evaluation: typeof method === "string" ? method : "",
     feedbackCount: row.feedback_count,
     feedbackCorrect: row.feedback_correct,
+    expectedCalibrationError: row.ece ?? 0,
+    brierScore: row.brier ?? 0,
+    population: row.user_id === POPULATION,
   });
+}
+
+/** API enum of which model answered. */
+export function modelSource(source: ModelSourceName): ModelSource {
+  return source === "user" ? ModelSource.USER : source === "population" ? ModelSource.POPULATION : ModelSource.PRIOR;
 }

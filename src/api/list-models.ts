@@ -9,7 +9,8 @@ import * as v from "./validate.ts";
 /** ListModels: every version of a user's model, newest first. */
 export function createListModelsHandler({ db }: { db: DatabasePool }): ServiceImpl<typeof MlService>["listModels"] {
   return async (req) => {
-    const rows = await listModels(db, v.userId(req.userId), v.modelType(req.modelType));
+    const modelType = v.modelType(req.modelType);
+    const rows = await listModels(db, v.modelOwner(req.userId, req.population, modelType).userId, modelType);
     return create(ListModelsResponseSchema, { models: rows.map(modelInfo) });
   };
 }

@@ -8,9 +8,9 @@ import * as v from "./validate.ts";
 /** Train: fits a new version in a worker and reports whether it became active and why. */
 export function createTrainHandler({ trainer }: { trainer: Trainer }): ServiceImpl<typeof MlService>["train"] {
   return async (req, ctx) => {
-    const userId = v.userId(req.userId);
     const modelType = v.modelType(req.modelType);
-    const outcome = await trainer.train(userId, modelType, ctx.signal);
+    const { userId } = v.modelOwner(req.userId, req.population, modelType);
+    const outcome = await trainer.train(userId, modelType, "train", ctx.signal);
     return create(TrainResponseSchema, { model: modelInfo(outcome.model), activated: outcome.activated, reason: outcome.reason });
   };
 }

@@ -3,6 +3,7 @@ import type { EnergyLevel, ModelType, RecentActivity as RecentActivityMessage } 
 import type { EnergyLabel, ModelTypeName } from "../domain.ts";
 import { InvalidInput } from "../errors.ts";
 import { isValidTimeZone } from "../ml/features.ts";
+import { POPULATION } from "../service/trainer.ts";
 import type { RecentActivity } from "../service/predictor.ts";
 import { energyLabel, modelTypeName } from "./convert.ts";
 
@@ -73,4 +74,12 @@ export function recentActivity(value: RecentActivityMessage | undefined, field: 
     avgEnergyLast7Days: inRange(value.avgEnergyLast7Days, 1, 3, `${field}.avg_energy_last_7_days`),
     sleepQuality: value.sleepQuality === undefined ? null : inRange(value.sleepQuality, 0, 1, `${field}.sleep_quality`),
   };
+}
+
+/** Whose model a request means: a user's, or (population = true, user_id empty) the population's. */
+export function modelOwner(user: string, population: boolean, type: ModelTypeName): { userId: string } {
+  if (!population) return { userId: userId(user) };
+  if (user.trim() !== "") throw new InvalidInput("user_id", "must be empty when population is true");
+  if (type !== "energy_prediction") throw new InvalidInput("model_type", "the population model is ENERGY_PREDICTION only");
+  return { userId: POPULATION };
 }

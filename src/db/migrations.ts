@@ -83,4 +83,30 @@ export const migrations: readonly Migration[] = [
       sql.unsafe`CREATE INDEX IF NOT EXISTS tasks_open_by_user ON tasks (user_id) WHERE status = 'open'`,
     ],
   },
+  {
+    version: 2,
+    name: "population models, calibration scores, training windows, activation log",
+    statements: [
+      sql.unsafe`ALTER TABLE ml_models
+        ADD COLUMN IF NOT EXISTS ece DECIMAL(6,5),
+        ADD COLUMN IF NOT EXISTS brier DECIMAL(6,5),
+        ADD COLUMN IF NOT EXISTS training_since_seq BIGINT NOT NULL DEFAULT 0`,
+      sql.unsafe`CREATE TABLE IF NOT EXISTS model_activations (
+        activation_id BIGSERIAL PRIMARY KEY,
+        model_id UUID NOT NULL REFERENCES ml_models(model_id),
+        user_id VARCHAR(255) NOT NULL,
+        model_type VARCHAR(50) NOT NULL,
+        version VARCHAR(20) NOT NULL,
+        activated BOOLEAN NOT NULL,
+        trigger VARCHAR(40) NOT NULL,
+        reason TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT NOW()
+      )`,
+      sql.unsafe`CREATE INDEX IF NOT EXISTS model_activations_by_user
+        ON model_activations (user_id, model_type, activation_id DESC)`,
+      sql.unsafe`CREATE INDEX IF NOT EXISTS model_predictions_feedback
+        ON model_predictions (model_id, feedback_at DESC) WHERE was_correct IS NOT NULL`,
+      sql.unsafe`CREATE INDEX IF NOT EXISTS training_data_type_seq ON training_data (model_type, seq)`,
+    ],
+  },
 ];

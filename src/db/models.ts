@@ -18,6 +18,9 @@ const ModelRow = z.object({
   feedback_correct: z.number().int(),
   trained_at: z.number(),
   is_active: z.boolean(),
+  ece: z.number().nullable(),
+  brier: z.number().nullable(),
+  training_since_seq: z.bigint(),
 });
 /** A model version without its (large) serialized data. */
 export type ModelRow = z.infer<typeof ModelRow>;
@@ -33,7 +36,8 @@ export type ModelBlobRow = z.infer<typeof ModelBlobRow>;
 
 const columns = sql.fragment`model_id, user_id, model_type, version, version_number, model_format,
   accuracy_score::float8 AS accuracy_score, training_accuracy::float8 AS training_accuracy, evaluation,
-  training_samples, training_data_seq, feedback_count, feedback_correct, trained_at, is_active`;
+  training_samples, training_data_seq, feedback_count, feedback_correct, trained_at, is_active,
+  ece::float8 AS ece, brier::float8 AS brier, training_since_seq`;
 
 /**
  * How many pseudo-observations the training-time accuracy counts for when
@@ -52,6 +56,10 @@ export interface NewModel {
   readonly evaluation: Record<string, unknown>;
   readonly trainingSamples: number;
   readonly trainingDataSeq: bigint;
+  /** First seq of the training window (0: all of the user's data). */
+  readonly trainingSinceSeq: bigint;
+  readonly ece: number;
+  readonly brier: number;
 }
 
 /** Stores a new, inactive version numbered one past the user's latest. */
@@ -63,11 +71,14 @@ export async function insertModel(db: CommonQueryMethods, model: NewModel): Prom
       WHERE user_id = ${model.userId} AND model_type = ${model.modelType}
     )
     INSERT INTO ml_models (user_id, model_type, version, version_number, model_format, model_data,
-      accuracy_score, training_accuracy, evaluation, training_samples, training_data_seq, is_active)
+      accuracy_score, training_accuracy, evaluation, training_samples, training_data_seq, is_active,
+      ece, brier, training_since_seq)
     SELECT ${model.userId}, ${model.modelType}, 'v' || next.n, next.n, ${model.format},
       ${sql.binary(Buffer.from(model.modelData.buffer, model.modelData.byteOffset, model.modelData.byteLength))},
       ${accuracy}, ${accuracy}, ${sql.jsonb(model.evaluation as never)}, ${model.trainingSamples},
-      ${model.trainingDataSeq.toString()}::bigint, false
+      ${model.trainingDataSeq.toString()}::bigint, false,
+      ${Math.round(model.ece * 100_000) / 100_000}, ${Math.round(model.brier * 100_000) / 100_000},
+      ${model.trainingSinceSeq.toString()}::bigint
     FROM next
     RETURNING ${columns}
   `);
@@ -100,11 +111,19 @@ export async function listModels(db: CommonQueryMethods, userId: string, modelTy
   `);
 }
 
+/** Why a version was (or was not) activated, for the activation log. */
+export interface Decision {
+  /** "train", "retrain:new-samples", "retrain:drift", "schedule" or "activate". */
+  readonly trigger: string;
+  readonly reason: string;
+}
+
 /**
- * Makes one version the active one. Deactivating first and activating second
- * in one transaction keeps the partial unique index satisfied at every step.
+ * Makes one version the active one and logs why. Deactivating first and
+ * activating second in one transaction keeps the partial unique index
+ * satisfied at every step.
  */
-export async function activateModel(db: CommonQueryMethods, modelId: string): Promise<ModelRow | null> {
+export async function activateModel(db: CommonQueryMethods, modelId: string, decision: Decision): Promise<ModelRow | null> {
   return db.transaction(async (tx) => {
     const target = await tx.maybeOne(sql.type(ModelRow)`
       SELECT ${columns} FROM ml_models WHERE model_id = ${modelId} FOR UPDATE
@@ -114,10 +133,57 @@ export async function activateModel(db: CommonQueryMethods, modelId: string): Pr
       UPDATE ml_models SET is_active = false
       WHERE user_id = ${target.user_id} AND model_type = ${target.model_type} AND is_active AND model_id <> ${modelId}
     `);
-    return tx.one(sql.type(ModelRow)`
+    const row = await tx.one(sql.type(ModelRow)`
       UPDATE ml_models SET is_active = true WHERE model_id = ${modelId} RETURNING ${columns}
     `);
+    await logDecision(tx, row, true, decision);
+    return row;
   });
+}
+
+/** Appends a decision about a version to the activation log. */
+export async function logDecision(db: CommonQueryMethods, model: ModelRow, activated: boolean, decision: Decision): Promise<void> {
+  await db.query(sql.unsafe`
+    INSERT INTO model_activations (model_id, user_id, model_type, version, activated, trigger, reason)
+    VALUES (${model.model_id}, ${model.user_id}, ${model.model_type}, ${model.version}, ${activated}, ${decision.trigger}, ${decision.reason})
+  `);
+}
+
+const ActivationRow = z.object({
+  model_id: z.string().uuid(),
+  version: z.string(),
+  activated: z.boolean(),
+  trigger: z.string(),
+  reason: z.string(),
+  created_at: z.number(),
+});
+/** One entry of the activation log. */
+export type ActivationRow = z.infer<typeof ActivationRow>;
+
+/** The newest decisions about a user's versions. */
+export async function listActivations(
+  db: CommonQueryMethods,
+  userId: string,
+  modelType: ModelTypeName,
+  limit: number,
+): Promise<readonly ActivationRow[]> {
+  return db.any(sql.type(ActivationRow)`
+    SELECT model_id, version, activated, trigger, reason, created_at FROM model_activations
+    WHERE user_id = ${userId} AND model_type = ${modelType}
+    ORDER BY activation_id DESC LIMIT ${limit}
+  `);
+}
+
+const Outcome = z.object({ was_correct: z.boolean() });
+
+/** Whether each of a version's most recent answered predictions was right, oldest first. */
+export async function recentOutcomes(db: CommonQueryMethods, modelId: string, limit: number): Promise<boolean[]> {
+  const rows = await db.any(sql.type(Outcome)`
+    SELECT was_correct FROM model_predictions
+    WHERE model_id = ${modelId} AND was_correct IS NOT NULL
+    ORDER BY feedback_at DESC LIMIT ${limit}
+  `);
+  return rows.map((r) => r.was_correct).reverse();
 }
 
 /** Counts one feedback answer and recomputes the live accuracy. */

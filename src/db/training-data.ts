@@ -46,16 +46,31 @@ export async function insertTrainingSamples(db: CommonQueryMethods, samples: rea
   return result.rowCount;
 }
 
-/** The newest `limit` samples of a user and model type, returned oldest first. */
+/** The newest `limit` samples of a user and model type with seq >= sinceSeq, returned oldest first. */
 export async function trainingSamplesFor(
   db: CommonQueryMethods,
   userId: string,
   modelType: ModelTypeName,
   limit: number,
+  sinceSeq = 0n,
 ): Promise<readonly StoredSample[]> {
   const rows = await db.any(sql.type(StoredSample)`
     SELECT seq, feature_vector, label FROM training_data
-    WHERE user_id = ${userId} AND model_type = ${modelType}
+    WHERE user_id = ${userId} AND model_type = ${modelType} AND seq >= ${sinceSeq.toString()}::bigint
+    ORDER BY seq DESC LIMIT ${limit}
+  `);
+  return [...rows].reverse();
+}
+
+const UserSample = StoredSample.extend({ user_id: z.string() });
+/** A stored sample with its user, for the population model. */
+export type UserSample = z.infer<typeof UserSample>;
+
+/** The newest `limit` energy samples of all users, oldest first. */
+export async function populationSamples(db: CommonQueryMethods, limit: number): Promise<readonly UserSample[]> {
+  const rows = await db.any(sql.type(UserSample)`
+    SELECT user_id, seq, feature_vector, label FROM training_data
+    WHERE model_type = 'energy_prediction'
     ORDER BY seq DESC LIMIT ${limit}
   `);
   return [...rows].reverse();

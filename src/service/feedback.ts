@@ -2,11 +2,12 @@ import type { DatabasePool } from "slonik";
 import { z } from "zod";
 import { ENERGY_LABELS, type EnergyLabel, type ModelTypeName } from "../domain.ts";
 import { InvalidInput, NotFound, PreconditionFailed } from "../errors.ts";
-import { modelById, recordModelFeedback } from "../db/models.ts";
+import { modelById, recentOutcomes, recordModelFeedback, type ModelRow } from "../db/models.ts";
+import { detectDrift, DRIFT_WINDOWS } from "../ml/drift.ts";
 import { lockPrediction, recordPredictionFeedback, type PredictionRow } from "../db/predictions.ts";
 import { insertTrainingSamples, type NewTrainingSample } from "../db/training-data.ts";
 import type { PredictionLog } from "./prediction-log.ts";
-import type { Trainer } from "./trainer.ts";
+import { POPULATION, type Trainer } from "./trainer.ts";
 
 /** A Feedback request after validation. */
 export interface FeedbackInput {
@@ -22,6 +23,7 @@ export interface FeedbackOutcome {
   readonly modelAccuracy: number;
   readonly trainingSampleAdded: boolean;
   readonly retrainScheduled: boolean;
+  readonly driftDetected: boolean;
 }
 
 /** Records answers to predictions and suggestions. */
@@ -110,6 +112,13 @@ function planSuggestion(row: PredictionRow, input: FeedbackInput): Plan {
 
 /** Builds the recorder: answers are stored once; the same answer again is a no-op, a different one an error. */
 export function createFeedbackRecorder({ db, trainer, predictionLog }: FeedbackDeps): FeedbackRecorder {
+  /** How many recent answers show a user's active energy model doing much worse than promised (0: no drift). */
+  async function drifted(model: ModelRow | null): Promise<number> {
+    if (model === null || !model.is_active || model.user_id === POPULATION || model.model_type !== "energy_prediction") return 0;
+    const outcomes = await recentOutcomes(db, model.model_id, DRIFT_WINDOWS.at(-1)!);
+    const check = detectDrift(outcomes, model.training_accuracy ?? 0);
+    return check.drifted ? check.window : 0;
+  }
   return {
     async record(input) {
       const answer = { was_correct: input.wasCorrect, actual_energy: input.actualEnergy, chosen_task_id: input.chosenTaskId };
@@ -132,16 +141,23 @@ export function createFeedbackRecorder({ db, trainer, predictionLog }: FeedbackD
               `prediction ${input.predictionId} already has a different answer (${JSON.stringify(row.feedback)}); feedback cannot be changed`,
             );
           }
-          return { recorded: false, modelAccuracy: model?.accuracy_score ?? 0, plan, userId: row.user_id };
+          return { recorded: false, modelAccuracy: model?.accuracy_score ?? 0, plan, userId: row.user_id, model };
         }
         await recordPredictionFeedback(tx, input.predictionId, input.wasCorrect, answer);
         const updated = model === null ? null : await recordModelFeedback(tx, model.model_id, input.wasCorrect);
         await insertTrainingSamples(tx, plan.samples);
-        return { recorded: true, modelAccuracy: updated?.accuracy_score ?? 0, plan, userId: row.user_id };
+        return { recorded: true, modelAccuracy: updated?.accuracy_score ?? 0, plan, userId: row.user_id, model: updated };
       });
       const trainingSampleAdded = outcome.recorded && outcome.plan.samples.length > 0;
-      const retrainScheduled = trainingSampleAdded ? await trainer.maybeRetrain(outcome.userId, outcome.plan.modelType) : false;
-      return { recorded: outcome.recorded, modelAccuracy: outcome.modelAccuracy, trainingSampleAdded, retrainScheduled };
+      const driftWindow = outcome.recorded ? await drifted(outcome.model) : 0;
+      const driftDetected = driftWindow > 0;
+      let retrainScheduled = false;
+      if (driftDetected) {
+        // Retrain on the samples since the drift began: older ones describe a pattern that no longer holds.
+        retrainScheduled = await trainer.retrainAfterDrift(outcome.userId, outcome.plan.modelType, driftWindow);
+      }
+      if (!retrainScheduled && trainingSampleAdded) retrainScheduled = await trainer.maybeRetrain(outcome.userId, outcome.plan.modelType);
+      return { recorded: outcome.recorded, modelAccuracy: outcome.modelAccuracy, trainingSampleAdded, retrainScheduled, driftDetected };
     },
   };
 }

@@ -1,31 +1,30 @@
 import type { DatabasePool } from "slonik";
 import { modelBlob } from "../db/models.ts";
 import { ModelLoadFailed } from "../errors.ts";
-import { forestAlgorithm } from "../ml/algorithms.ts";
-import type { Forest } from "../ml/forest.ts";
+import { loadModel, type LoadedModel } from "../ml/loaded-model.ts";
 
-/** Fitted forests kept in memory by model id. */
+/** Loaded models kept in memory by model id. */
 export interface ModelCache {
-  /** The forest of a stored version, read from the database on first use only. */
-  get(modelId: string): Promise<Forest>;
-  /** Puts a just-trained forest in the cache (with its serialized size) so its first prediction needs no read. */
-  put(modelId: string, forest: Forest, bytes: number): void;
-  /** Forests held. */
+  /** A stored version, read from the database on first use only. */
+  get(modelId: string): Promise<LoadedModel>;
+  /** Puts a just-trained model in the cache (with its serialized size) so its first prediction needs no read. */
+  put(modelId: string, model: LoadedModel, bytes: number): void;
+  /** Models held. */
   readonly size: number;
-  /** Approximate memory held, in bytes (serialized sizes of the cached forests). */
+  /** Approximate memory held, in bytes (serialized sizes of the cached models). */
   readonly bytes: number;
 }
 
 interface Entry {
-  readonly forest: Promise<Forest>;
+  readonly forest: Promise<LoadedModel>;
   bytes: number;
 }
 
 /**
- * Model versions are immutable, so a cached forest never goes stale; the
- * active version is looked up separately and only its forest comes from here.
+ * Model versions are immutable, so a cached model never goes stale; the
+ * active version is looked up separately and only its model comes from here.
  * Concurrent first calls share one load. The cache is a least-recently-used
- * list bounded by memory: a loaded forest takes about its serialized size.
+ * list bounded by memory: a loaded model takes about its serialized size.
  */
 export function createModelCache(db: DatabasePool, maxBytes = 256 * 1024 * 1024): ModelCache {
   const entries = new Map<string, Entry>();
@@ -49,13 +48,13 @@ export function createModelCache(db: DatabasePool, maxBytes = 256 * 1024 * 1024)
     total += entry.bytes;
     evict();
   }
-  async function load(modelId: string, entry: { bytes: number }): Promise<Forest> {
+  async function load(modelId: string, entry: { bytes: number }): Promise<LoadedModel> {
     const row = await modelBlob(db, modelId);
     if (row === null) throw new ModelLoadFailed(modelId, "it is not in ml_models");
     if (row.model_data === null) throw new ModelLoadFailed(modelId, "it has no model_data");
-    let forest: Forest;
+    let forest: LoadedModel;
     try {
-      forest = forestAlgorithm(row.model_format).load(new Uint8Array(row.model_data));
+      forest = loadModel(row.model_format, new Uint8Array(row.model_data));
     } catch (err) {
       throw new ModelLoadFailed(modelId, `${row.model_format} ${row.version}: ${(err as Error).message}`, { cause: err });
     }
@@ -74,7 +73,7 @@ export function createModelCache(db: DatabasePool, maxBytes = 256 * 1024 * 1024)
         entries.set(modelId, hit);
         return hit.forest;
       }
-      const entry = { bytes: 0 } as { bytes: number; forest: Promise<Forest> };
+      const entry = { bytes: 0 } as { bytes: number; forest: Promise<LoadedModel> };
       entry.forest = load(modelId, entry);
       // A failed load is not cached: the next call retries.
       entry.forest.catch(() => {
@@ -86,8 +85,8 @@ export function createModelCache(db: DatabasePool, maxBytes = 256 * 1024 * 1024)
       remember(modelId, entry);
       return entry.forest;
     },
-    put(modelId, forest, bytes) {
-      remember(modelId, { forest: Promise.resolve(forest), bytes });
+    put(modelId, model, bytes) {
+      remember(modelId, { forest: Promise.resolve(model), bytes });
     },
     get size() {
       return entries.size;

@@ -1,12 +1,15 @@
 import { randomUUID } from "node:crypto";
 import { ENERGY_LABELS, type EnergyFeatureValues, type EnergyLabel } from "../domain.ts";
-import { PreconditionFailed } from "../errors.ts";
 import type { ModelRow } from "../db/models.ts";
+import { ModelLoadFailed } from "../errors.ts";
+import { circadianPrior } from "../ml/circadian-prior.ts";
+import { predictPopulation, predictUser, type PopulationModel } from "../ml/energy-model.ts";
 import { argmax } from "../ml/evaluation.ts";
 import { energyFeatureRow, localHourAndWeekday } from "../ml/features.ts";
 import type { ActiveModels } from "./active-models.ts";
 import type { ModelCache } from "./model-cache.ts";
 import type { PredictionLog } from "./prediction-log.ts";
+import { POPULATION } from "./trainer.ts";
 
 /** What the caller knows about the user's recent days. */
 export interface RecentActivity {
@@ -23,13 +26,18 @@ export interface EnergyQuery {
   readonly activity: RecentActivity;
 }
 
+/** Which model answered: the user's own, the population's, or the built-in prior. */
+export type ModelSourceName = "user" | "population" | "prior";
+
 /** The model's answer, before logging. */
 export interface EnergyEstimate {
   readonly energy: EnergyLabel;
   readonly probabilities: readonly number[];
   readonly confidence: number;
   readonly features: EnergyFeatureValues;
-  readonly model: ModelRow;
+  /** Null when the circadian prior answered. */
+  readonly model: ModelRow | null;
+  readonly source: ModelSourceName;
 }
 
 /** A logged prediction. */
@@ -37,10 +45,12 @@ export interface EnergyPrediction extends EnergyEstimate {
   readonly predictionId: string;
 }
 
-/** Predicts energy with a user's active model. */
+/** Predicts energy for anyone: with the user's model, else the population's, else the circadian prior. */
 export interface Predictor {
-  /** Predicts without logging (SuggestTasks logs its own record). */
+  /** Predicts without logging (SuggestTasks and ForecastEnergy use this). */
   estimate(query: EnergyQuery): Promise<EnergyEstimate>;
+  /** Predicts many moments for one user with one model lookup. */
+  estimateMany(userId: string, times: readonly number[], timeZone: string, activity: RecentActivity): Promise<EnergyEstimate[]>;
   /** Predicts and logs to model_predictions; the id is valid for Feedback on return. */
   predict(query: EnergyQuery): Promise<EnergyPrediction>;
 }
@@ -52,36 +62,73 @@ export interface PredictorDeps {
   readonly predictionLog: PredictionLog;
 }
 
+type Scorer = (f: EnergyFeatureValues) => number[];
+
 /** Builds the predictor. */
 export function createPredictor({ activeModels, cache, predictionLog }: PredictorDeps): Predictor {
-  async function estimate(query: EnergyQuery): Promise<EnergyEstimate> {
-    const model = await activeModels.get(query.userId, "energy_prediction");
-    if (model === null) {
-      throw new PreconditionFailed(
-        `user "${query.userId}" has no active energy_prediction model: store samples with IngestTrainingData, then call Train`,
-      );
+  async function population(modelId: string): Promise<PopulationModel> {
+    const loaded = await cache.get(modelId);
+    if (loaded.kind !== "population") throw new ModelLoadFailed(modelId, `expected a population model, found a ${loaded.kind} model`);
+    return loaded.model;
+  }
+
+  /** Resolves the model that answers for a user, once per call (or per forecast). */
+  async function scorerFor(userId: string): Promise<{ score: Scorer; model: ModelRow | null; source: ModelSourceName }> {
+    const own = await activeModels.get(userId, "energy_prediction");
+    if (own !== null) {
+      const loaded = await cache.get(own.model_id);
+      if (loaded.kind === "user") {
+        const popId = loaded.model.meta.populationModelId;
+        const pop = popId === null ? null : await population(popId);
+        return { score: (f) => predictUser(loaded.model, pop, f), model: own, source: "user" };
+      }
+      if (loaded.kind === "forest") {
+        // A version from before the population model: a forest on the spec's five raw features.
+        return { score: (f) => loaded.forest.predictProba(energyFeatureRow(f)), model: own, source: "user" };
+      }
+      return { score: (f) => predictPopulation(loaded.model, f), model: own, source: "user" };
     }
-    const forest = await cache.get(model.model_id);
-    const { hour, weekday } = localHourAndWeekday(query.targetTime, query.timeZone);
-    const features: EnergyFeatureValues = {
+    const pop = await activeModels.get(POPULATION, "energy_prediction");
+    if (pop !== null) {
+      const model = await population(pop.model_id);
+      return { score: (f) => predictPopulation(model, f), model: pop, source: "population" };
+    }
+    return { score: (f) => circadianPrior(f.hour_of_day), model: null, source: "prior" };
+  }
+
+  function features(time: number, timeZone: string, activity: RecentActivity): EnergyFeatureValues {
+    const { hour, weekday } = localHourAndWeekday(time, timeZone);
+    return {
       hour_of_day: hour,
       day_of_week: weekday,
-      tasks_completed_today: query.activity.tasksCompletedToday,
-      avg_energy_last_7_days: query.activity.avgEnergyLast7Days,
-      sleep_quality: query.activity.sleepQuality,
+      tasks_completed_today: activity.tasksCompletedToday,
+      avg_energy_last_7_days: activity.avgEnergyLast7Days,
+      sleep_quality: activity.sleepQuality,
     };
-    const probabilities = forest.predictProba(energyFeatureRow(features));
-    const top = argmax(probabilities);
-    return { energy: ENERGY_LABELS[top]!, probabilities, confidence: probabilities[top]!, features, model };
   }
+
+  function answer(f: EnergyFeatureValues, scorer: Awaited<ReturnType<typeof scorerFor>>): EnergyEstimate {
+    const probabilities = scorer.score(f);
+    const top = argmax(probabilities);
+    return { energy: ENERGY_LABELS[top]!, probabilities, confidence: probabilities[top]!, features: f, model: scorer.model, source: scorer.source };
+  }
+
+  async function estimate(query: EnergyQuery): Promise<EnergyEstimate> {
+    return answer(features(query.targetTime, query.timeZone, query.activity), await scorerFor(query.userId));
+  }
+
   return {
     estimate,
+    async estimateMany(userId, times, timeZone, activity) {
+      const scorer = await scorerFor(userId);
+      return times.map((t) => answer(features(t, timeZone, activity), scorer));
+    },
     async predict(query) {
       const result = await estimate(query);
       const predictionId = randomUUID();
       await predictionLog.append({
         predictionId,
-        modelId: result.model.model_id,
+        modelId: result.model?.model_id ?? null,
         userId: query.userId,
         type: "energy_prediction",
         value: {
@@ -90,7 +137,8 @@ export function createPredictor({ activeModels, cache, predictionLog }: Predicto
           features: result.features,
           target_time: new Date(query.targetTime).toISOString(),
           time_zone: query.timeZone,
-          model_version: result.model.version,
+          model_source: result.source,
+          model_version: result.model?.version ?? null,
         },
         confidence: result.confidence,
       });

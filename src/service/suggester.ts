@@ -72,7 +72,8 @@ export function createSuggester({ db, activeModels, cache, predictor, prediction
         openTasks(db, query.userId),
         activeModels.get(query.userId, "task_suggester"),
       ]);
-      const learned = learnedModel === null ? null : await cache.get(learnedModel.model_id);
+      const loaded = learnedModel === null ? null : await cache.get(learnedModel.model_id);
+      const learned = loaded?.kind === "forest" ? loaded.forest : null;
       const scored = tasks.map((task) => {
         const rule = ruleScore(task, energy, query.now);
         const features = suggesterFeatures(task, energy, hour, query.now);

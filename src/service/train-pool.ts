@@ -1,10 +1,11 @@
 import { availableParallelism } from "node:os";
 import { Piscina } from "piscina";
-import type { TrainJob, TrainResult } from "../ml/train-model.ts";
+import type { TrainResult } from "../ml/train-model.ts";
+import type { AnyTrainJob } from "../ml/train-worker.ts";
 
 /** The worker threads that fit models. */
 export interface TrainPool {
-  run(job: TrainJob, signal?: AbortSignal): Promise<TrainResult>;
+  run(job: AnyTrainJob, signal?: AbortSignal): Promise<TrainResult>;
   close(): Promise<void>;
 }
 
@@ -13,7 +14,7 @@ export interface TrainPool {
  * than the cores (at least one) leaves a core for serving.
  */
 export function createTrainPool(threads = Math.max(1, availableParallelism() - 1)): TrainPool {
-  const pool = new Piscina<TrainJob, TrainResult>({
+  const pool = new Piscina<AnyTrainJob, TrainResult>({
     filename: new URL("../ml/train-worker.ts", import.meta.url).href,
     minThreads: 0,
     maxThreads: threads,

@@ -1,27 +1,48 @@
 import type { DatabasePool } from "slonik";
-import type { ModelTypeName } from "../domain.ts";
+import { ENERGY_LABELS, type EnergyFeatureValues, type ModelTypeName } from "../domain.ts";
 import { NotEnoughTrainingData } from "../errors.ts";
-import { activeModel, activateModel, insertModel, modelBlob, type ModelRow } from "../db/models.ts";
-import { countTrainingSamplesAfter, trainingSamplesFor } from "../db/training-data.ts";
-import { defaultForestKind, forestAlgorithm } from "../ml/algorithms.ts";
-import type { TrainJob, TrainResult } from "../ml/train-model.ts";
+import {
+  activeModel,
+  activateModel,
+  insertModel,
+  logDecision,
+  modelBlob,
+  modelById,
+  type ModelRow,
+} from "../db/models.ts";
+import { countTrainingSamplesAfter, populationSamples, trainingSamplesFor } from "../db/training-data.ts";
+import { defaultForestKind } from "../ml/algorithms.ts";
+import { decodeEnvelope, ENERGY_USER_FORMAT } from "../ml/energy-model.ts";
+import { loadModel } from "../ml/loaded-model.ts";
+import type { StoredModelBlob, UserModelSettings, UserSamples } from "../ml/train-energy.ts";
+import type { TrainResult } from "../ml/train-model.ts";
+import type { AnyTrainJob } from "../ml/train-worker.ts";
 import type { KeyedLock } from "./keyed-lock.ts";
 import type { ModelCache } from "./model-cache.ts";
 import { toTrainingSet } from "./training-set.ts";
 
 /** Runs a training job off the event loop (the piscina pool in production). */
-export type TrainJobRunner = (job: TrainJob, signal?: AbortSignal) => Promise<TrainResult>;
+export type TrainJobRunner = (job: AnyTrainJob, signal?: AbortSignal) => Promise<TrainResult>;
+
+/** The user id under which the population model is stored. */
+export const POPULATION = "";
 
 /** Training settings from config. */
 export interface TrainerSettings {
   readonly minSamples: Record<ModelTypeName, number>;
-  /** Newest samples used per fit. */
+  /** Newest samples used per fit of a user's model. */
   readonly maxSamples: number;
+  /** Newest samples (of all users) used per fit of the population model. */
+  readonly maxPopulationSamples: number;
+  /** Fewest users with data before a population model is trained. */
+  readonly minPopulationUsers: number;
   readonly nEstimators: number;
   /** New samples after which Feedback triggers a background retrain. */
   readonly retrainAfter: number;
   /** Fewest unseen rows for a head-to-head comparison with the active model. */
   readonly minComparisonSamples: number;
+  /** How a user's model borrows from the population. */
+  readonly userModel: UserModelSettings;
 }
 
 /** What Train answers. */
@@ -31,11 +52,17 @@ export interface TrainOutcome {
   readonly reason: string;
 }
 
+/** What started a training run, as the activation log records it. */
+export type Trigger = "train" | "retrain:new-samples" | "retrain:drift" | "schedule";
+
 /** Fits, stores and (when good) activates model versions. */
 export interface Trainer {
-  train(userId: string, modelType: ModelTypeName, signal?: AbortSignal): Promise<TrainOutcome>;
+  /** Trains now; userId POPULATION with energy_prediction trains the population model. */
+  train(userId: string, modelType: ModelTypeName, trigger?: Trigger, signal?: AbortSignal): Promise<TrainOutcome>;
   /** Retrains in the background when enough new samples arrived since the active version; true when scheduled. */
   maybeRetrain(userId: string, modelType: ModelTypeName): Promise<boolean>;
+  /** Retrains in the background on the user's most recent `recentSamples` samples only, after drift; true when scheduled. */
+  retrainAfterDrift(userId: string, modelType: ModelTypeName, recentSamples: number): Promise<boolean>;
   /** Resolves when every background retrain has finished (for shutdown and tests). */
   idle(): Promise<void>;
 }
@@ -63,35 +90,123 @@ function seedFor(userId: string, modelType: string): number {
   return h >>> 0;
 }
 
-/** Builds the trainer; Train calls for one user and type never interleave. */
+async function storedBlob(db: DatabasePool, model: ModelRow | null): Promise<StoredModelBlob | null> {
+  if (model === null) return null;
+  const blob = await modelBlob(db, model.model_id);
+  if (blob?.model_data == null) return null;
+  return { modelId: model.model_id, format: blob.model_format, blob: new Uint8Array(blob.model_data) };
+}
+
+/** A plan for one training run: the job, and what to store with its result. */
+interface Plan {
+  readonly job: AnyTrainJob;
+  readonly samples: number;
+  readonly lastSeq: bigint;
+  readonly sinceSeq: bigint;
+  /** Index of the first row the active model never saw, if any. */
+  readonly hasUnseen: boolean;
+}
+
+/** Builds the trainer; training runs for one user and type never interleave. */
 export function createTrainer(deps: TrainerDeps): Trainer {
   const { db, runJob, lock, cache, settings } = deps;
   const background = new Set<Promise<unknown>>();
+  const lastDriftRetrain = new Map<string, bigint>();
+  const options = (userId: string, modelType: string) => ({ nEstimators: settings.nEstimators, seed: seedFor(userId, modelType) });
 
-  async function trainNow(userId: string, modelType: ModelTypeName, signal?: AbortSignal): Promise<TrainOutcome> {
-    const samples = await trainingSamplesFor(db, userId, modelType, settings.maxSamples);
-    const set = toTrainingSet(modelType, samples);
+  async function planPopulation(): Promise<Plan> {
+    const rows = await populationSamples(db, settings.maxPopulationSamples);
+    const byUser = new Map<string, { samples: EnergyFeatureValues[]; labels: number[] }>();
+    let lastSeq = 0n;
+    for (const row of rows) {
+      const label = (ENERGY_LABELS as readonly string[]).indexOf(row.label);
+      if (label < 0) continue;
+      const user = byUser.get(row.user_id) ?? { samples: [], labels: [] };
+      user.samples.push(row.feature_vector as unknown as EnergyFeatureValues);
+      user.labels.push(label);
+      byUser.set(row.user_id, user);
+      if (row.seq > lastSeq) lastSeq = row.seq;
+    }
+    const users: UserSamples[] = [...byUser.values()];
+    const total = users.reduce((a, u) => a + u.samples.length, 0);
+    const need = settings.minSamples.energy_prediction * settings.minPopulationUsers;
+    if (users.length < settings.minPopulationUsers || total < need) {
+      throw new NotEnoughTrainingData(
+        POPULATION,
+        "energy_prediction",
+        total,
+        need,
+        `the population model has ${total} sample(s) from ${users.length} user(s); it needs at least ${need} ` +
+          `from at least ${settings.minPopulationUsers} users (add samples with IngestTrainingData, then call Train again)`,
+      );
+    }
+    return {
+      job: { kind: "energy-population", users, forestKind: defaultForestKind, options: options(POPULATION, "population") },
+      samples: total,
+      lastSeq,
+      sinceSeq: 0n,
+      hasUnseen: false,
+    };
+  }
+
+  async function planUser(userId: string, modelType: ModelTypeName, active: ModelRow | null, sinceOverride?: bigint): Promise<Plan> {
+    const sinceSeq = sinceOverride ?? active?.training_since_seq ?? 0n;
+    const stored = await trainingSamplesFor(db, userId, modelType, settings.maxSamples, sinceSeq);
+    const set = toTrainingSet(modelType, stored);
     const need = settings.minSamples[modelType];
     if (set.rows.length < need) throw new NotEnoughTrainingData(userId, modelType, set.rows.length, need);
-
-    const active = await activeModel(db, userId, modelType);
-    let activeBlob: TrainJob["active"];
-    if (active !== null) {
-      const unseenFrom = set.seqs.findIndex((seq) => seq > active.training_data_seq);
-      const blob = await modelBlob(db, active.model_id);
-      if (unseenFrom >= 0 && blob?.model_data != null) {
-        activeBlob = { format: blob.model_format, blob: new Uint8Array(blob.model_data), unseenFrom };
-      }
+    const unseenFrom = active === null ? -1 : set.seqs.findIndex((seq) => seq > active.training_data_seq);
+    const activeBlob = unseenFrom >= 0 ? await storedBlob(db, active) : null;
+    const base = { samples: set.rows.length, lastSeq: set.seqs.at(-1) ?? 0n, sinceSeq, hasUnseen: unseenFrom >= 0 };
+    if (modelType === "task_suggester") {
+      return {
+        ...base,
+        job: {
+          kind: "forest",
+          rows: set.rows,
+          labels: set.labels,
+          nClasses: set.nClasses,
+          format: defaultForestKind,
+          options: options(userId, modelType),
+          ...(activeBlob === null ? {} : { active: { format: activeBlob.format, blob: activeBlob.blob, unseenFrom } }),
+        },
+      };
     }
-    const job: TrainJob = {
-      rows: set.rows,
-      labels: set.labels,
-      nClasses: set.nClasses,
-      format: defaultForestKind,
-      options: { nEstimators: settings.nEstimators, seed: seedFor(userId, modelType) },
-      ...(activeBlob === undefined ? {} : { active: activeBlob }),
+    const population = await storedBlob(db, await activeModel(db, POPULATION, "energy_prediction"));
+    let activePopulation: StoredModelBlob | null = null;
+    if (activeBlob !== null && activeBlob.format === ENERGY_USER_FORMAT) {
+      const { meta } = decodeEnvelope(activeBlob.blob);
+      const id = meta.kind === "user" ? meta.populationModelId : null;
+      activePopulation = id === null ? null : id === population?.modelId ? population : await storedBlob(db, await modelById(db, id));
+    }
+    return {
+      ...base,
+      job: {
+        kind: "energy-user",
+        samples: stored.flatMap((s) => ((ENERGY_LABELS as readonly string[]).includes(s.label) ? [s.feature_vector as unknown as EnergyFeatureValues] : [])),
+        labels: set.labels,
+        population,
+        forestKind: defaultForestKind,
+        options: options(userId, modelType),
+        settings: settings.userModel,
+        ...(activeBlob === null ? {} : { active: { model: activeBlob, population: activePopulation, unseenFrom } }),
+      },
     };
-    const result = await runJob(job, signal);
+  }
+
+  async function trainNow(
+    userId: string,
+    modelType: ModelTypeName,
+    trigger: Trigger,
+    signal?: AbortSignal,
+    sinceOverride?: bigint,
+  ): Promise<TrainOutcome> {
+    const active = await activeModel(db, userId, modelType);
+    const plan =
+      userId === POPULATION && modelType === "energy_prediction"
+        ? await planPopulation()
+        : await planUser(userId, modelType, active, sinceOverride);
+    const result = await runJob(plan.job, signal);
     const { evaluation, comparison } = result;
     const stored = await insertModel(db, {
       userId,
@@ -99,20 +214,24 @@ export function createTrainer(deps: TrainerDeps): Trainer {
       format: result.format,
       modelData: result.modelData,
       trainingAccuracy: evaluation.accuracy,
-      evaluation: { ...evaluation, ...(comparison === undefined ? {} : { comparison }) },
-      trainingSamples: set.rows.length,
-      trainingDataSeq: set.seqs.at(-1) ?? 0n,
+      evaluation: { ...evaluation, trigger, ...(comparison === undefined ? {} : { comparison }) },
+      trainingSamples: plan.samples,
+      trainingDataSeq: plan.lastSeq,
+      trainingSinceSeq: plan.sinceSeq,
+      ece: evaluation.ece,
+      brier: evaluation.brier,
     });
 
+    const what = userId === POPULATION ? "population" : modelType;
     let activate: boolean;
     let reason: string;
     if (active === null) {
       activate = true;
-      reason = `first ${modelType} model for this user (held-out accuracy ${percent(evaluation.accuracy)}, ${evaluation.method})`;
+      reason = `first ${what} model (held-out accuracy ${percent(evaluation.accuracy)}, ${evaluation.method})`;
     } else if (comparison !== undefined && comparison.samples >= settings.minComparisonSamples) {
       activate = comparison.candidateAccuracy >= comparison.activeAccuracy;
       reason =
-        `on ${comparison.samples} samples that ${active.version} never saw, the new version scored ` +
+        `on the ${comparison.samples} most recent samples, which ${active.version} never saw, the new version scored ` +
         `${percent(comparison.candidateAccuracy)} against ${percent(comparison.activeAccuracy)}` +
         (activate ? "" : `; ${active.version} stays active`);
     } else {
@@ -124,15 +243,25 @@ export function createTrainer(deps: TrainerDeps): Trainer {
         (comparison === undefined ? "" : ` (only ${comparison.samples} new samples, too few for a head-to-head test)`) +
         (activate ? "" : `; ${active.version} stays active`);
     }
-    const model = activate ? ((await activateModel(db, stored.model_id)) ?? stored) : stored;
-    cache.put(model.model_id, forestAlgorithm(result.format).load(result.modelData), result.modelData.byteLength);
+    if (trigger === "retrain:drift") reason = `drift in live accuracy; trained on the ${plan.samples} most recent samples; ${reason}`;
+    const decision = { trigger, reason };
+    let model = stored;
+    if (activate) model = (await activateModel(db, stored.model_id, decision)) ?? stored;
+    else await logDecision(db, stored, false, decision);
+    cache.put(model.model_id, loadModel(result.format, result.modelData), result.modelData.byteLength);
     if (activate) deps.onActivated?.(model);
     return { model, activated: activate, reason };
   }
 
+  function inBackground(key: string, run: () => Promise<TrainOutcome>, userId: string, modelType: ModelTypeName): void {
+    const task = lock.run(key, run).catch((err: unknown) => deps.onBackgroundError(err, userId, modelType));
+    background.add(task);
+    void task.finally(() => background.delete(task));
+  }
+
   return {
-    train(userId, modelType, signal) {
-      return lock.run(`${modelType}:${userId}`, () => trainNow(userId, modelType, signal));
+    train(userId, modelType, trigger = "train", signal) {
+      return lock.run(`${modelType}:${userId}`, () => trainNow(userId, modelType, trigger, signal));
     },
     async maybeRetrain(userId, modelType) {
       const key = `${modelType}:${userId}`;
@@ -142,11 +271,21 @@ export function createTrainer(deps: TrainerDeps): Trainer {
       const fresh = await countTrainingSamplesAfter(db, userId, modelType, since);
       // A first model waits for the minimum; later ones for retrainAfter new samples.
       if (fresh < settings.retrainAfter || (active === null && fresh < settings.minSamples[modelType])) return false;
-      const run = lock
-        .run(key, () => trainNow(userId, modelType))
-        .catch((err: unknown) => deps.onBackgroundError(err, userId, modelType));
-      background.add(run);
-      void run.finally(() => background.delete(run));
+      inBackground(key, () => trainNow(userId, modelType, "retrain:new-samples"), userId, modelType);
+      return true;
+    },
+    async retrainAfterDrift(userId, modelType, recentSamples) {
+      const key = `${modelType}:${userId}`;
+      if (lock.busy(key)) return false;
+      // At most one drift retrain per 10 new samples: a declined challenger must not start a storm.
+      const previous = lastDriftRetrain.get(key);
+      if (previous !== undefined && (await countTrainingSamplesAfter(db, userId, modelType, previous)) < 10) return false;
+      const window = Math.max(recentSamples, settings.minSamples[modelType]);
+      const recent = await trainingSamplesFor(db, userId, modelType, window);
+      if (recent.length < settings.minSamples[modelType]) return false;
+      const since = recent[0]!.seq;
+      lastDriftRetrain.set(key, recent.at(-1)!.seq);
+      inBackground(key, () => trainNow(userId, modelType, "retrain:drift", undefined, since), userId, modelType);
       return true;
     },
     async idle() {

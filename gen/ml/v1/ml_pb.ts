@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ml/v1/ml.proto.
  */
 export const file_ml_v1_ml: GenFile = /*@__PURE__*/
-  fileDesc("Cg5tbC92MS9tbC5wcm90bxIFbWwudjEipwEKDkVuZXJneUZlYXR1cmVzEhMKC2hvdXJfb2ZfZGF5GAEgASgNEhMKC2RheV9vZl93ZWVrGAIgASgNEh0KFXRhc2tzX2NvbXBsZXRlZF90b2RheRgDIAEoDRIeChZhdmdfZW5lcmd5X2xhc3RfN19kYXlzGAQgASgBEhoKDXNsZWVwX3F1YWxpdHkYBSABKAFIAIgBAUIQCg5fc2xlZXBfcXVhbGl0eSKdAQoMRW5lcmd5U2FtcGxlEg8KB3VzZXJfaWQYASABKAkSLwoLb2JzZXJ2ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKCGZlYXR1cmVzGAMgASgLMhUubWwudjEuRW5lcmd5RmVhdHVyZXMSIgoGZW5lcmd5GAQgASgOMhIubWwudjEuRW5lcmd5TGV2ZWwiQQoZSW5nZXN0VHJhaW5pbmdEYXRhUmVxdWVzdBIkCgdzYW1wbGVzGAEgAygLMhMubWwudjEuRW5lcmd5U2FtcGxlIiwKGkluZ2VzdFRyYWluaW5nRGF0YVJlc3BvbnNlEg4KBnN0b3JlZBgBIAEoDSK7AgoJTW9kZWxJbmZvEhAKCG1vZGVsX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSJAoKbW9kZWxfdHlwZRgDIAEoDjIQLm1sLnYxLk1vZGVsVHlwZRIPCgd2ZXJzaW9uGAQgASgJEhEKCWlzX2FjdGl2ZRgFIAEoCBIWCg5hY2N1cmFjeV9zY29yZRgGIAEoARIZChF0cmFpbmluZ19hY2N1cmFjeRgHIAEoARIYChB0cmFpbmluZ19zYW1wbGVzGAggASgNEi4KCnRyYWluZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmV2YWx1YXRpb24YCiABKAkSFgoOZmVlZGJhY2tfY291bnQYCyABKA0SGAoQZmVlZGJhY2tfY29ycmVjdBgMIAEoDSJFCgxUcmFpblJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIkCgptb2RlbF90eXBlGAIgASgOMhAubWwudjEuTW9kZWxUeXBlIlMKDVRyYWluUmVzcG9uc2USHwoFbW9kZWwYASABKAsyEC5tbC52MS5Nb2RlbEluZm8SEQoJYWN0aXZhdGVkGAIgASgIEg4KBnJlYXNvbhgDIAEoCSJ9Cg5SZWNlbnRBY3Rpdml0eRIdChV0YXNrc19jb21wbGV0ZWRfdG9kYXkYASABKA0SHgoWYXZnX2VuZXJneV9sYXN0XzdfZGF5cxgCIAEoARIaCg1zbGVlcF9xdWFsaXR5GAMgASgBSACIAQFCEAoOX3NsZWVwX3F1YWxpdHkilQEKDlByZWRpY3RSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSLwoLdGFyZ2V0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXRpbWVfem9uZRgDIAEoCRIuCg9yZWNlbnRfYWN0aXZpdHkYBCABKAsyFS5tbC52MS5SZWNlbnRBY3Rpdml0eSJLChFFbmVyZ3lQcm9iYWJpbGl0eRIhCgVsZXZlbBgBIAEoDjISLm1sLnYxLkVuZXJneUxldmVsEhMKC3Byb2JhYmlsaXR5GAIgASgBIuQBCg9QcmVkaWN0UmVzcG9uc2USFQoNcHJlZGljdGlvbl9pZBgBIAEoCRIsChBwcmVkaWN0ZWRfZW5lcmd5GAIgASgOMhIubWwudjEuRW5lcmd5TGV2ZWwSEgoKY29uZmlkZW5jZRgDIAEoARIvCg1wcm9iYWJpbGl0aWVzGAQgAygLMhgubWwudjEuRW5lcmd5UHJvYmFiaWxpdHkSHgoWcmVjb21tZW5kZWRfdGFza190eXBlcxgFIAMoCRIQCghtb2RlbF9pZBgGIAEoCRIVCg1tb2RlbF92ZXJzaW9uGAcgASgJIrwBChNTdWdnZXN0VGFza3NSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSLwoOY3VycmVudF9lbmVyZ3kYAiABKA4yEi5tbC52MS5FbmVyZ3lMZXZlbEgAiAEBEg0KBWxpbWl0GAMgASgNEhEKCXRpbWVfem9uZRgEIAEoCRIuCg9yZWNlbnRfYWN0aXZpdHkYBSABKAsyFS5tbC52MS5SZWNlbnRBY3Rpdml0eUIRCg9fY3VycmVudF9lbmVyZ3kiXQoOVGFza1N1Z2dlc3Rpb24SDwoHdGFza19pZBgBIAEoCRISCgp0YXNrX3RpdGxlGAIgASgJEhMKC21hdGNoX3Njb3JlGAMgASgBEhEKCXJlYXNvbmluZxgEIAEoCSKXAQoUU3VnZ2VzdFRhc2tzUmVzcG9uc2USFQoNc3VnZ2VzdGlvbl9pZBgBIAEoCRIqCgtzdWdnZXN0aW9ucxgCIAMoCzIVLm1sLnYxLlRhc2tTdWdnZXN0aW9uEiIKBmVuZXJneRgDIAEoDjISLm1sLnYxLkVuZXJneUxldmVsEhgKEGVuZXJneV9wcmVkaWN0ZWQYBCABKAgi4QEKBFRhc2sSDwoHdGFza19pZBgBIAEoCRINCgV0aXRsZRgCIAEoCRIQCghjYXRlZ29yeRgDIAEoCRIrCg9lbmVyZ3lfcmVxdWlyZWQYBCABKA4yEi5tbC52MS5FbmVyZ3lMZXZlbBIZChFlc3RpbWF0ZWRfbWludXRlcxgFIAEoDRIQCghwcmlvcml0eRgGIAEoDRIqCgZkdWVfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiEKBnN0YXR1cxgIIAEoDjIRLm1sLnYxLlRhc2tTdGF0dXMiQQoSVXBzZXJ0VGFza3NSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSGgoFdGFza3MYAiADKAsyCy5tbC52MS5UYXNrIicKE1Vwc2VydFRhc2tzUmVzcG9uc2USEAoIdXBzZXJ0ZWQYASABKA0irwEKD0ZlZWRiYWNrUmVxdWVzdBIVCg1wcmVkaWN0aW9uX2lkGAEgASgJEhMKC3dhc19jb3JyZWN0GAIgASgIEi4KDWFjdHVhbF9lbmVyZ3kYAyABKA4yEi5tbC52MS5FbmVyZ3lMZXZlbEgAiAEBEhsKDmNob3Nlbl90YXNrX2lkGAQgASgJSAGIAQFCEAoOX2FjdHVhbF9lbmVyZ3lCEQoPX2Nob3Nlbl90YXNrX2lkInYKEEZlZWRiYWNrUmVzcG9uc2USEAoIcmVjb3JkZWQYASABKAgSFgoObW9kZWxfYWNjdXJhY3kYAiABKAESHQoVdHJhaW5pbmdfc2FtcGxlX2FkZGVkGAMgASgIEhkKEXJldHJhaW5fc2NoZWR1bGVkGAQgASgIIkoKEUxpc3RNb2RlbHNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSJAoKbW9kZWxfdHlwZRgCIAEoDjIQLm1sLnYxLk1vZGVsVHlwZSI2ChJMaXN0TW9kZWxzUmVzcG9uc2USIAoGbW9kZWxzGAEgAygLMhAubWwudjEuTW9kZWxJbmZvIigKFEFjdGl2YXRlTW9kZWxSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJIjgKFUFjdGl2YXRlTW9kZWxSZXNwb25zZRIfCgVtb2RlbBgBIAEoCzIQLm1sLnYxLk1vZGVsSW5mbypxCgtFbmVyZ3lMZXZlbBIcChhFTkVSR1lfTEVWRUxfVU5TUEVDSUZJRUQQABIUChBFTkVSR1lfTEVWRUxfTE9XEAESFwoTRU5FUkdZX0xFVkVMX01FRElVTRACEhUKEUVORVJHWV9MRVZFTF9ISUdIEAMqaAoJTW9kZWxUeXBlEhoKFk1PREVMX1RZUEVfVU5TUEVDSUZJRUQQABIgChxNT0RFTF9UWVBFX0VORVJHWV9QUkVESUNUSU9OEAESHQoZTU9ERUxfVFlQRV9UQVNLX1NVR0dFU1RFUhACKlUKClRhc2tTdGF0dXMSGwoXVEFTS19TVEFUVVNfVU5TUEVDSUZJRUQQABIUChBUQVNLX1NUQVRVU19PUEVOEAESFAoQVEFTS19TVEFUVVNfRE9ORRACMq8ECglNbFNlcnZpY2USWQoSSW5nZXN0VHJhaW5pbmdEYXRhEiAubWwudjEuSW5nZXN0VHJhaW5pbmdEYXRhUmVxdWVzdBohLm1sLnYxLkluZ2VzdFRyYWluaW5nRGF0YVJlc3BvbnNlEjIKBVRyYWluEhMubWwudjEuVHJhaW5SZXF1ZXN0GhQubWwudjEuVHJhaW5SZXNwb25zZRI4CgdQcmVkaWN0EhUubWwudjEuUHJlZGljdFJlcXVlc3QaFi5tbC52MS5QcmVkaWN0UmVzcG9uc2USRwoMU3VnZ2VzdFRhc2tzEhoubWwudjEuU3VnZ2VzdFRhc2tzUmVxdWVzdBobLm1sLnYxLlN1Z2dlc3RUYXNrc1Jlc3BvbnNlEkQKC1Vwc2VydFRhc2tzEhkubWwudjEuVXBzZXJ0VGFza3NSZXF1ZXN0GhoubWwudjEuVXBzZXJ0VGFza3NSZXNwb25zZRI7CghGZWVkYmFjaxIWLm1sLnYxLkZlZWRiYWNrUmVxdWVzdBoXLm1sLnYxLkZlZWRiYWNrUmVzcG9uc2USQQoKTGlzdE1vZGVscxIYLm1sLnYxLkxpc3RNb2RlbHNSZXF1ZXN0GhkubWwudjEuTGlzdE1vZGVsc1Jlc3BvbnNlEkoKDUFjdGl2YXRlTW9kZWwSGy5tbC52MS5BY3RpdmF0ZU1vZGVsUmVxdWVzdBocLm1sLnYxLkFjdGl2YXRlTW9kZWxSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Cg5tbC92MS9tbC5wcm90bxIFbWwudjEipwEKDkVuZXJneUZlYXR1cmVzEhMKC2hvdXJfb2ZfZGF5GAEgASgNEhMKC2RheV9vZl93ZWVrGAIgASgNEh0KFXRhc2tzX2NvbXBsZXRlZF90b2RheRgDIAEoDRIeChZhdmdfZW5lcmd5X2xhc3RfN19kYXlzGAQgASgBEhoKDXNsZWVwX3F1YWxpdHkYBSABKAFIAIgBAUIQCg5fc2xlZXBfcXVhbGl0eSKdAQoMRW5lcmd5U2FtcGxlEg8KB3VzZXJfaWQYASABKAkSLwoLb2JzZXJ2ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKCGZlYXR1cmVzGAMgASgLMhUubWwudjEuRW5lcmd5RmVhdHVyZXMSIgoGZW5lcmd5GAQgASgOMhIubWwudjEuRW5lcmd5TGV2ZWwiQQoZSW5nZXN0VHJhaW5pbmdEYXRhUmVxdWVzdBIkCgdzYW1wbGVzGAEgAygLMhMubWwudjEuRW5lcmd5U2FtcGxlIiwKGkluZ2VzdFRyYWluaW5nRGF0YVJlc3BvbnNlEg4KBnN0b3JlZBgBIAEoDSKIAwoJTW9kZWxJbmZvEhAKCG1vZGVsX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSJAoKbW9kZWxfdHlwZRgDIAEoDjIQLm1sLnYxLk1vZGVsVHlwZRIPCgd2ZXJzaW9uGAQgASgJEhEKCWlzX2FjdGl2ZRgFIAEoCBIWCg5hY2N1cmFjeV9zY29yZRgGIAEoARIZChF0cmFpbmluZ19hY2N1cmFjeRgHIAEoARIYChB0cmFpbmluZ19zYW1wbGVzGAggASgNEi4KCnRyYWluZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmV2YWx1YXRpb24YCiABKAkSFgoOZmVlZGJhY2tfY291bnQYCyABKA0SGAoQZmVlZGJhY2tfY29ycmVjdBgMIAEoDRIiChpleHBlY3RlZF9jYWxpYnJhdGlvbl9lcnJvchgNIAEoARITCgticmllcl9zY29yZRgOIAEoARISCgpwb3B1bGF0aW9uGA8gASgIIlkKDFRyYWluUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEiQKCm1vZGVsX3R5cGUYAiABKA4yEC5tbC52MS5Nb2RlbFR5cGUSEgoKcG9wdWxhdGlvbhgDIAEoCCJTCg1UcmFpblJlc3BvbnNlEh8KBW1vZGVsGAEgASgLMhAubWwudjEuTW9kZWxJbmZvEhEKCWFjdGl2YXRlZBgCIAEoCBIOCgZyZWFzb24YAyABKAkifQoOUmVjZW50QWN0aXZpdHkSHQoVdGFza3NfY29tcGxldGVkX3RvZGF5GAEgASgNEh4KFmF2Z19lbmVyZ3lfbGFzdF83X2RheXMYAiABKAESGgoNc2xlZXBfcXVhbGl0eRgDIAEoAUgAiAEBQhAKDl9zbGVlcF9xdWFsaXR5IpUBCg5QcmVkaWN0UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEi8KC3RhcmdldF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgl0aW1lX3pvbmUYAyABKAkSLgoPcmVjZW50X2FjdGl2aXR5GAQgASgLMhUubWwudjEuUmVjZW50QWN0aXZpdHkiSwoRRW5lcmd5UHJvYmFiaWxpdHkSIQoFbGV2ZWwYASABKA4yEi5tbC52MS5FbmVyZ3lMZXZlbBITCgtwcm9iYWJpbGl0eRgCIAEoASKOAgoPUHJlZGljdFJlc3BvbnNlEhUKDXByZWRpY3Rpb25faWQYASABKAkSLAoQcHJlZGljdGVkX2VuZXJneRgCIAEoDjISLm1sLnYxLkVuZXJneUxldmVsEhIKCmNvbmZpZGVuY2UYAyABKAESLwoNcHJvYmFiaWxpdGllcxgEIAMoCzIYLm1sLnYxLkVuZXJneVByb2JhYmlsaXR5Eh4KFnJlY29tbWVuZGVkX3Rhc2tfdHlwZXMYBSADKAkSEAoIbW9kZWxfaWQYBiABKAkSFQoNbW9kZWxfdmVyc2lvbhgHIAEoCRIoCgxtb2RlbF9zb3VyY2UYCCABKA4yEi5tbC52MS5Nb2RlbFNvdXJjZSK8AQoTU3VnZ2VzdFRhc2tzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEi8KDmN1cnJlbnRfZW5lcmd5GAIgASgOMhIubWwudjEuRW5lcmd5TGV2ZWxIAIgBARINCgVsaW1pdBgDIAEoDRIRCgl0aW1lX3pvbmUYBCABKAkSLgoPcmVjZW50X2FjdGl2aXR5GAUgASgLMhUubWwudjEuUmVjZW50QWN0aXZpdHlCEQoPX2N1cnJlbnRfZW5lcmd5Il0KDlRhc2tTdWdnZXN0aW9uEg8KB3Rhc2tfaWQYASABKAkSEgoKdGFza190aXRsZRgCIAEoCRITCgttYXRjaF9zY29yZRgDIAEoARIRCglyZWFzb25pbmcYBCABKAkilwEKFFN1Z2dlc3RUYXNrc1Jlc3BvbnNlEhUKDXN1Z2dlc3Rpb25faWQYASABKAkSKgoLc3VnZ2VzdGlvbnMYAiADKAsyFS5tbC52MS5UYXNrU3VnZ2VzdGlvbhIiCgZlbmVyZ3kYAyABKA4yEi5tbC52MS5FbmVyZ3lMZXZlbBIYChBlbmVyZ3lfcHJlZGljdGVkGAQgASgIIuEBCgRUYXNrEg8KB3Rhc2tfaWQYASABKAkSDQoFdGl0bGUYAiABKAkSEAoIY2F0ZWdvcnkYAyABKAkSKwoPZW5lcmd5X3JlcXVpcmVkGAQgASgOMhIubWwudjEuRW5lcmd5TGV2ZWwSGQoRZXN0aW1hdGVkX21pbnV0ZXMYBSABKA0SEAoIcHJpb3JpdHkYBiABKA0SKgoGZHVlX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIhCgZzdGF0dXMYCCABKA4yES5tbC52MS5UYXNrU3RhdHVzIkEKElVwc2VydFRhc2tzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhoKBXRhc2tzGAIgAygLMgsubWwudjEuVGFzayInChNVcHNlcnRUYXNrc1Jlc3BvbnNlEhAKCHVwc2VydGVkGAEgASgNIq8BCg9GZWVkYmFja1JlcXVlc3QSFQoNcHJlZGljdGlvbl9pZBgBIAEoCRITCgt3YXNfY29ycmVjdBgCIAEoCBIuCg1hY3R1YWxfZW5lcmd5GAMgASgOMhIubWwudjEuRW5lcmd5TGV2ZWxIAIgBARIbCg5jaG9zZW5fdGFza19pZBgEIAEoCUgBiAEBQhAKDl9hY3R1YWxfZW5lcmd5QhEKD19jaG9zZW5fdGFza19pZCKOAQoQRmVlZGJhY2tSZXNwb25zZRIQCghyZWNvcmRlZBgBIAEoCBIWCg5tb2RlbF9hY2N1cmFjeRgCIAEoARIdChV0cmFpbmluZ19zYW1wbGVfYWRkZWQYAyABKAgSGQoRcmV0cmFpbl9zY2hlZHVsZWQYBCABKAgSFgoOZHJpZnRfZGV0ZWN0ZWQYBSABKAgiXgoRTGlzdE1vZGVsc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIkCgptb2RlbF90eXBlGAIgASgOMhAubWwudjEuTW9kZWxUeXBlEhIKCnBvcHVsYXRpb24YAyABKAgiNgoSTGlzdE1vZGVsc1Jlc3BvbnNlEiAKBm1vZGVscxgBIAMoCzIQLm1sLnYxLk1vZGVsSW5mbyIoChRBY3RpdmF0ZU1vZGVsUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCSI4ChVBY3RpdmF0ZU1vZGVsUmVzcG9uc2USHwoFbW9kZWwYASABKAsyEC5tbC52MS5Nb2RlbEluZm8icgoWTGlzdEFjdGl2YXRpb25zUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEiQKCm1vZGVsX3R5cGUYAiABKA4yEC5tbC52MS5Nb2RlbFR5cGUSEgoKcG9wdWxhdGlvbhgDIAEoCBINCgVsaW1pdBgEIAEoDSKLAQoKQWN0aXZhdGlvbhIQCghtb2RlbF9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEhEKCWFjdGl2YXRlZBgDIAEoCBIPCgd0cmlnZ2VyGAQgASgJEg4KBnJlYXNvbhgFIAEoCRImCgJhdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQQoXTGlzdEFjdGl2YXRpb25zUmVzcG9uc2USJgoLYWN0aXZhdGlvbnMYASADKAsyES5tbC52MS5BY3RpdmF0aW9uIqQBChVGb3JlY2FzdEVuZXJneVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIoCgRmcm9tGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVob3VycxgDIAEoDRIRCgl0aW1lX3pvbmUYBCABKAkSLgoPcmVjZW50X2FjdGl2aXR5GAUgASgLMhUubWwudjEuUmVjZW50QWN0aXZpdHkimgEKDkhvdXJseUZvcmVjYXN0EikKBXN0YXJ0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsChBwcmVkaWN0ZWRfZW5lcmd5GAIgASgOMhIubWwudjEuRW5lcmd5TGV2ZWwSLwoNcHJvYmFiaWxpdGllcxgDIAMoCzIYLm1sLnYxLkVuZXJneVByb2JhYmlsaXR5IoEBCgxFbmVyZ3lXaW5kb3cSKQoFc3RhcnQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKA2VuZBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoVbWVhbl9oaWdoX3Byb2JhYmlsaXR5GAMgASgBIrwBChZGb3JlY2FzdEVuZXJneVJlc3BvbnNlEiQKBWhvdXJzGAEgAygLMhUubWwudjEuSG91cmx5Rm9yZWNhc3QSKQoMYmVzdF93aW5kb3dzGAIgAygLMhMubWwudjEuRW5lcmd5V2luZG93EigKDG1vZGVsX3NvdXJjZRgDIAEoDjISLm1sLnYxLk1vZGVsU291cmNlEhAKCG1vZGVsX2lkGAQgASgJEhUKDW1vZGVsX3ZlcnNpb24YBSABKAkqcQoLRW5lcmd5TGV2ZWwSHAoYRU5FUkdZX0xFVkVMX1VOU1BFQ0lGSUVEEAASFAoQRU5FUkdZX0xFVkVMX0xPVxABEhcKE0VORVJHWV9MRVZFTF9NRURJVU0QAhIVChFFTkVSR1lfTEVWRUxfSElHSBADKmgKCU1vZGVsVHlwZRIaChZNT0RFTF9UWVBFX1VOU1BFQ0lGSUVEEAASIAocTU9ERUxfVFlQRV9FTkVSR1lfUFJFRElDVElPThABEh0KGU1PREVMX1RZUEVfVEFTS19TVUdHRVNURVIQAip3CgtNb2RlbFNvdXJjZRIcChhNT0RFTF9TT1VSQ0VfVU5TUEVDSUZJRUQQABIVChFNT0RFTF9TT1VSQ0VfVVNFUhABEhsKF01PREVMX1NPVVJDRV9QT1BVTEFUSU9OEAISFgoSTU9ERUxfU09VUkNFX1BSSU9SEAMqVQoKVGFza1N0YXR1cxIbChdUQVNLX1NUQVRVU19VTlNQRUNJRklFRBAAEhQKEFRBU0tfU1RBVFVTX09QRU4QARIUChBUQVNLX1NUQVRVU19ET05FEAIy0AUKCU1sU2VydmljZRJZChJJbmdlc3RUcmFpbmluZ0RhdGESIC5tbC52MS5Jbmdlc3RUcmFpbmluZ0RhdGFSZXF1ZXN0GiEubWwudjEuSW5nZXN0VHJhaW5pbmdEYXRhUmVzcG9uc2USMgoFVHJhaW4SEy5tbC52MS5UcmFpblJlcXVlc3QaFC5tbC52MS5UcmFpblJlc3BvbnNlEjgKB1ByZWRpY3QSFS5tbC52MS5QcmVkaWN0UmVxdWVzdBoWLm1sLnYxLlByZWRpY3RSZXNwb25zZRJHCgxTdWdnZXN0VGFza3MSGi5tbC52MS5TdWdnZXN0VGFza3NSZXF1ZXN0GhsubWwudjEuU3VnZ2VzdFRhc2tzUmVzcG9uc2USRAoLVXBzZXJ0VGFza3MSGS5tbC52MS5VcHNlcnRUYXNrc1JlcXVlc3QaGi5tbC52MS5VcHNlcnRUYXNrc1Jlc3BvbnNlEjsKCEZlZWRiYWNrEhYubWwudjEuRmVlZGJhY2tSZXF1ZXN0GhcubWwudjEuRmVlZGJhY2tSZXNwb25zZRJBCgpMaXN0TW9kZWxzEhgubWwudjEuTGlzdE1vZGVsc1JlcXVlc3QaGS5tbC52MS5MaXN0TW9kZWxzUmVzcG9uc2USSgoNQWN0aXZhdGVNb2RlbBIbLm1sLnYxLkFjdGl2YXRlTW9kZWxSZXF1ZXN0GhwubWwudjEuQWN0aXZhdGVNb2RlbFJlc3BvbnNlElAKD0xpc3RBY3RpdmF0aW9ucxIdLm1sLnYxLkxpc3RBY3RpdmF0aW9uc1JlcXVlc3QaHi5tbC52MS5MaXN0QWN0aXZhdGlvbnNSZXNwb25zZRJNCg5Gb3JlY2FzdEVuZXJneRIcLm1sLnYxLkZvcmVjYXN0RW5lcmd5UmVxdWVzdBodLm1sLnYxLkZvcmVjYXN0RW5lcmd5UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * The inputs of the energy model at one moment.
@@ -200,6 +200,27 @@ export type ModelInfo = Message<"ml.v1.ModelInfo"> & {
    * @generated from field: uint32 feedback_correct = 12;
    */
   feedbackCorrect: number;
+
+  /**
+   * Expected calibration error (10 bins, top class) of the held-out predictions.
+   *
+   * @generated from field: double expected_calibration_error = 13;
+   */
+  expectedCalibrationError: number;
+
+  /**
+   * Brier score of the held-out predictions.
+   *
+   * @generated from field: double brier_score = 14;
+   */
+  brierScore: number;
+
+  /**
+   * True for the population model (user_id is empty).
+   *
+   * @generated from field: bool population = 15;
+   */
+  population: boolean;
 };
 
 /**
@@ -214,6 +235,8 @@ export const ModelInfoSchema: GenMessage<ModelInfo> = /*@__PURE__*/
  */
 export type TrainRequest = Message<"ml.v1.TrainRequest"> & {
   /**
+   * Empty when population is true.
+   *
    * @generated from field: string user_id = 1;
    */
   userId: string;
@@ -222,6 +245,13 @@ export type TrainRequest = Message<"ml.v1.TrainRequest"> & {
    * @generated from field: ml.v1.ModelType model_type = 2;
    */
   modelType: ModelType;
+
+  /**
+   * Train the population model over all users (ENERGY_PREDICTION only).
+   *
+   * @generated from field: bool population = 3;
+   */
+  population: boolean;
 };
 
 /**
@@ -383,6 +413,8 @@ export type PredictResponse = Message<"ml.v1.PredictResponse"> & {
   recommendedTaskTypes: string[];
 
   /**
+   * Empty when model_source is PRIOR.
+   *
    * @generated from field: string model_id = 6;
    */
   modelId: string;
@@ -391,6 +423,11 @@ export type PredictResponse = Message<"ml.v1.PredictResponse"> & {
    * @generated from field: string model_version = 7;
    */
   modelVersion: string;
+
+  /**
+   * @generated from field: ml.v1.ModelSource model_source = 8;
+   */
+  modelSource: ModelSource;
 };
 
 /**
@@ -687,6 +724,14 @@ export type FeedbackResponse = Message<"ml.v1.FeedbackResponse"> & {
    * @generated from field: bool retrain_scheduled = 4;
    */
   retrainScheduled: boolean;
+
+  /**
+   * True when the model's recent live accuracy fell significantly below its evaluation (drift);
+   * a retrain on the most recent samples is then scheduled.
+   *
+   * @generated from field: bool drift_detected = 5;
+   */
+  driftDetected: boolean;
 };
 
 /**
@@ -701,6 +746,8 @@ export const FeedbackResponseSchema: GenMessage<FeedbackResponse> = /*@__PURE__*
  */
 export type ListModelsRequest = Message<"ml.v1.ListModelsRequest"> & {
   /**
+   * Empty with population = true for the population model.
+   *
    * @generated from field: string user_id = 1;
    */
   userId: string;
@@ -709,6 +756,11 @@ export type ListModelsRequest = Message<"ml.v1.ListModelsRequest"> & {
    * @generated from field: ml.v1.ModelType model_type = 2;
    */
   modelType: ModelType;
+
+  /**
+   * @generated from field: bool population = 3;
+   */
+  population: boolean;
 };
 
 /**
@@ -768,6 +820,253 @@ export type ActivateModelResponse = Message<"ml.v1.ActivateModelResponse"> & {
  */
 export const ActivateModelResponseSchema: GenMessage<ActivateModelResponse> = /*@__PURE__*/
   messageDesc(file_ml_v1_ml, 22);
+
+/**
+ * @generated from message ml.v1.ListActivationsRequest
+ */
+export type ListActivationsRequest = Message<"ml.v1.ListActivationsRequest"> & {
+  /**
+   * Empty with population = true for the population model.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: ml.v1.ModelType model_type = 2;
+   */
+  modelType: ModelType;
+
+  /**
+   * @generated from field: bool population = 3;
+   */
+  population: boolean;
+
+  /**
+   * Default 50, at most 500.
+   *
+   * @generated from field: uint32 limit = 4;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message ml.v1.ListActivationsRequest.
+ * Use `create(ListActivationsRequestSchema)` to create a new message.
+ */
+export const ListActivationsRequestSchema: GenMessage<ListActivationsRequest> = /*@__PURE__*/
+  messageDesc(file_ml_v1_ml, 23);
+
+/**
+ * One decision about a model version.
+ *
+ * @generated from message ml.v1.Activation
+ */
+export type Activation = Message<"ml.v1.Activation"> & {
+  /**
+   * @generated from field: string model_id = 1;
+   */
+  modelId: string;
+
+  /**
+   * @generated from field: string version = 2;
+   */
+  version: string;
+
+  /**
+   * True when the version became active; false when it was trained but declined.
+   *
+   * @generated from field: bool activated = 3;
+   */
+  activated: boolean;
+
+  /**
+   * "train" (the Train RPC), "retrain:new-samples", "retrain:drift", "schedule" or "activate" (the ActivateModel RPC).
+   *
+   * @generated from field: string trigger = 4;
+   */
+  trigger: string;
+
+  /**
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp at = 6;
+   */
+  at?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message ml.v1.Activation.
+ * Use `create(ActivationSchema)` to create a new message.
+ */
+export const ActivationSchema: GenMessage<Activation> = /*@__PURE__*/
+  messageDesc(file_ml_v1_ml, 24);
+
+/**
+ * @generated from message ml.v1.ListActivationsResponse
+ */
+export type ListActivationsResponse = Message<"ml.v1.ListActivationsResponse"> & {
+  /**
+   * @generated from field: repeated ml.v1.Activation activations = 1;
+   */
+  activations: Activation[];
+};
+
+/**
+ * Describes the message ml.v1.ListActivationsResponse.
+ * Use `create(ListActivationsResponseSchema)` to create a new message.
+ */
+export const ListActivationsResponseSchema: GenMessage<ListActivationsResponse> = /*@__PURE__*/
+  messageDesc(file_ml_v1_ml, 25);
+
+/**
+ * @generated from message ml.v1.ForecastEnergyRequest
+ */
+export type ForecastEnergyRequest = Message<"ml.v1.ForecastEnergyRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The first hour of the forecast (rounded down to the hour).
+   *
+   * @generated from field: google.protobuf.Timestamp from = 2;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * 1-168.
+   *
+   * @generated from field: uint32 hours = 3;
+   */
+  hours: number;
+
+  /**
+   * IANA zone name; empty means UTC.
+   *
+   * @generated from field: string time_zone = 4;
+   */
+  timeZone: string;
+
+  /**
+   * Optional; defaults to no tasks done and a medium week.
+   *
+   * @generated from field: ml.v1.RecentActivity recent_activity = 5;
+   */
+  recentActivity?: RecentActivity | undefined;
+};
+
+/**
+ * Describes the message ml.v1.ForecastEnergyRequest.
+ * Use `create(ForecastEnergyRequestSchema)` to create a new message.
+ */
+export const ForecastEnergyRequestSchema: GenMessage<ForecastEnergyRequest> = /*@__PURE__*/
+  messageDesc(file_ml_v1_ml, 26);
+
+/**
+ * The forecast for one hour.
+ *
+ * @generated from message ml.v1.HourlyForecast
+ */
+export type HourlyForecast = Message<"ml.v1.HourlyForecast"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp start = 1;
+   */
+  start?: Timestamp | undefined;
+
+  /**
+   * @generated from field: ml.v1.EnergyLevel predicted_energy = 2;
+   */
+  predictedEnergy: EnergyLevel;
+
+  /**
+   * One per level (low, medium, high), summing to 1.
+   *
+   * @generated from field: repeated ml.v1.EnergyProbability probabilities = 3;
+   */
+  probabilities: EnergyProbability[];
+};
+
+/**
+ * Describes the message ml.v1.HourlyForecast.
+ * Use `create(HourlyForecastSchema)` to create a new message.
+ */
+export const HourlyForecastSchema: GenMessage<HourlyForecast> = /*@__PURE__*/
+  messageDesc(file_ml_v1_ml, 27);
+
+/**
+ * A stretch of hours well suited to demanding work.
+ *
+ * @generated from message ml.v1.EnergyWindow
+ */
+export type EnergyWindow = Message<"ml.v1.EnergyWindow"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp start = 1;
+   */
+  start?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end = 2;
+   */
+  end?: Timestamp | undefined;
+
+  /**
+   * Mean probability of high energy over the window.
+   *
+   * @generated from field: double mean_high_probability = 3;
+   */
+  meanHighProbability: number;
+};
+
+/**
+ * Describes the message ml.v1.EnergyWindow.
+ * Use `create(EnergyWindowSchema)` to create a new message.
+ */
+export const EnergyWindowSchema: GenMessage<EnergyWindow> = /*@__PURE__*/
+  messageDesc(file_ml_v1_ml, 28);
+
+/**
+ * @generated from message ml.v1.ForecastEnergyResponse
+ */
+export type ForecastEnergyResponse = Message<"ml.v1.ForecastEnergyResponse"> & {
+  /**
+   * @generated from field: repeated ml.v1.HourlyForecast hours = 1;
+   */
+  hours: HourlyForecast[];
+
+  /**
+   * Best first; at most 3, each 1-4 hours long.
+   *
+   * @generated from field: repeated ml.v1.EnergyWindow best_windows = 2;
+   */
+  bestWindows: EnergyWindow[];
+
+  /**
+   * @generated from field: ml.v1.ModelSource model_source = 3;
+   */
+  modelSource: ModelSource;
+
+  /**
+   * @generated from field: string model_id = 4;
+   */
+  modelId: string;
+
+  /**
+   * @generated from field: string model_version = 5;
+   */
+  modelVersion: string;
+};
+
+/**
+ * Describes the message ml.v1.ForecastEnergyResponse.
+ * Use `create(ForecastEnergyResponseSchema)` to create a new message.
+ */
+export const ForecastEnergyResponseSchema: GenMessage<ForecastEnergyResponse> = /*@__PURE__*/
+  messageDesc(file_ml_v1_ml, 29);
 
 /**
  * A user's energy level.
@@ -831,6 +1130,45 @@ export const ModelTypeSchema: GenEnum<ModelType> = /*@__PURE__*/
   enumDesc(file_ml_v1_ml, 1);
 
 /**
+ * Which model answered a prediction.
+ *
+ * @generated from enum ml.v1.ModelSource
+ */
+export enum ModelSource {
+  /**
+   * @generated from enum value: MODEL_SOURCE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The user's own model (which borrows from the population while their data is thin).
+   *
+   * @generated from enum value: MODEL_SOURCE_USER = 1;
+   */
+  USER = 1,
+
+  /**
+   * The population model: the user has no model yet.
+   *
+   * @generated from enum value: MODEL_SOURCE_POPULATION = 2;
+   */
+  POPULATION = 2,
+
+  /**
+   * The built-in circadian prior: no model has been trained at all.
+   *
+   * @generated from enum value: MODEL_SOURCE_PRIOR = 3;
+   */
+  PRIOR = 3,
+}
+
+/**
+ * Describes the enum ml.v1.ModelSource.
+ */
+export const ModelSourceSchema: GenEnum<ModelSource> = /*@__PURE__*/
+  enumDesc(file_ml_v1_ml, 2);
+
+/**
  * Whether a task is still to be done.
  *
  * @generated from enum ml.v1.TaskStatus
@@ -856,7 +1194,7 @@ export enum TaskStatus {
  * Describes the enum ml.v1.TaskStatus.
  */
 export const TaskStatusSchema: GenEnum<TaskStatus> = /*@__PURE__*/
-  enumDesc(file_ml_v1_ml, 2);
+  enumDesc(file_ml_v1_ml, 3);
 
 /**
  * Learns each user's energy pattern and answers what their energy will be and
@@ -944,6 +1282,26 @@ export const MlService: GenService<{
     methodKind: "unary";
     input: typeof ActivateModelRequestSchema;
     output: typeof ActivateModelResponseSchema;
+  },
+  /**
+   * Who or what activated (or declined to activate) which version, when and why; newest first.
+   *
+   * @generated from rpc ml.v1.MlService.ListActivations
+   */
+  listActivations: {
+    methodKind: "unary";
+    input: typeof ListActivationsRequestSchema;
+    output: typeof ListActivationsResponseSchema;
+  },
+  /**
+   * The predicted energy for each hour ahead, and the best windows for demanding work.
+   *
+   * @generated from rpc ml.v1.MlService.ForecastEnergy
+   */
+  forecastEnergy: {
+    methodKind: "unary";
+    input: typeof ForecastEnergyRequestSchema;
+    output: typeof ForecastEnergyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_ml_v1_ml, 0);

@@ -1,0 +1,371 @@
+/**
+ * The fitted forest: compact trees (what is stored and merged) expanded into
+ * flat typed arrays laid out for fast traversal.
+ *
+ * Prediction works in bin space: a row's values are first mapped to bin codes
+ * with the training edges (binary search, once per feature), then every split
+ * is one integer comparison. To make the learned direction for missing values
+ * branch-free, a row is expanded into an "extended row" of 2 * nFeatures + 1
+ * ints, all biased by +32768: slot f holds bin(x) (-1 when missing), slot
+ * nFeatures + f holds -bin(x) (-65536 when missing) and the last slot holds
+ * the sentinel -65536. A node moves to the second child of its pair when
+ * ext[slot] > thr, i.e. when (thr - ext[slot]) is negative:
+ *  - missing go left:  slot f,      thr k;      pair (left, right): bin > k goes right, NaN (-1) stays left;
+ *  - missing go right: slot nF + f, thr -k - 1; pair (right, left): -bin > -k-1 <=> bin <= k goes left,
+ *    NaN (-65536) stays on the first child, the right one.
+ * A leaf's word has slot -1 and thr 0 and its child is itself: slot -1 reads
+ * the previous row's sentinel (or the pad before row 0), so a finished walk
+ * stays put and several walks can run in lockstep without branches.
+ */
+
+import type { Forest } from "../forest.ts";
+import { binOf } from "./binning.ts";
+import { encodePart } from "./format.ts";
+import { OWN_FOREST_KIND, type ForestPart } from "./part.ts";
+
+/** Validation failure while expanding a part; the caller wraps it as needed. */
+export class InvalidTreesError extends Error {
+  override readonly name = "InvalidTreesError";
+}
+
+const BIAS = 32768;
+const NAN_LOW = -65536 + BIAS;
+const NAN_HIGH_SIDE = -1 + BIAS;
+/** slot -1, thr 0: negative (ends the walk) and never moves. */
+const LEAF_WORD = -1 << 16;
+/** Rows per block in predictProbaBatch. */
+const BLOCK = 1024;
+
+export class OwnForest implements Forest {
+  readonly kind = OWN_FOREST_KIND;
+  readonly nClasses: number;
+  readonly nFeatures: number;
+  readonly nTrees: number;
+  readonly nNodes: number;
+  /** The compact trees this forest was built from (what serialize() writes). */
+  readonly part: ForestPart;
+
+  private readonly edges: Float64Array;
+  private readonly edgeOffset: Int32Array;
+  /** Root node of each tree; a tree's nodes are contiguous, breadth-first. */
+  private readonly roots: Int32Array;
+  /** Per node: split word (slot << 16 | (thr + 32768)), or LEAF_WORD. */
+  private readonly word: Int32Array;
+  /** Per node: first child of the pair (split) or itself (leaf). */
+  private readonly child: Int32Array;
+  /** Per node: offset of its class distribution in `leaf` (leaves only). */
+  private readonly leafOf: Int32Array;
+  /** Leaf class distributions: C one-hot rows for pure leaves, then the mixed ones. */
+  private readonly leaf: Float32Array;
+  /** Scratch extended row for predictProba (pad + 2nF + sentinel). */
+  private readonly ext: Int32Array;
+  private readonly acc: Float64Array;
+
+  /** Expands and validates a part covering a whole forest; throws InvalidTreesError. */
+  constructor(part: ForestPart) {
+    const C = part.nClasses;
+    const nF = part.nFeatures;
+    if (!(Number.isInteger(C) && C >= 1 && C <= 16383)) throw new InvalidTreesError(`invalid class count ${C}`);
+    if (!(Number.isInteger(nF) && nF >= 1 && nF <= 16383)) throw new InvalidTreesError(`invalid feature count ${nF}`);
+    if (part.nBins.length !== nF) throw new InvalidTreesError(`${part.nBins.length} bin counts for ${nF} features`);
+    const edgeOffset = new Int32Array(nF + 1);
+    for (let f = 0; f < nF; f++) {
+      const nb = part.nBins[f]!;
+      if (nb < 1 || nb > 256) throw new InvalidTreesError(`feature ${f} has ${nb} bins`);
+      edgeOffset[f + 1] = edgeOffset[f]! + nb - 1;
+    }
+    if (edgeOffset[nF] !== part.edges.length) {
+      throw new InvalidTreesError(`bin counts need ${edgeOffset[nF]} edges, found ${part.edges.length}`);
+    }
+    for (let f = 0; f < nF; f++) {
+      for (let e = edgeOffset[f]! + 1; e < edgeOffset[f + 1]!; e++) {
+        if (!(part.edges[e - 1]! < part.edges[e]!)) throw new InvalidTreesError(`edges of feature ${f} are not increasing`);
+      }
+    }
+    const nTrees = part.treeNodeCounts.length;
+    if (nTrees < 1) throw new InvalidTreesError("no trees");
+    const codes = part.codes;
+    const bins = part.bins;
+    const nNodes = codes.length;
+    const nMixed = part.mixed.length / C;
+    if (!Number.isInteger(nMixed)) throw new InvalidTreesError(`mixed leaf data length ${part.mixed.length} is not a multiple of ${C}`);
+
+    const roots = new Int32Array(nTrees);
+    const word = new Int32Array(nNodes);
+    const child = new Int32Array(nNodes);
+    const leafOf = new Int32Array(nNodes);
+    const leaf = new Float32Array(C * C + part.mixed.length);
+    for (let c = 0; c < C; c++) leaf[c * C + c] = 1;
+    leaf.set(part.mixed, C * C);
+
+    let g = 0;
+    let bi = 0;
+    let mi = 0;
+    for (let t = 0; t < nTrees; t++) {
+      const count = part.treeNodeCounts[t]!;
+      const base = g;
+      if (!(count >= 1) || base + count > nNodes) throw new InvalidTreesError(`tree ${t} claims ${count} nodes, ${nNodes - base} left`);
+      roots[t] = base;
+      let rank = 0;
+      const end = base + count;
+      for (; g < end; g++) {
+        const code = codes[g]!;
+        if (code >= 0) {
+          const f = code >> 1;
+          if (f >= nF) throw new InvalidTreesError(`tree ${t} node ${g - base} splits on feature ${f} of ${nF}`);
+          if (bi >= bins.length) throw new InvalidTreesError(`split bins end at node ${g - base} of tree ${t}`);
+          const k = bins[bi++]!;
+          if (k >= part.nBins[f]!) throw new InvalidTreesError(`tree ${t} node ${g - base} splits at bin ${k} of ${part.nBins[f]}`);
+          word[g] = (code & 1) === 1 ? ((nF + f) << 16) | (-k - 1 + BIAS) : (f << 16) | (k + BIAS);
+          child[g] = base + 1 + 2 * rank;
+          rank++;
+        } else {
+          const lc = -1 - code;
+          word[g] = LEAF_WORD;
+          child[g] = g;
+          if (lc < C) leafOf[g] = lc * C;
+          else if (lc === C && mi < nMixed) leafOf[g] = C * C + C * mi++;
+          else throw new InvalidTreesError(`tree ${t} node ${g - base} has leaf code ${code}`);
+        }
+      }
+      if (count !== 1 + 2 * rank) throw new InvalidTreesError(`tree ${t} has ${count} nodes but ${rank} splits`);
+    }
+    if (g !== nNodes) throw new InvalidTreesError(`${nNodes - g} nodes after the last tree`);
+    if (bi !== bins.length) throw new InvalidTreesError(`${bins.length - bi} unused split bins`);
+    if (mi !== nMixed) throw new InvalidTreesError(`${nMixed - mi} unused mixed leaves`);
+
+    this.nClasses = C;
+    this.nFeatures = nF;
+    this.nTrees = nTrees;
+    this.nNodes = nNodes;
+    this.part = part;
+    this.edges = part.edges;
+    this.edgeOffset = edgeOffset;
+    this.roots = roots;
+    this.word = word;
+    this.child = child;
+    this.leafOf = leafOf;
+    this.leaf = leaf;
+    this.ext = new Int32Array(2 * nF + 2);
+    this.acc = new Float64Array(C);
+  }
+
+  /**
+   * Writes the extended row of X[xo .. xo + nF) to ext[o .. o + 2nF]; ext[o - 1]
+   * must be a sentinel (the pad or the previous row's last slot).
+   */
+  private binRow(X: ArrayLike<number>, xo: number, ext: Int32Array, o: number): void {
+    const nF = this.nFeatures;
+    const edges = this.edges;
+    const eo = this.edgeOffset;
+    for (let f = 0; f < nF; f++) {
+      const x = X[xo + f]!;
+      if (x === x) {
+        const b = binOf(edges, eo[f]!, eo[f + 1]!, x);
+        ext[o + f] = b + BIAS;
+        ext[o + nF + f] = -b + BIAS;
+      } else {
+        ext[o + f] = NAN_HIGH_SIDE;
+        ext[o + nF + f] = NAN_LOW;
+      }
+    }
+    ext[o + 2 * nF] = NAN_LOW;
+  }
+
+  /** Class probabilities for one row (mean of the trees' leaf distributions). */
+  predictProba(row: readonly number[]): number[] {
+    const nF = this.nFeatures;
+    if (row.length < nF) throw new RangeError(`row has ${row.length} features, expected ${nF}`);
+    const ext = this.ext;
+    ext[0] = NAN_LOW;
+    this.binRow(row, 0, ext, 1);
+    const C = this.nClasses;
+    const acc = this.acc;
+    acc.fill(0);
+    const roots = this.roots;
+    const word = this.word;
+    const child = this.child;
+    const leafOf = this.leafOf;
+    const leaf = this.leaf;
+    const nTrees = this.nTrees;
+    // Four trees in lockstep: independent walks overlap in the CPU.
+    let t = 0;
+    for (; t + 4 <= nTrees; t += 4) {
+      let i0 = roots[t]!;
+      let i1 = roots[t + 1]!;
+      let i2 = roots[t + 2]!;
+      let i3 = roots[t + 3]!;
+      let w0 = word[i0]!;
+      let w1 = word[i1]!;
+      let w2 = word[i2]!;
+      let w3 = word[i3]!;
+      while ((w0 & w1 & w2 & w3) >= 0) {
+        i0 = child[i0]! + (((w0 & 0xffff) - ext[1 + (w0 >> 16)]!) >>> 31);
+        i1 = child[i1]! + (((w1 & 0xffff) - ext[1 + (w1 >> 16)]!) >>> 31);
+        i2 = child[i2]! + (((w2 & 0xffff) - ext[1 + (w2 >> 16)]!) >>> 31);
+        i3 = child[i3]! + (((w3 & 0xffff) - ext[1 + (w3 >> 16)]!) >>> 31);
+        w0 = word[i0]!;
+        w1 = word[i1]!;
+        w2 = word[i2]!;
+        w3 = word[i3]!;
+      }
+      const o0 = leafOf[i0]!;
+      const o1 = leafOf[i1]!;
+      const o2 = leafOf[i2]!;
+      const o3 = leafOf[i3]!;
+      for (let c = 0; c < C; c++) acc[c] = acc[c]! + leaf[o0 + c]! + leaf[o1 + c]! + leaf[o2 + c]! + leaf[o3 + c]!;
+    }
+    for (; t < nTrees; t++) {
+      let i = roots[t]!;
+      let w = word[i]!;
+      while (w >= 0) {
+        i = child[i]! + (((w & 0xffff) - ext[1 + (w >> 16)]!) >>> 31);
+        w = word[i]!;
+      }
+      const o = leafOf[i]!;
+      for (let c = 0; c < C; c++) acc[c]! += leaf[o + c]!;
+    }
+    let sum = 0;
+    for (let c = 0; c < C; c++) sum += acc[c]!;
+    const out = new Array<number>(C);
+    for (let c = 0; c < C; c++) out[c] = acc[c]! / sum;
+    return out;
+  }
+
+  /**
+   * Class probabilities for nRows rows of a row-major Float64Array
+   * (nRows x nFeatures, NaN = missing). Returns nRows x nClasses, row-major.
+   * Same numbers as predictProba() row by row (leaves are summed in the same
+   * order: trees in groups of four).
+   */
+  predictProbaBatch(X: Float64Array, nRows: number, nFeatures: number): Float64Array {
+    const nF = this.nFeatures;
+    if (nFeatures !== nF) throw new RangeError(`batch has ${nFeatures} features, expected ${nF}`);
+    if (!(Number.isInteger(nRows) && nRows >= 0) || X.length < nRows * nF) {
+      throw new RangeError(`batch of ${nRows} rows needs ${nRows * nF} values, got ${X.length}`);
+    }
+    const C = this.nClasses;
+    const out = new Float64Array(nRows * C);
+    const roots = this.roots;
+    const word = this.word;
+    const child = this.child;
+    const leafOf = this.leafOf;
+    const leaf = this.leaf;
+    const nTrees = this.nTrees;
+    const E = 2 * nF + 1;
+    const ext = new Int32Array(1 + BLOCK * E);
+    ext[0] = NAN_LOW;
+    const fin = new Int32Array(4 * BLOCK);
+    const acc = new Float64Array(BLOCK * C);
+    for (let r0 = 0; r0 < nRows; r0 += BLOCK) {
+      const nb = Math.min(BLOCK, nRows - r0);
+      for (let r = 0; r < nb; r++) this.binRow(X, (r0 + r) * nF, ext, 1 + r * E);
+      acc.fill(0);
+      for (let t = 0; t < nTrees; t += 4) {
+        const nt = Math.min(4, nTrees - t);
+        // Each tree walks the block's rows eight at a time in lockstep (the tree
+        // stays in cache, eight independent walks in flight); the reached leaves
+        // are then summed per row in tree order, exactly as predictProba() does.
+        for (let q = 0; q < nt; q++) {
+          const root = roots[t + q]!;
+          const rw = word[root]!;
+          const fo = q * BLOCK;
+          let r = 0;
+          for (; r + 8 <= nb; r += 8) {
+            const e0 = 1 + r * E;
+            const e1 = e0 + E;
+            const e2 = e1 + E;
+            const e3 = e2 + E;
+            const e4 = e3 + E;
+            const e5 = e4 + E;
+            const e6 = e5 + E;
+            const e7 = e6 + E;
+            let i0 = root;
+            let i1 = root;
+            let i2 = root;
+            let i3 = root;
+            let i4 = root;
+            let i5 = root;
+            let i6 = root;
+            let i7 = root;
+            let w0 = rw;
+            let w1 = rw;
+            let w2 = rw;
+            let w3 = rw;
+            let w4 = rw;
+            let w5 = rw;
+            let w6 = rw;
+            let w7 = rw;
+            while ((w0 & w1 & w2 & w3 & w4 & w5 & w6 & w7) >= 0) {
+              i0 = child[i0]! + (((w0 & 0xffff) - ext[e0 + (w0 >> 16)]!) >>> 31);
+              i1 = child[i1]! + (((w1 & 0xffff) - ext[e1 + (w1 >> 16)]!) >>> 31);
+              i2 = child[i2]! + (((w2 & 0xffff) - ext[e2 + (w2 >> 16)]!) >>> 31);
+              i3 = child[i3]! + (((w3 & 0xffff) - ext[e3 + (w3 >> 16)]!) >>> 31);
+              i4 = child[i4]! + (((w4 & 0xffff) - ext[e4 + (w4 >> 16)]!) >>> 31);
+              i5 = child[i5]! + (((w5 & 0xffff) - ext[e5 + (w5 >> 16)]!) >>> 31);
+              i6 = child[i6]! + (((w6 & 0xffff) - ext[e6 + (w6 >> 16)]!) >>> 31);
+              i7 = child[i7]! + (((w7 & 0xffff) - ext[e7 + (w7 >> 16)]!) >>> 31);
+              w0 = word[i0]!;
+              w1 = word[i1]!;
+              w2 = word[i2]!;
+              w3 = word[i3]!;
+              w4 = word[i4]!;
+              w5 = word[i5]!;
+              w6 = word[i6]!;
+              w7 = word[i7]!;
+            }
+            fin[fo + r] = leafOf[i0]!;
+            fin[fo + r + 1] = leafOf[i1]!;
+            fin[fo + r + 2] = leafOf[i2]!;
+            fin[fo + r + 3] = leafOf[i3]!;
+            fin[fo + r + 4] = leafOf[i4]!;
+            fin[fo + r + 5] = leafOf[i5]!;
+            fin[fo + r + 6] = leafOf[i6]!;
+            fin[fo + r + 7] = leafOf[i7]!;
+          }
+          for (; r < nb; r++) {
+            const e = 1 + r * E;
+            let i = root;
+            let w = rw;
+            while (w >= 0) {
+              i = child[i]! + (((w & 0xffff) - ext[e + (w >> 16)]!) >>> 31);
+              w = word[i]!;
+            }
+            fin[fo + r] = leafOf[i]!;
+          }
+        }
+        if (nt === 4) {
+          for (let r = 0; r < nb; r++) {
+            const o0 = fin[r]!;
+            const o1 = fin[BLOCK + r]!;
+            const o2 = fin[2 * BLOCK + r]!;
+            const o3 = fin[3 * BLOCK + r]!;
+            const a = r * C;
+            for (let c = 0; c < C; c++) acc[a + c] = acc[a + c]! + leaf[o0 + c]! + leaf[o1 + c]! + leaf[o2 + c]! + leaf[o3 + c]!;
+          }
+        } else {
+          for (let q = 0; q < nt; q++) {
+            for (let r = 0; r < nb; r++) {
+              const o = fin[q * BLOCK + r]!;
+              const a = r * C;
+              for (let c = 0; c < C; c++) acc[a + c]! += leaf[o + c]!;
+            }
+          }
+        }
+      }
+      for (let r = 0; r < nb; r++) {
+        const a = r * C;
+        const oo = (r0 + r) * C;
+        let sum = 0;
+        for (let c = 0; c < C; c++) sum += acc[a + c]!;
+        for (let c = 0; c < C; c++) out[oo + c] = acc[a + c]! / sum;
+      }
+    }
+    return out;
+  }
+
+  /** Compact binary blob (see format.ts). */
+  serialize(): Uint8Array {
+    return encodePart(this.part);
+  }
+}

@@ -1,0 +1,208 @@
+import { describe, expect, it } from "vitest";
+import { ENERGY_LABELS, type EnergyFeatureValues } from "../src/domain.ts";
+import { applyTemperature, fitTemperature, logLoss } from "../src/ml/calibration.ts";
+import { circadianPrior } from "../src/ml/circadian-prior.ts";
+import { binomialCdf, detectDrift } from "../src/ml/drift.ts";
+import {
+  decodeEnvelope,
+  encodeEnvelope,
+  energyModelRow,
+  estimateShift,
+  predictPopulation,
+  predictUser,
+  wrapHour,
+} from "../src/ml/energy-model.ts";
+import { argmax, score } from "../src/ml/evaluation.ts";
+import { ForestFormatError } from "../src/ml/forest.ts";
+import { loadModel } from "../src/ml/loaded-model.ts";
+import { bestWindows } from "../src/ml/schedule.ts";
+import { syntheticSamples, syntheticUsers, type SyntheticUser } from "../src/ml/synthetic.ts";
+import {
+  DEFAULT_USER_MODEL_SETTINGS,
+  activePredictor,
+  fitPopulation,
+  loadPopulation,
+  loadUserModel,
+  trainPopulation,
+  trainUserEnergy,
+} from "../src/ml/train-energy.ts";
+import runTrainJob from "../src/ml/train-worker.ts";
+import { defaultForestKind } from "../src/ml/algorithms.ts";
+import { mlRandomForest } from "../src/ml/ml-random-forest.ts";
+
+const FOREST = { nEstimators: 30, seed: 5 };
+const label = (e: string) => ENERGY_LABELS.indexOf(e as never);
+function data(user: SyntheticUser, n: number, seed: number) {
+  const s = syntheticSamples(user, n, seed);
+  return { samples: s.map((x) => x.features), labels: s.map((x) => label(x.energy)) };
+}
+const f = (hour: number): EnergyFeatureValues => ({ hour_of_day: hour, day_of_week: 2, tasks_completed_today: 1, avg_energy_last_7_days: 2, sleep_quality: null });
+
+describe("calibration", () => {
+  it("applies a temperature and fits one that lowers log loss", () => {
+    expect(applyTemperature([0.2, 0.3, 0.5], 1)).toEqual([0.2, 0.3, 0.5]);
+    const soft = applyTemperature([0.1, 0.1, 0.8], 3);
+    expect(soft[2]).toBeLessThan(0.8);
+    expect(soft.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
+    // Over-confident predictions right only 60% of the time: the fitted temperature softens them.
+    const probs = Array.from({ length: 100 }, () => [0.02, 0.02, 0.96]);
+    const labels = Array.from({ length: 100 }, (_, i) => (i % 5 < 3 ? 2 : 0));
+    const t = fitTemperature(probs, labels);
+    expect(t).toBeGreaterThan(1);
+    expect(logLoss(probs.map((p) => applyTemperature(p, t)), labels)).toBeLessThan(logLoss(probs, labels));
+    expect(fitTemperature(probs.slice(0, 5), labels.slice(0, 5))).toBe(1);
+    expect(logLoss([], [])).toBe(0);
+  });
+});
+
+describe("circadian prior", () => {
+  it("is a distribution at every hour, low at night and high in the morning", () => {
+    for (let h = -3; h < 27; h += 0.5) expect(circadianPrior(h).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
+    expect(argmax(circadianPrior(3))).toBe(0);
+    expect(argmax(circadianPrior(10))).toBe(2);
+    expect(circadianPrior(25)).toEqual(circadianPrior(1));
+  });
+});
+
+describe("drift detection", () => {
+  it("computes binomial tails", () => {
+    expect(binomialCdf(-1, 10, 0.5)).toBe(0);
+    expect(binomialCdf(10, 10, 0.5)).toBe(1);
+    expect(binomialCdf(5, 10, 0.5)).toBeCloseTo(0.623046875, 9);
+  });
+
+  it("flags a sharp drop and stays quiet for a model doing as promised", () => {
+    const good = Array.from({ length: 60 }, (_, i) => i % 3 !== 0);
+    expect(detectDrift(good, 0.66).drifted).toBe(false);
+    const bad = [...good.slice(0, 40), ...new Array(20).fill(false)];
+    const check = detectDrift(bad, 0.66);
+    expect(check.drifted).toBe(true);
+    expect(check.window).toBe(15);
+    expect(detectDrift(bad.slice(0, 10), 0.66)).toMatchObject({ drifted: false, window: 0 });
+  });
+});
+
+describe("best windows", () => {
+  it("picks non-overlapping high stretches, longer when nearly as good", () => {
+    const p = [0.1, 0.2, 0.7, 0.72, 0.69, 0.2, 0.1, 0.9, 0.1, 0.5];
+    const w = bestWindows(p);
+    // The single 0.9 hour is clearly better than the 0.70 stretch; the stretch comes next, as one 3-hour window.
+    expect(w[0]).toMatchObject({ start: 7, length: 1 });
+    expect(w[1]).toMatchObject({ start: 2, length: 3 });
+    const covered = w.flatMap((x) => Array.from({ length: x.length }, (_, i) => x.start + i));
+    expect(new Set(covered).size).toBe(covered.length);
+    expect(bestWindows([0.5], 3)).toEqual([{ start: 0, length: 1, meanHigh: 0.5 }]);
+  });
+});
+
+describe("energy model pieces", () => {
+  it("uses cyclical hours and wraps shifts around midnight", () => {
+    expect(wrapHour(-1)).toBe(23);
+    const row = energyModelRow(f(1), 2, 2);
+    expect(row[2]).toBe(23);
+    expect(row[0]).toBeCloseTo(Math.sin((2 * Math.PI * 23) / 24), 12);
+    expect(Number.isNaN(row[7])).toBe(true);
+  });
+
+  it("places a user's day: a late chronotype gets a positive shift", () => {
+    const late = syntheticUsers(1, 4, { chronotype: 3, sharpness: 8, labelNoise: 0 })[0]!;
+    const d = data(late, 120, 2);
+    expect(estimateShift(null, d.samples, d.labels)).toBeGreaterThanOrEqual(1.5);
+    expect(estimateShift(null, [], [])).toBe(0);
+  });
+
+  it("round-trips envelopes and refuses foreign blobs", () => {
+    const meta = { kind: "population" as const, meanAvg: 2, temperature: 1.2, forestKind: "x" };
+    const bytes = encodeEnvelope(meta, new Uint8Array([9, 8]));
+    expect(decodeEnvelope(bytes)).toEqual({ meta, forest: new Uint8Array([9, 8]) });
+    expect(decodeEnvelope(encodeEnvelope(meta, null)).forest).toBeNull();
+    expect(() => decodeEnvelope(new Uint8Array([1, 2, 3]))).toThrow(ForestFormatError);
+    const cut = bytes.slice(0, 10);
+    expect(() => decodeEnvelope(cut)).toThrow(/header says/);
+    const badJson = new Uint8Array([0x4d, 0x4c, 0x45, 0x31, 1, 0, 0, 0, 0x7b]);
+    expect(() => decodeEnvelope(badJson)).toThrow(/not valid JSON/);
+    const badKind = encodeEnvelope({ kind: "other" } as never, null);
+    expect(() => decodeEnvelope(badKind)).toThrow(/unknown energy model kind/);
+    expect(() => loadPopulation(encodeEnvelope({ ...meta, kind: "user" } as never, null))).toThrow(RangeError);
+    expect(() => loadUserModel(bytes)).toThrow(RangeError);
+  });
+});
+
+describe("training jobs", () => {
+  const users = syntheticUsers(6, 40);
+  const population = trainPopulation({
+    kind: "energy-population",
+    users: users.map((u, i) => data(u, 150, 100 + i)),
+    forestKind: defaultForestKind,
+    options: FOREST,
+    alignmentRounds: 1,
+  });
+  const pop = loadPopulation(population.modelData);
+  const stored = { modelId: "pop", format: population.format, blob: population.modelData };
+
+  it("evaluates the population on users it never saw and calibrates it", () => {
+    expect(population.evaluation.method).toMatch(/5-fold cross-validation over 6 users, cold start/);
+    expect(population.evaluation.accuracy).toBeGreaterThan(0.45);
+    expect(pop.meta.temperature).toBeGreaterThan(0);
+    for (let h = 0; h < 24; h++) expect(predictPopulation(pop, f(h)).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
+    expect(() => trainPopulation({ kind: "energy-population", users: [], forestKind: defaultForestKind, options: FOREST })).toThrow(RangeError);
+    const single = trainPopulation({ kind: "energy-population", users: [data(users[0]!, 40, 1)], forestKind: defaultForestKind, options: FOREST, alignmentRounds: 0 });
+    expect(single.evaluation.method).toMatch(/one user/);
+  });
+
+  it("borrows from the population with few samples and beats the spec's forest", () => {
+    const user = syntheticUsers(1, 77)[0]!;
+    const train = data(user, 40, 1);
+    const test = data(user, 400, 2);
+    const result = runTrainJob({ kind: "energy-user", ...train, population: stored, forestKind: defaultForestKind, options: FOREST, settings: DEFAULT_USER_MODEL_SETTINGS });
+    const model = loadUserModel(result.modelData);
+    expect(model.forest).not.toBeNull();
+    expect(model.meta.userWeight).toBeCloseTo(40 / 190, 9);
+    const ours = test.samples.filter((x, i) => argmax(predictUser(model, pop, x)) === test.labels[i]).length / 400;
+    const spec = mlRandomForest.fit(train.samples.map((x) => [x.hour_of_day, x.day_of_week, x.tasks_completed_today, x.avg_energy_last_7_days, x.sleep_quality ?? Number.NaN]), train.labels, 3, FOREST);
+    const specAccuracy = test.samples.filter((x, i) => argmax(spec.predictProba([x.hour_of_day, x.day_of_week, x.tasks_completed_today, x.avg_energy_last_7_days, x.sleep_quality ?? Number.NaN])) === test.labels[i]).length / 400;
+    expect(ours).toBeGreaterThan(specAccuracy);
+    expect(result.evaluation.samples).toBe(40);
+    const s = score(test.samples.map((x) => predictUser(model, pop, x)), test.labels);
+    expect(s.ece).toBeLessThan(0.15);
+  });
+
+  it("skips the user's own forest with very few samples, and works without any population", () => {
+    const user = syntheticUsers(1, 78)[0]!;
+    const few = runTrainJob({ kind: "energy-user", ...data(user, 12, 1), population: null, forestKind: defaultForestKind, options: FOREST, settings: DEFAULT_USER_MODEL_SETTINGS });
+    const model = loadUserModel(few.modelData);
+    expect(model.forest).toBeNull();
+    expect(model.meta.populationModelId).toBeNull();
+    expect(predictUser(model, null, f(10)).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
+    expect(() => trainUserEnergy({ kind: "energy-user", samples: [], labels: [], population: null, forestKind: defaultForestKind, options: FOREST, settings: DEFAULT_USER_MODEL_SETTINGS })).toThrow(RangeError);
+  });
+
+  it("compares with the active model on rows it never saw, whatever its format", () => {
+    const user = syntheticUsers(1, 79)[0]!;
+    const all = data(user, 90, 3);
+    const first = trainUserEnergy({ kind: "energy-user", samples: all.samples.slice(0, 60), labels: all.labels.slice(0, 60), population: stored, forestKind: defaultForestKind, options: FOREST, settings: DEFAULT_USER_MODEL_SETTINGS });
+    const second = trainUserEnergy({
+      kind: "energy-user",
+      ...all,
+      population: stored,
+      forestKind: defaultForestKind,
+      options: FOREST,
+      settings: DEFAULT_USER_MODEL_SETTINGS,
+      active: { model: { modelId: "a", format: first.format, blob: first.modelData }, population: stored, unseenFrom: 60 },
+    });
+    expect(second.comparison?.samples).toBe(30);
+    const legacy = mlRandomForest.fit(all.samples.map((x) => [x.hour_of_day, x.day_of_week, x.tasks_completed_today, x.avg_energy_last_7_days, x.sleep_quality ?? Number.NaN]), all.labels, 3, FOREST);
+    const p = activePredictor({ modelId: "l", format: legacy.kind, blob: legacy.serialize() }, null)(f(9));
+    expect(p.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
+    expect(activePredictor({ modelId: "p", format: population.format, blob: population.modelData }, null)(f(9))).toEqual(predictPopulation(pop, f(9)));
+    expect(loadModel(population.format, population.modelData).kind).toBe("population");
+    expect(loadModel(first.format, first.modelData).kind).toBe("user");
+    expect(loadModel(legacy.kind, legacy.serialize()).kind).toBe("forest");
+  });
+
+  it("aligns users in the population fit", () => {
+    const model = fitPopulation(users.slice(0, 3).map((u, i) => data(u, 60, i)), defaultForestKind, FOREST, 1);
+    expect(model.meta.meanAvg).toBeGreaterThan(1.5);
+    expect(model.meta.meanAvg).toBeLessThan(2.5);
+  });
+});
