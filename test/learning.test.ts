@@ -107,7 +107,7 @@ describe("drift", () => {
     await s.app.trainer.idle();
     const log = (await s.client.listActivations({ userId: "drifter", modelType: E })).activations;
     expect(log[0]?.trigger).toBe("retrain:drift");
-    expect(log[0]?.reason).toMatch(/drift in live accuracy; trained on the \d+ most recent samples/);
+    expect(log[0]?.reason).toMatch(/drift in live accuracy; the user's day re-placed from the \d+ most recent samples/);
     const models = (await s.client.listModels({ userId: "drifter", modelType: E })).models;
     expect(models[0]?.trainingSamples).toBeLessThan(first.model!.trainingSamples);
   });

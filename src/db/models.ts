@@ -176,12 +176,18 @@ export async function listActivations(
 
 const Outcome = z.object({ was_correct: z.boolean() });
 
-/** Whether each of a version's most recent answered predictions was right, oldest first. */
-export async function recentOutcomes(db: CommonQueryMethods, modelId: string, limit: number): Promise<boolean[]> {
+/**
+ * Whether each of the most recent answered predictions of a user's model was
+ * right, oldest first: across every version trained on the same data window
+ * as `model`, so a routine retrain does not reset the evidence of a drift.
+ */
+export async function recentOutcomes(db: CommonQueryMethods, model: ModelRow, limit: number): Promise<boolean[]> {
   const rows = await db.any(sql.type(Outcome)`
-    SELECT was_correct FROM model_predictions
-    WHERE model_id = ${modelId} AND was_correct IS NOT NULL
-    ORDER BY feedback_at DESC LIMIT ${limit}
+    SELECT p.was_correct FROM model_predictions p JOIN ml_models m ON m.model_id = p.model_id
+    WHERE p.user_id = ${model.user_id} AND p.prediction_type = 'energy_prediction' AND p.was_correct IS NOT NULL
+      AND m.user_id = ${model.user_id} AND m.model_type = ${model.model_type}
+      AND m.training_since_seq = ${model.training_since_seq.toString()}::bigint
+    ORDER BY p.feedback_at DESC LIMIT ${limit}
   `);
   return rows.map((r) => r.was_correct).reverse();
 }

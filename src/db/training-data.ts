@@ -62,6 +62,22 @@ export async function trainingSamplesFor(
   return [...rows].reverse();
 }
 
+/** The newest `limit` samples of a user and model type with seq < beforeSeq, returned oldest first. */
+export async function trainingSamplesBefore(
+  db: CommonQueryMethods,
+  userId: string,
+  modelType: ModelTypeName,
+  limit: number,
+  beforeSeq: bigint,
+): Promise<readonly StoredSample[]> {
+  const rows = await db.any(sql.type(StoredSample)`
+    SELECT seq, feature_vector, label FROM training_data
+    WHERE user_id = ${userId} AND model_type = ${modelType} AND seq < ${beforeSeq.toString()}::bigint
+    ORDER BY seq DESC LIMIT ${limit}
+  `);
+  return [...rows].reverse();
+}
+
 const UserSample = StoredSample.extend({ user_id: z.string() });
 /** A stored sample with its user, for the population model. */
 export type UserSample = z.infer<typeof UserSample>;

@@ -38,7 +38,7 @@ export const DRIFT_WINDOWS: readonly number[] = [15, 20, 30, 45, 60];
  * the model is expected to have. `alpha` is per window; the windows overlap,
  * so the overall false-alarm rate stays close to it.
  */
-export function detectDrift(outcomes: readonly boolean[], expectedAccuracy: number, alpha = 0.002): DriftCheck {
+export function detectDrift(outcomes: readonly boolean[], expectedAccuracy: number, alpha = 0.005): DriftCheck {
   let last: DriftCheck = { drifted: false, window: 0, recentAccuracy: 0, pValue: 1 };
   const p = Math.min(0.999, Math.max(0.001, expectedAccuracy));
   for (const window of DRIFT_WINDOWS) {

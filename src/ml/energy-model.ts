@@ -136,7 +136,7 @@ export function predictUser(model: UserModel, population: PopulationModel | null
   const pop = populationProbabilities(population, f, meta.shift);
   let p = pop;
   if (model.forest !== null && meta.userWeight > 0) {
-    const own = model.forest.predictProba(energyModelRow(f, 0, meta.meanAvg));
+    const own = model.forest.predictProba(energyModelRow(f, meta.shift, meta.meanAvg));
     p = pop.map((x, i) => (1 - meta.userWeight) * x + meta.userWeight * (own[i] ?? 0));
   }
   return applyTemperature(p, meta.temperature);

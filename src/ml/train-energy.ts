@@ -51,6 +51,12 @@ export interface UserEnergyJob {
   readonly forestKind: string;
   readonly options: ForestOptions;
   readonly settings: UserModelSettings;
+  /**
+   * The user's samples from before a drift, when the model is trained on a
+   * recent window: they keep teaching the user's own forest, aligned by the
+   * shift they had then, but they do not decide the current shift.
+   */
+  readonly earlier?: UserSamples;
   /** The active user model and its population, to compare on rows it never saw. */
   readonly active?: { readonly model: StoredModelBlob; readonly population: StoredModelBlob | null; readonly unseenFrom: number };
 }
@@ -85,7 +91,12 @@ export function loadUserModel(blob: Uint8Array): UserModel {
   return { meta, forest: forest === null || meta.forestKind === null ? null : forestAlgorithm(meta.forestKind).load(forest) };
 }
 
-/** Fits a user's model (temperature 1) on samples, against a population model (or the prior). */
+/**
+ * Fits a user's model (temperature 1) on samples, against a population model
+ * (or the prior). The user's own forest sees hours on the population's clock
+ * (shifted by the user's shift), so when the user's day moves, what it
+ * learned still applies once the new shift is known.
+ */
 export function fitUserModel(
   samples: readonly EnergyFeatureValues[],
   labels: readonly number[],
@@ -94,21 +105,24 @@ export function fitUserModel(
   forestKind: string,
   options: ForestOptions,
   settings: UserModelSettings,
+  earlier?: UserSamples,
 ): { model: UserModel; forestBlob: Uint8Array | null } {
   const meanAvg = population?.meta.meanAvg ?? 2;
   const shift = estimateShift(population, samples, labels);
+  const earlierShift = earlier === undefined || earlier.samples.length === 0 ? 0 : estimateShift(population, earlier.samples, earlier.labels);
+  const rows = samples.map((f) => energyModelRow(f, shift, meanAvg));
+  const rowLabels = [...labels];
+  if (earlier !== undefined) {
+    for (const f of earlier.samples) rows.push(energyModelRow(f, earlierShift, meanAvg));
+    rowLabels.push(...earlier.labels);
+  }
   let forest = null;
   let forestBlob: Uint8Array | null = null;
-  if (samples.length >= settings.minForestSamples) {
-    forest = forestAlgorithm(forestKind).fit(
-      samples.map((f) => energyModelRow(f, 0, meanAvg)),
-      labels,
-      3,
-      { ...options, minSamplesLeaf: options.minSamplesLeaf ?? 2 },
-    );
+  const n = rows.length;
+  if (n >= settings.minForestSamples) {
+    forest = forestAlgorithm(forestKind).fit(rows, rowLabels, 3, { ...options, minSamplesLeaf: options.minSamplesLeaf ?? 2 });
     forestBlob = forest.serialize();
   }
-  const n = samples.length;
   const meta: UserModelMeta = {
     kind: "user",
     populationModelId,
@@ -149,6 +163,7 @@ export function trainUserEnergy(job: UserEnergyJob): TrainResult {
       job.forestKind,
       job.options,
       job.settings,
+      job.earlier,
     );
     for (const i of test) heldOut[i] = predictUser(model, population, job.samples[i]!);
   }
@@ -160,7 +175,7 @@ export function trainUserEnergy(job: UserEnergyJob): TrainResult {
   const calibrated = raw.map((p) => applyTemperature(p, temperature));
   const evaluation: Evaluation = { ...score(calibrated, truth), method };
 
-  const final = fitUserModel(job.samples, job.labels, population, populationId, job.forestKind, job.options, job.settings);
+  const final = fitUserModel(job.samples, job.labels, population, populationId, job.forestKind, job.options, job.settings, job.earlier);
   const meta: UserModelMeta = { ...final.model.meta, temperature };
   const result: TrainResult = { format: ENERGY_USER_FORMAT, modelData: encodeEnvelope(meta, final.forestBlob), evaluation };
   if (job.active === undefined) return result;

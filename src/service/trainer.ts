@@ -10,7 +10,7 @@ import {
   modelById,
   type ModelRow,
 } from "../db/models.ts";
-import { countTrainingSamplesAfter, populationSamples, trainingSamplesFor } from "../db/training-data.ts";
+import { countTrainingSamplesAfter, populationSamples, trainingSamplesBefore, trainingSamplesFor } from "../db/training-data.ts";
 import { defaultForestKind } from "../ml/algorithms.ts";
 import { decodeEnvelope, ENERGY_USER_FORMAT } from "../ml/energy-model.ts";
 import { loadModel } from "../ml/loaded-model.ts";
@@ -173,6 +173,16 @@ export function createTrainer(deps: TrainerDeps): Trainer {
       };
     }
     const population = await storedBlob(db, await activeModel(db, POPULATION, "energy_prediction"));
+    // After a drift the model trains on a recent window; older samples still teach the user's own forest.
+    let earlier: UserSamples | undefined;
+    if (sinceSeq > 0n) {
+      const raw = await trainingSamplesBefore(db, userId, modelType, settings.maxSamples, sinceSeq);
+      const before = toTrainingSet(modelType, raw);
+      earlier = {
+        samples: raw.flatMap((s) => ((ENERGY_LABELS as readonly string[]).includes(s.label) ? [s.feature_vector as unknown as EnergyFeatureValues] : [])),
+        labels: before.labels,
+      };
+    }
     let activePopulation: StoredModelBlob | null = null;
     if (activeBlob !== null && activeBlob.format === ENERGY_USER_FORMAT) {
       const { meta } = decodeEnvelope(activeBlob.blob);
@@ -189,6 +199,7 @@ export function createTrainer(deps: TrainerDeps): Trainer {
         forestKind: defaultForestKind,
         options: options(userId, modelType),
         settings: settings.userModel,
+        ...(earlier === undefined || earlier.samples.length === 0 ? {} : { earlier }),
         ...(activeBlob === null ? {} : { active: { model: activeBlob, population: activePopulation, unseenFrom } }),
       },
     };
@@ -243,7 +254,9 @@ export function createTrainer(deps: TrainerDeps): Trainer {
         (comparison === undefined ? "" : ` (only ${comparison.samples} new samples, too few for a head-to-head test)`) +
         (activate ? "" : `; ${active.version} stays active`);
     }
-    if (trigger === "retrain:drift") reason = `drift in live accuracy; trained on the ${plan.samples} most recent samples; ${reason}`;
+    if (trigger === "retrain:drift") {
+      reason = `drift in live accuracy; the user's day re-placed from the ${plan.samples} most recent samples (older ones realigned); ${reason}`;
+    }
     const decision = { trigger, reason };
     let model = stored;
     if (activate) model = (await activateModel(db, stored.model_id, decision)) ?? stored;

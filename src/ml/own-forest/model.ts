@@ -117,6 +117,8 @@ export class OwnForest implements Forest {
           const k = bins[bi++]!;
           if (k >= part.nBins[f]!) throw new InvalidTreesError(`tree ${t} node ${g - base} splits at bin ${k} of ${part.nBins[f]}`);
           word[g] = (code & 1) === 1 ? ((nF + f) << 16) | (-k - 1 + BIAS) : (f << 16) | (k + BIAS);
+          // children always come later in breadth-first order: walks end
+          if (1 + 2 * rank <= g - base) throw new InvalidTreesError(`tree ${t} node ${g - base} would be its own ancestor`);
           child[g] = base + 1 + 2 * rank;
           rank++;
         } else {
