@@ -15,6 +15,7 @@ import type { Logger } from "./logger.ts";
 import { DEFAULT_USER_MODEL_SETTINGS } from "./ml/train-energy.ts";
 import { createHealthService, ServingStatus, type HealthService } from "./server/health.ts";
 import { createReflectionService } from "./server/reflection.ts";
+import type { FastPathRoutes } from "./server/unary-fast-path.ts";
 import { createFeedbackRecorder } from "./service/feedback.ts";
 import { createActiveModels } from "./service/active-models.ts";
 import { createKeyedLock } from "./service/keyed-lock.ts";
@@ -40,6 +41,8 @@ export interface AppDeps {
 /** The wired service: its routes and the parts shutdown and tests reach for. */
 export interface App {
   readonly routes: (router: ConnectRouter) => void;
+  /** The same unary handlers, for the lean HTTP/2 path (src/server/unary-fast-path.ts). */
+  readonly unaryHandlers: FastPathRoutes;
   readonly trainer: Trainer;
   readonly health: HealthService;
   readonly predictionLog: PredictionLog;
@@ -83,7 +86,20 @@ export function createApp(deps: AppDeps): App {
   const feedback = createFeedbackRecorder({ db, trainer, predictionLog });
   const health = createHealthService({ initial: { [MlService.typeName]: ServingStatus.SERVING } });
   const reflection = createReflectionService([file_ml_v1_ml]);
+  const handlers = {
+    ingestTrainingData: createIngestTrainingDataHandler({ db }),
+    train: createTrainHandler({ trainer }),
+    predict: createPredictHandler({ predictor }),
+    suggestTasks: createSuggestTasksHandler({ suggester, clock }),
+    upsertTasks: createUpsertTasksHandler({ db }),
+    feedback: createFeedbackHandler({ feedback }),
+    listModels: createListModelsHandler({ db }),
+    activateModel: createActivateModelHandler({ db, onActivated }),
+    listActivations: createListActivationsHandler({ db }),
+    forecastEnergy: createForecastEnergyHandler({ predictor }),
+  };
   return {
+    unaryHandlers: { service: MlService, handlers: handlers as unknown as FastPathRoutes["handlers"] },
     trainer,
     health,
     predictionLog,
@@ -92,18 +108,7 @@ export function createApp(deps: AppDeps): App {
       await trainer.idle();
     },
     routes(router) {
-      router.service(MlService, {
-        ingestTrainingData: createIngestTrainingDataHandler({ db }),
-        train: createTrainHandler({ trainer }),
-        predict: createPredictHandler({ predictor }),
-        suggestTasks: createSuggestTasksHandler({ suggester, clock }),
-        upsertTasks: createUpsertTasksHandler({ db }),
-        feedback: createFeedbackHandler({ feedback }),
-        listModels: createListModelsHandler({ db }),
-        activateModel: createActivateModelHandler({ db, onActivated }),
-        listActivations: createListActivationsHandler({ db }),
-        forecastEnergy: createForecastEnergyHandler({ predictor }),
-      });
+      router.service(MlService, handlers);
       health.register(router);
       reflection.register(router);
     },

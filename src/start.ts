@@ -6,6 +6,7 @@ import { createDatabasePool } from "./db/pool.ts";
 import type { Logger } from "./logger.ts";
 import { createErrorInterceptor } from "./server/errors.ts";
 import { listen } from "./server/listen.ts";
+import { createUnaryFastPath } from "./server/unary-fast-path.ts";
 import { createTrainPool } from "./service/train-pool.ts";
 import { POPULATION } from "./service/trainer.ts";
 
@@ -43,7 +44,8 @@ export async function startService(config: Config, log: Logger): Promise<Service
     settings: config.trainer,
     modelCacheBytes: config.modelCacheBytes,
   });
-  const server = await listen(app.routes, [createErrorInterceptor(log)], config.port, config.host);
+  const fastPath = config.fastPath ? createUnaryFastPath(app.unaryHandlers, log) : undefined;
+  const server = await listen(app.routes, [createErrorInterceptor(log)], config.port, config.host, fastPath);
   log.info("listening", { port: server.port, host: config.host, startupMs: Date.now() - started });
   const schedule =
     config.populationRetrainHours > 0

@@ -3,6 +3,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { FastPath } from "./unary-fast-path.ts";
 
 /** A listening server and how to stop it. */
 export interface RunningServer {
@@ -23,9 +24,19 @@ export async function listen(
   interceptors: Interceptor[],
   port: number,
   host = "127.0.0.1",
+  fastPath?: FastPath,
 ): Promise<RunningServer> {
   const handler = connectNodeAdapter({ routes, interceptors });
   const h2 = http2.createServer({}, handler);
+  if (fastPath !== undefined) {
+    // Node's compatibility layer turns every "stream" event into a request for
+    // connect-node; streams the fast path takes must not reach it.
+    const emit = h2.emit.bind(h2) as (event: string | symbol, ...args: unknown[]) => boolean;
+    h2.emit = ((event: string | symbol, ...args: unknown[]) => {
+      if (event === "stream" && fastPath(args[0] as http2.ServerHttp2Stream, args[1] as http2.IncomingHttpHeaders)) return true;
+      return emit(event, ...args);
+    }) as typeof h2.emit;
+  }
   const h1 = http.createServer(handler);
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();

@@ -1,0 +1,149 @@
+import http2 from "node:http2";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ListModelsRequestSchema, PredictRequestSchema, PredictResponseSchema, TrainRequestSchema } from "../gen/ml/v1/ml_pb.ts";
+import { createApp } from "../src/app.ts";
+import { silentLogger } from "../src/logger.ts";
+import { createErrorInterceptor } from "../src/server/errors.ts";
+import { listen, type RunningServer } from "../src/server/listen.ts";
+import { createUnaryFastPath } from "../src/server/unary-fast-path.ts";
+import { createTrainPool, type TrainPool } from "../src/service/train-pool.ts";
+import { freshDatabase, type TestDatabase } from "./support/database.ts";
+import { TEST_SETTINGS } from "./support/service.ts";
+
+/** The lean unary path, spoken to in raw HTTP/2 so every protocol detail is visible. */
+let db: TestDatabase;
+let pool: TrainPool;
+let server: RunningServer;
+let app: ReturnType<typeof createApp>;
+let session: http2.ClientHttp2Session;
+
+beforeAll(async () => {
+  db = await freshDatabase();
+  pool = createTrainPool(1);
+  app = createApp({ db: db.pool, runJob: (job, signal) => pool.run(job, signal), log: silentLogger, settings: TEST_SETTINGS });
+  server = await listen(app.routes, [createErrorInterceptor(silentLogger)], 0, "127.0.0.1", createUnaryFastPath(app.unaryHandlers, silentLogger));
+  session = http2.connect(`http://127.0.0.1:${server.port}`);
+});
+afterAll(async () => {
+  session?.close();
+  await server?.close();
+  await app?.close();
+  await pool?.close();
+  await db?.close();
+});
+
+interface Reply {
+  headers: http2.IncomingHttpHeaders;
+  trailers: http2.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+function call(path: string, headers: http2.OutgoingHttpHeaders, body: Uint8Array | string, options: { cancelAfterMs?: number } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ":method": "POST", ":path": path, ...headers });
+    let responseHeaders: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders = {};
+    const chunks: Buffer[] = [];
+    req.on("response", (h) => (responseHeaders = h));
+    req.on("trailers", (t) => (trailers = t));
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => resolve({ headers: responseHeaders, trailers, body: Buffer.concat(chunks) }));
+    req.on("error", reject);
+    req.end(body);
+    if (options.cancelAfterMs !== undefined) setTimeout(() => req.close(http2.constants.NGHTTP2_CANCEL), options.cancelAfterMs);
+  });
+}
+
+const frame = (msg: Uint8Array) => {
+  const b = Buffer.alloc(5 + msg.byteLength);
+  b.writeUInt32BE(msg.byteLength, 1);
+  b.set(msg, 5);
+  return b;
+};
+const predict = toBinary(
+  PredictRequestSchema,
+  create(PredictRequestSchema, { userId: "fp", targetTime: timestampFromMs(Date.UTC(2026, 0, 1, 9)), recentActivity: { avgEnergyLast7Days: 2 } }),
+);
+const grpc = { "content-type": "application/grpc", te: "trailers" };
+
+describe("unary fast path", () => {
+  it("answers gRPC with a framed message and grpc-status 0 in the trailers", async () => {
+    const r = await call("/ml.v1.MlService/Predict", grpc, frame(predict));
+    expect(r.headers[":status"]).toBe(200);
+    expect(r.trailers["grpc-status"]).toBe("0");
+    expect(r.body.readUInt32BE(1)).toBe(r.body.byteLength - 5);
+    const msg = fromBinary(PredictResponseSchema, r.body.subarray(5));
+    expect(msg.probabilities).toHaveLength(3);
+  });
+
+  it("answers Connect binary and JSON", async () => {
+    const bin = await call("/ml.v1.MlService/Predict", { "content-type": "application/proto", "connect-protocol-version": "1" }, predict);
+    expect(bin.headers[":status"]).toBe(200);
+    expect(fromBinary(PredictResponseSchema, bin.body).predictionId).toMatch(/-/);
+    const json = await call("/ml.v1.MlService/ListModels", { "content-type": "application/json" }, JSON.stringify({ userId: "fp", modelType: "MODEL_TYPE_ENERGY_PREDICTION" }));
+    expect(json.headers[":status"]).toBe(200);
+    expect(JSON.parse(json.body.toString())).toEqual({});
+    const empty = await call("/ml.v1.MlService/ListModels", { "content-type": "application/json" }, "");
+    expect(empty.headers[":status"]).toBe(400);
+  });
+
+  it("maps domain errors to gRPC trailers-only responses and Connect JSON errors", async () => {
+    const bad = toBinary(ListModelsRequestSchema, create(ListModelsRequestSchema, { userId: "" }));
+    const g = await call("/ml.v1.MlService/ListModels", grpc, frame(bad));
+    expect(g.headers["grpc-status"]).toBe("3");
+    expect(decodeURIComponent(String(g.headers["grpc-message"]))).toMatch(/model_type: must be/);
+    const c = await call("/ml.v1.MlService/ListModels", { "content-type": "application/proto" }, bad);
+    expect(c.headers[":status"]).toBe(400);
+    expect(JSON.parse(c.body.toString())).toMatchObject({ code: "invalid_argument" });
+    const train = toBinary(TrainRequestSchema, create(TrainRequestSchema, { userId: "nobody", modelType: 1 }));
+    const pre = await call("/ml.v1.MlService/Train", { "content-type": "application/proto" }, train);
+    expect(JSON.parse(pre.body.toString()).code).toBe("failed_precondition");
+  });
+
+  it("rejects malformed requests instead of guessing", async () => {
+    const cases: [http2.OutgoingHttpHeaders, Uint8Array | string][] = [
+      [grpc, Buffer.from([0, 0, 0])],
+      [grpc, Buffer.from([1, 0, 0, 0, 0])],
+      [grpc, Buffer.from([0, 0, 0, 0, 9, 1])],
+      [grpc, frame(Buffer.from([0xff, 0xff, 0xff]))],
+      [{ ...grpc, "grpc-timeout": "soon" }, frame(predict)],
+    ];
+    for (const [headers, body] of cases) {
+      const r = await call("/ml.v1.MlService/Predict", headers, body);
+      expect(r.headers["grpc-status"]).toBe("3");
+    }
+    const json = await call("/ml.v1.MlService/Predict", { "content-type": "application/json" }, "{not json");
+    expect(json.headers[":status"]).toBe(400);
+    const timeout = await call("/ml.v1.MlService/Predict", { "content-type": "application/proto", "connect-timeout-ms": "x" }, predict);
+    expect(timeout.headers[":status"]).toBe(400);
+  });
+
+  it("refuses oversized messages", async () => {
+    const big = Buffer.alloc(5 * 1024 * 1024);
+    const r = await call("/ml.v1.MlService/Predict", { "content-type": "application/proto" }, big);
+    expect(JSON.parse(r.body.toString()).code).toBe("resource_exhausted");
+  });
+
+  it("leaves what it does not handle to connect-node", async () => {
+    const unknown = await call("/ml.v1.MlService/Nope", grpc, frame(predict));
+    expect(unknown.headers[":status"]).toBe(404);
+    const compressed = await call("/ml.v1.MlService/Predict", { ...grpc, "grpc-encoding": "snappy" }, frame(predict));
+    expect(compressed.headers["grpc-status"] ?? compressed.trailers["grpc-status"]).toBe("12");
+    const web = await call("/ml.v1.MlService/Predict", { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" }, frame(predict));
+    expect(web.headers[":status"]).toBe(200);
+    const oldVersion = await call("/ml.v1.MlService/Predict", { "content-type": "application/proto", "connect-protocol-version": "2" }, predict);
+    // connect-node does not insist on the version header; what matters is that it, not the fast path, answered.
+    expect(oldVersion.headers[":status"]).toBe(200);
+  });
+
+  it("enforces deadlines and survives cancelled calls", async () => {
+    // Train on too little data is fast; a 1 ns deadline still expires first or the answer wins, never a hang.
+    const quick = await call("/ml.v1.MlService/Predict", { ...grpc, "grpc-timeout": "1n" }, frame(predict));
+    expect(["0", "4"]).toContain(quick.trailers["grpc-status"] ?? quick.headers["grpc-status"]);
+    await call("/ml.v1.MlService/Predict", grpc, frame(predict), { cancelAfterMs: 0 }).catch(() => undefined);
+    const after = await call("/ml.v1.MlService/Predict", { ...grpc, "grpc-timeout": "5S" }, frame(predict));
+    expect(after.trailers["grpc-status"]).toBe("0");
+  });
+});
