@@ -48,13 +48,27 @@ export function isValidTimeZone(timeZone: string): boolean {
   }
 }
 
-/** Hour (0-23) and weekday (0 = Monday) of an instant in a time zone. */
+const QUARTER_HOUR = 900_000;
+const localTimes = new Map<string, { hour: number; weekday: number }>();
+
+/**
+ * Hour (0-23) and weekday (0 = Monday) of an instant in a time zone.
+ * Every UTC offset in use today is a multiple of 15 minutes, so the answer is the
+ * same across a quarter hour; Intl is slow enough to show in a Predict
+ * profile, so answers are remembered per zone and quarter hour.
+ */
 export function localHourAndWeekday(epochMs: number, timeZone: string): { hour: number; weekday: number } {
+  const key = `${timeZone}|${Math.floor(epochMs / QUARTER_HOUR)}`;
+  const known = localTimes.get(key);
+  if (known !== undefined) return known;
   let hour = 0;
   let weekday = 0;
   for (const part of formatterFor(timeZone).formatToParts(epochMs)) {
     if (part.type === "hour") hour = Number(part.value) % 24;
     else if (part.type === "weekday") weekday = WEEKDAYS[part.value] ?? 0;
   }
-  return { hour, weekday };
+  if (localTimes.size >= 50_000) localTimes.clear();
+  const answer = { hour, weekday };
+  localTimes.set(key, answer);
+  return answer;
 }

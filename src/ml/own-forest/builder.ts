@@ -6,10 +6,13 @@
  * missing values from cumulative counts: O(rows + bins) per feature, never a
  * rescan per threshold.
  *
- * Trees are grown breadth-first and every split appends its two children as
- * a consecutive pair, so node i's children sit at 1 + 2 * (number of split
- * nodes before i). A tree is therefore fully described by one Int16 code per
- * node plus one Uint8 bin per split node, which is what we store.
+ * Trees are grown depth-first (first child of a pair before the second) and
+ * every split appends its two children as a consecutive pair, so the k-th
+ * split in that order has its children at 1 + 2k. A tree is therefore fully
+ * described, in that (pre-)order, by one Int16 code per node plus one Uint8
+ * bin per split node, which is what we store; model.ts replays the order to
+ * rebuild the child links. Depth-first pairs keep a root-to-leaf path in few
+ * cache lines, which matters once a forest outgrows the CPU caches.
  *
  * Node code: c >= 0 is a split on feature c >> 1, missing values go right
  * when (c & 1) === 1; rows with bin <= k go left. The child pair is ordered
@@ -145,6 +148,7 @@ export function growTrees(
   let nodeHi = new Int32Array(cap);
   let nodeDepth = new Int32Array(cap);
   let nodeMask = new Int32Array(cap);
+  let stack = new Int32Array(cap);
   let nodeTot = new Float64Array(cap * C);
 
   const hist = new Int32Array(256 * C);
@@ -203,6 +207,7 @@ export function growTrees(
       nodeHi = new Int32Array(cap);
       nodeDepth = new Int32Array(cap);
       nodeMask = new Int32Array(cap);
+      stack = new Int32Array(cap);
       nodeTot = new Float64Array(cap * C);
       nodeTot.set(rootTot);
     }
@@ -211,8 +216,11 @@ export function growTrees(
     nodeDepth[0] = 0;
     nodeMask[0] = 0;
     let nNodes = 1;
+    let sp = 0;
+    stack[sp++] = 0;
 
-    for (let node = 0; node < nNodes; node++) {
+    while (sp > 0) {
+      const node = stack[--sp]!;
       const lo = nodeLo[node]!;
       const hi = nodeHi[node]!;
       const depth = nodeDepth[node]!;
@@ -467,6 +475,8 @@ export function growTrees(
       }
       codes.push(bestF * 2 + bestNanRight);
       bins.push(bestK);
+      stack[sp++] = a + 1;
+      stack[sp++] = a;
     }
     treeNodeCounts[t - treeStart] = nNodes;
   }

@@ -39,8 +39,8 @@ const BLOCK = 4096;
 const MIN_SORT = 64;
 /** Features in a block's sort key: 257^5 * BLOCK < 2^53, so keys are exact doubles. */
 const KEY_FEATURES = 5;
-/** Split nodes counted (per tree, breadth-first) to rank features for the sort key. */
-const TOP_NODES = 63;
+/** Splits above this depth rank the features for the sort key (weight 2^-depth). */
+const USAGE_DEPTH = 8;
 
 export class OwnForest implements Forest {
   readonly kind = OWN_FOREST_KIND;
@@ -53,7 +53,7 @@ export class OwnForest implements Forest {
 
   private readonly edges: Float64Array;
   private readonly edgeOffset: Int32Array;
-  /** Root node of each tree; a tree's nodes are contiguous, breadth-first. */
+  /** Root node of each tree; a tree's nodes are contiguous (pairs in depth-first order). */
   private readonly roots: Int32Array;
   /** Per node: split word (slot << 16 | (thr + 32768)), or LEAF_WORD. */
   private readonly word: Int32Array;
@@ -107,6 +107,12 @@ export class OwnForest implements Forest {
     leaf.set(part.mixed, C * C);
 
     const usage = new Float64Array(nF);
+    // Replays the builder's depth-first order: codes come in that order, the
+    // k-th split's children are the pair at 1 + 2k, first child visited first.
+    let maxCount = 0;
+    for (let t = 0; t < nTrees; t++) maxCount = Math.max(maxCount, part.treeNodeCounts[t]!);
+    const stack = new Int32Array(Math.min(maxCount, nNodes) + 2);
+    const depthOf = new Int32Array(Math.min(maxCount, nNodes) + 2);
     let g = 0;
     let bi = 0;
     let mi = 0;
@@ -115,32 +121,41 @@ export class OwnForest implements Forest {
       const base = g;
       if (!(count >= 1) || base + count > nNodes) throw new InvalidTreesError(`tree ${t} claims ${count} nodes, ${nNodes - base} left`);
       roots[t] = base;
-      let rank = 0;
       const end = base + count;
+      let k = 0;
+      let sp = 0;
+      stack[sp] = base;
+      depthOf[sp++] = 0;
       for (; g < end; g++) {
+        if (sp === 0) throw new InvalidTreesError(`tree ${t} is complete after ${g - base} of its ${count} nodes`);
+        const at = stack[--sp]!;
+        const depth = depthOf[sp]!;
         const code = codes[g]!;
         if (code >= 0) {
           const f = code >> 1;
           if (f >= nF) throw new InvalidTreesError(`tree ${t} node ${g - base} splits on feature ${f} of ${nF}`);
           if (bi >= bins.length) throw new InvalidTreesError(`split bins end at node ${g - base} of tree ${t}`);
-          const k = bins[bi++]!;
-          if (k >= part.nBins[f]!) throw new InvalidTreesError(`tree ${t} node ${g - base} splits at bin ${k} of ${part.nBins[f]}`);
-          word[g] = (code & 1) === 1 ? ((nF + f) << 16) | (-k - 1 + BIAS) : (f << 16) | (k + BIAS);
-          // children always come later in breadth-first order: walks end
-          if (1 + 2 * rank <= g - base) throw new InvalidTreesError(`tree ${t} node ${g - base} would be its own ancestor`);
-          child[g] = base + 1 + 2 * rank;
-          rank++;
-          if (g - base < TOP_NODES) usage[f]! += 1 / (1 + g - base);
+          const kb = bins[bi++]!;
+          if (kb >= part.nBins[f]!) throw new InvalidTreesError(`tree ${t} node ${g - base} splits at bin ${kb} of ${part.nBins[f]}`);
+          const pair = base + 1 + 2 * k++;
+          if (pair + 1 >= end) throw new InvalidTreesError(`tree ${t} has more splits than its ${count} nodes allow`);
+          word[at] = (code & 1) === 1 ? ((nF + f) << 16) | (-kb - 1 + BIAS) : (f << 16) | (kb + BIAS);
+          child[at] = pair;
+          stack[sp] = pair + 1;
+          depthOf[sp++] = depth + 1;
+          stack[sp] = pair;
+          depthOf[sp++] = depth + 1;
+          if (depth < USAGE_DEPTH) usage[f]! += 1 / (1 << depth);
         } else {
           const lc = -1 - code;
-          word[g] = LEAF_WORD;
-          child[g] = g;
-          if (lc < C) leafOf[g] = lc * C;
-          else if (lc === C && mi < nMixed) leafOf[g] = C * C + C * mi++;
+          word[at] = LEAF_WORD;
+          child[at] = at;
+          if (lc < C) leafOf[at] = lc * C;
+          else if (lc === C && mi < nMixed) leafOf[at] = C * C + C * mi++;
           else throw new InvalidTreesError(`tree ${t} node ${g - base} has leaf code ${code}`);
         }
       }
-      if (count !== 1 + 2 * rank) throw new InvalidTreesError(`tree ${t} has ${count} nodes but ${rank} splits`);
+      if (sp !== 0) throw new InvalidTreesError(`tree ${t} has ${count} nodes but is incomplete`);
     }
     if (g !== nNodes) throw new InvalidTreesError(`${nNodes - g} nodes after the last tree`);
     if (bi !== bins.length) throw new InvalidTreesError(`${bins.length - bi} unused split bins`);

@@ -22,9 +22,9 @@ export interface ForestPart {
   readonly edges: Float64Array;
   /** Nodes per tree. */
   readonly treeNodeCounts: Int32Array;
-  /** One code per node, breadth-first per tree (see builder.ts). */
+  /** One code per node, per tree in the builder's depth-first order (see builder.ts). */
   readonly codes: Int16Array;
-  /** Split bin per split node. */
+  /** Split bin per split node, same order. */
   readonly bins: Uint8Array;
   /** Class distributions of mixed leaves, nClasses floats each. */
   readonly mixed: Float32Array;
