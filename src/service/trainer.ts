@@ -176,12 +176,8 @@ export function createTrainer(deps: TrainerDeps): Trainer {
     // After a drift the model trains on a recent window; older samples still teach the user's own forest.
     let earlier: UserSamples | undefined;
     if (sinceSeq > 0n) {
-      const raw = await trainingSamplesBefore(db, userId, modelType, settings.maxSamples, sinceSeq);
-      const before = toTrainingSet(modelType, raw);
-      earlier = {
-        samples: raw.flatMap((s) => ((ENERGY_LABELS as readonly string[]).includes(s.label) ? [s.feature_vector as unknown as EnergyFeatureValues] : [])),
-        labels: before.labels,
-      };
+      const before = toTrainingSet(modelType, await trainingSamplesBefore(db, userId, modelType, settings.maxSamples, sinceSeq));
+      earlier = { samples: before.features, labels: before.labels };
     }
     let activePopulation: StoredModelBlob | null = null;
     if (activeBlob !== null && activeBlob.format === ENERGY_USER_FORMAT) {
@@ -193,7 +189,7 @@ export function createTrainer(deps: TrainerDeps): Trainer {
       ...base,
       job: {
         kind: "energy-user",
-        samples: stored.flatMap((s) => ((ENERGY_LABELS as readonly string[]).includes(s.label) ? [s.feature_vector as unknown as EnergyFeatureValues] : [])),
+        samples: set.features,
         labels: set.labels,
         population,
         forestKind: defaultForestKind,

@@ -10,6 +10,8 @@ export interface TrainingSet {
   readonly nClasses: number;
   /** seq of each row, to tell which rows a model has seen. */
   readonly seqs: bigint[];
+  /** The stored features of each row (energy samples: what the energy model's jobs take). */
+  readonly features: EnergyFeatureValues[];
 }
 
 /** Turns stored samples into a training set; rows with an unknown label are skipped. */
@@ -18,6 +20,7 @@ export function toTrainingSet(modelType: ModelTypeName, samples: readonly Stored
   const rows: number[][] = [];
   const labels: number[] = [];
   const seqs: bigint[] = [];
+  const features: EnergyFeatureValues[] = [];
   for (const s of samples) {
     const label = classes.indexOf(s.label);
     if (label < 0) continue;
@@ -28,6 +31,7 @@ export function toTrainingSet(modelType: ModelTypeName, samples: readonly Stored
     );
     labels.push(label);
     seqs.push(s.seq);
+    features.push(s.feature_vector as unknown as EnergyFeatureValues);
   }
-  return { rows, labels, nClasses: classes.length, seqs };
+  return { rows, labels, nClasses: classes.length, seqs, features };
 }
