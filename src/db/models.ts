@@ -174,22 +174,24 @@ export async function listActivations(
   `);
 }
 
-const Outcome = z.object({ was_correct: z.boolean() });
+const Outcome = z.object({ was_correct: z.boolean(), confidence: z.number().nullable() });
+/** One answered prediction: was it right, and how sure was the model. */
+export type Outcome = { readonly correct: boolean; readonly confidence: number };
 
 /**
  * Whether each of the most recent answered predictions of a user's model was
  * right, oldest first: across every version trained on the same data window
  * as `model`, so a routine retrain does not reset the evidence of a drift.
  */
-export async function recentOutcomes(db: CommonQueryMethods, model: ModelRow, limit: number): Promise<boolean[]> {
+export async function recentOutcomes(db: CommonQueryMethods, model: ModelRow, limit: number): Promise<Outcome[]> {
   const rows = await db.any(sql.type(Outcome)`
-    SELECT p.was_correct FROM model_predictions p JOIN ml_models m ON m.model_id = p.model_id
+    SELECT p.was_correct, p.confidence_score::float8 AS confidence FROM model_predictions p JOIN ml_models m ON m.model_id = p.model_id
     WHERE p.user_id = ${model.user_id} AND p.prediction_type = 'energy_prediction' AND p.was_correct IS NOT NULL
       AND m.user_id = ${model.user_id} AND m.model_type = ${model.model_type}
       AND m.training_since_seq = ${model.training_since_seq.toString()}::bigint
     ORDER BY p.feedback_at DESC LIMIT ${limit}
   `);
-  return rows.map((r) => r.was_correct).reverse();
+  return rows.map((r) => ({ correct: r.was_correct, confidence: r.confidence ?? model.training_accuracy ?? 0.5 })).reverse();
 }
 
 /** Counts one feedback answer and recomputes the live accuracy. */

@@ -1,12 +1,21 @@
 /**
- * Drift detection on a model's live accuracy: is the run of recent answers
- * too poor to be bad luck for a model as good as it was measured to be?
+ * Drift detection on a model's live answers: is the run of recent answers
+ * too poor to be bad luck for a model that is as sure as it says?
  *
  * Why not ADWIN: its Hoeffding bound needs hundreds of answers to see a drop
- * of 20 points, and we want to react within tens. We know the accuracy the
- * model should have (its held-out evaluation), so a one-sided exact binomial
- * test over a few recent windows answers sooner with a controlled error rate.
+ * of 20 points, and we want to react within tens. Each answer comes with the
+ * model's confidence, which (the model being calibrated) is its chance of
+ * being right; without drift the number right in a window is a sum of those
+ * Bernoulli trials. A one-sided test on that sum, over a few recent windows,
+ * sees a confident model turning wrong within 15-30 answers.
  */
+
+/** One answered prediction. */
+export interface Answer {
+  readonly correct: boolean;
+  /** The model's top probability for the prediction, 0-1. */
+  readonly confidence: number;
+}
 
 /** Outcome of a drift check. */
 export interface DriftCheck {
@@ -14,39 +23,34 @@ export interface DriftCheck {
   /** The recent window (in answers) that showed the drop, or the largest window checked. */
   readonly window: number;
   readonly recentAccuracy: number;
-  readonly pValue: number;
-}
-
-/** P(X <= k) for X ~ Binomial(n, p). */
-export function binomialCdf(k: number, n: number, p: number): number {
-  if (k < 0) return 0;
-  if (k >= n) return 1;
-  let term = (1 - p) ** n;
-  let sum = term;
-  for (let i = 1; i <= k; i++) {
-    term *= ((n - i + 1) / i) * (p / (1 - p));
-    sum += term;
-  }
-  return Math.min(1, sum);
+  /** How many standard deviations below the expected number right the window fell (negative = worse). */
+  readonly z: number;
 }
 
 /** Windows of recent answers tested, smallest first. */
 export const DRIFT_WINDOWS: readonly number[] = [15, 20, 30, 45, 60];
 
-/**
- * Checks the newest answers (oldest first in `outcomes`) against the accuracy
- * the model is expected to have. `alpha` is per window; the windows overlap,
- * so the overall false-alarm rate stays close to it.
- */
-export function detectDrift(outcomes: readonly boolean[], expectedAccuracy: number, alpha = 0.005): DriftCheck {
-  let last: DriftCheck = { drifted: false, window: 0, recentAccuracy: 0, pValue: 1 };
-  const p = Math.min(0.999, Math.max(0.001, expectedAccuracy));
+/** z for a one-sided test at about 0.5% per window: the windows overlap, so the overall false-alarm rate stays near it. */
+export const DRIFT_Z = -2.58;
+
+/** Checks the newest answers (oldest first) against what the model's confidence promised. */
+export function detectDrift(answers: readonly Answer[], threshold = DRIFT_Z): DriftCheck {
+  let last: DriftCheck = { drifted: false, window: 0, recentAccuracy: 0, z: 0 };
   for (const window of DRIFT_WINDOWS) {
-    if (outcomes.length < window) break;
-    const recent = outcomes.slice(-window);
-    const correct = recent.filter(Boolean).length;
-    const pValue = binomialCdf(correct, window, p);
-    last = { drifted: pValue < alpha, window, recentAccuracy: correct / window, pValue };
+    if (answers.length < window) break;
+    const recent = answers.slice(-window);
+    let correct = 0;
+    let expected = 0;
+    let variance = 0;
+    for (const a of recent) {
+      const p = Math.min(0.999, Math.max(0.001, a.confidence));
+      if (a.correct) correct++;
+      expected += p;
+      variance += p * (1 - p);
+    }
+    // Continuity correction: counts are whole numbers.
+    const z = (correct + 0.5 - expected) / Math.sqrt(variance);
+    last = { drifted: z < threshold, window, recentAccuracy: correct / window, z };
     if (last.drifted) return last;
   }
   return last;

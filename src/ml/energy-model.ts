@@ -55,7 +55,7 @@ export function energyModelRow(f: EnergyFeatureValues, shift: number, population
 }
 
 /** Shifts tried when placing a user's day, in hours. */
-export const SHIFT_GRID: readonly number[] = Array.from({ length: 21 }, (_, i) => -5 + i * 0.5);
+export const SHIFT_GRID: readonly number[] = Array.from({ length: 25 }, (_, i) => -6 + i * 0.5);
 
 /** What the population says at features x (or the circadian prior when there is no population model). */
 export function populationProbabilities(
@@ -78,13 +78,23 @@ export function estimateShift(
   labels: readonly number[],
   priorSd = 2,
 ): number {
+  return estimateShiftWith((shift, f) => populationProbabilities(population, f, shift), samples, labels, priorSd);
+}
+
+/** The shift that makes samples most likely under any model of the day placed at that shift. */
+export function estimateShiftWith(
+  probabilitiesAt: (shift: number, f: EnergyFeatureValues) => readonly number[],
+  samples: readonly EnergyFeatureValues[],
+  labels: readonly number[],
+  priorSd: number,
+): number {
   if (samples.length === 0) return 0;
   let best = 0;
   let bestScore = Number.NEGATIVE_INFINITY;
   for (const shift of SHIFT_GRID) {
     let score = -(shift * shift) / (2 * priorSd * priorSd);
     for (let i = 0; i < samples.length; i++) {
-      const p = populationProbabilities(population, samples[i]!, shift);
+      const p = probabilitiesAt(shift, samples[i]!);
       // Floor the probability so one surprising label cannot veto a shift.
       score += Math.log(Math.max(0.02, p[labels[i]!] ?? 0));
     }

@@ -39,8 +39,11 @@ export interface SyntheticSample {
   readonly probabilities: readonly [number, number, number];
 }
 
+/** A bump on the 24-hour circle: 23:00 and 01:00 are two hours apart, not 22. */
 function bump(x: number, centre: number, width: number): number {
-  return Math.exp(-((x - centre) ** 2) / (2 * width * width));
+  const diff = (((x - centre) % 24) + 24) % 24;
+  const distance = Math.min(diff, 24 - diff);
+  return Math.exp(-(distance ** 2) / (2 * width * width));
 }
 
 /** The latent energy score of a user at given features (roughly -2..2). */
@@ -74,7 +77,7 @@ export function syntheticUsers(count: number, seed: number, overrides: Partial<O
     chronotype: -2.5 + 6 * random(),
     weekendEffect: -0.5 + random(),
     // With 15% label noise this gives a Bayes-optimal accuracy of about 74%.
-    sharpness: 4.8,
+    sharpness: 3.7,
     labelNoise: 0.15,
     ...overrides,
   }));

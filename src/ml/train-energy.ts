@@ -2,6 +2,7 @@ import type { EnergyFeatureValues } from "../domain.ts";
 import { forestAlgorithm } from "./algorithms.ts";
 import { applyTemperature, fitTemperature } from "./calibration.ts";
 import {
+  estimateShiftWith,
   ENERGY_POPULATION_FORMAT,
   ENERGY_USER_FORMAT,
   decodeEnvelope,
@@ -57,6 +58,8 @@ export interface UserEnergyJob {
    * shift they had then, but they do not decide the current shift.
    */
   readonly earlier?: UserSamples;
+  /** Sd (hours) of the prior on the user's shift: 2 normally; wide after a drift, when the day is known to have moved. */
+  readonly shiftPriorSd?: number;
   /** The active user model and its population, to compare on rows it never saw. */
   readonly active?: { readonly model: StoredModelBlob; readonly population: StoredModelBlob | null; readonly unseenFrom: number };
 }
@@ -106,10 +109,21 @@ export function fitUserModel(
   options: ForestOptions,
   settings: UserModelSettings,
   earlier?: UserSamples,
+  shiftPriorSd = 2,
 ): { model: UserModel; forestBlob: Uint8Array | null } {
   const meanAvg = population?.meta.meanAvg ?? 2;
-  const shift = estimateShift(population, samples, labels);
-  const earlierShift = earlier === undefined || earlier.samples.length === 0 ? 0 : estimateShift(population, earlier.samples, earlier.labels);
+  let shift: number;
+  let earlierShift = 0;
+  if (earlier === undefined || earlier.samples.length === 0) {
+    shift = estimateShift(population, samples, labels, shiftPriorSd);
+  } else {
+    // The user's day moved: fit their model on the earlier samples, then find where that
+    // personal day now sits. Their own curve is sharper than the population's, so a few
+    // recent samples place it better than the population model alone would.
+    const before = fitUserModel(earlier.samples, earlier.labels, population, populationModelId, forestKind, options, settings);
+    earlierShift = before.model.meta.shift;
+    shift = estimateShiftWith((s, f) => predictUser({ ...before.model, meta: { ...before.model.meta, shift: s } }, population, f), samples, labels, shiftPriorSd);
+  }
   const rows = samples.map((f) => energyModelRow(f, shift, meanAvg));
   const rowLabels = [...labels];
   if (earlier !== undefined) {
@@ -164,6 +178,7 @@ export function trainUserEnergy(job: UserEnergyJob): TrainResult {
       job.options,
       job.settings,
       job.earlier,
+      job.shiftPriorSd,
     );
     for (const i of test) heldOut[i] = predictUser(model, population, job.samples[i]!);
   }
@@ -175,7 +190,17 @@ export function trainUserEnergy(job: UserEnergyJob): TrainResult {
   const calibrated = raw.map((p) => applyTemperature(p, temperature));
   const evaluation: Evaluation = { ...score(calibrated, truth), method };
 
-  const final = fitUserModel(job.samples, job.labels, population, populationId, job.forestKind, job.options, job.settings, job.earlier);
+  const final = fitUserModel(
+    job.samples,
+    job.labels,
+    population,
+    populationId,
+    job.forestKind,
+    job.options,
+    job.settings,
+    job.earlier,
+    job.shiftPriorSd,
+  );
   const meta: UserModelMeta = { ...final.model.meta, temperature };
   const result: TrainResult = { format: ENERGY_USER_FORMAT, modelData: encodeEnvelope(meta, final.forestBlob), evaluation };
   if (job.active === undefined) return result;

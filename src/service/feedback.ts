@@ -115,8 +115,8 @@ export function createFeedbackRecorder({ db, trainer, predictionLog }: FeedbackD
   /** How many recent answers show a user's active energy model doing much worse than promised (0: no drift). */
   async function drifted(model: ModelRow | null): Promise<number> {
     if (model === null || !model.is_active || model.user_id === POPULATION || model.model_type !== "energy_prediction") return 0;
-    const outcomes = await recentOutcomes(db, model, DRIFT_WINDOWS.at(-1)!);
-    const check = detectDrift(outcomes, model.training_accuracy ?? 0);
+    const answers = await recentOutcomes(db, model, DRIFT_WINDOWS.at(-1)!);
+    const check = detectDrift(answers);
     return check.drifted ? check.window : 0;
   }
   return {

@@ -195,7 +195,7 @@ export function createTrainer(deps: TrainerDeps): Trainer {
         forestKind: defaultForestKind,
         options: options(userId, modelType),
         settings: settings.userModel,
-        ...(earlier === undefined || earlier.samples.length === 0 ? {} : { earlier }),
+        ...(earlier === undefined || earlier.samples.length === 0 ? {} : { earlier, shiftPriorSd: 6 }),
         ...(activeBlob === null ? {} : { active: { model: activeBlob, population: activePopulation, unseenFrom } }),
       },
     };

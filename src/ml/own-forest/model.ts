@@ -34,11 +34,11 @@ const NAN_HIGH_SIDE = -1 + BIAS;
 /** slot -1, thr 0: negative (ends the walk) and never moves. */
 const LEAF_WORD = -1 << 16;
 /** Rows per block in predictProbaBatch (a power of two; see the sort keys). */
-const BLOCK = 4096;
+const BLOCK = 16384;
 /** Blocks smaller than this are walked in input order. */
 const MIN_SORT = 64;
-/** Features in a block's sort key: 257^5 * BLOCK < 2^53, so keys are exact doubles. */
-const KEY_FEATURES = 5;
+/** Features in a block's sort key: 257^4 * BLOCK < 2^53, so keys are exact doubles. */
+const KEY_FEATURES = 4;
 /** Splits above this depth rank the features for the sort key (weight 2^-depth). */
 const USAGE_DEPTH = 8;
 
@@ -265,7 +265,7 @@ export class OwnForest implements Forest {
    * Class probabilities for nRows rows of a row-major Float64Array
    * (nRows x nFeatures, NaN = missing). Returns nRows x nClasses, row-major.
    * Same numbers as predictProba() row by row (leaves are summed in the same
-   * order: trees in groups of four).
+   * order).
    */
   predictProbaBatch(X: Float64Array, nRows: number, nFeatures: number): Float64Array {
     const nF = this.nFeatures;
@@ -282,17 +282,17 @@ export class OwnForest implements Forest {
     const leaf = this.leaf;
     const nTrees = this.nTrees;
     const E = 2 * nF + 1;
-    const raw = new Int32Array(1 + BLOCK * E);
+    const blockRows = Math.min(BLOCK, nRows);
+    const raw = new Int32Array(1 + blockRows * E);
     let ext = raw;
-    const sorted = nRows >= MIN_SORT ? new Int32Array(1 + BLOCK * E) : raw;
+    const sorted = nRows >= MIN_SORT ? new Int32Array(1 + blockRows * E) : raw;
     raw[0] = NAN_LOW;
     sorted[0] = NAN_LOW;
-    const keys = new Float64Array(BLOCK);
-    const order = new Int32Array(BLOCK);
+    const keys = new Float64Array(blockRows);
+    const order = new Int32Array(blockRows);
     const keyFeatures = this.keyFeatures;
     const nKey = keyFeatures.length;
-    const fin = new Int32Array(4 * BLOCK);
-    const acc = new Float64Array(BLOCK * C);
+    const acc = new Float64Array(blockRows * C);
     for (let r0 = 0; r0 < nRows; r0 += BLOCK) {
       const nb = Math.min(BLOCK, nRows - r0);
       for (let r = 0; r < nb; r++) this.binRow(X, (r0 + r) * nF, raw, 1 + r * E);
@@ -318,96 +318,92 @@ export class OwnForest implements Forest {
         ext = raw;
       }
       acc.fill(0);
-      for (let t = 0; t < nTrees; t += 4) {
-        const nt = Math.min(4, nTrees - t);
-        // Each tree walks the block's rows eight at a time in lockstep (the tree
-        // stays in cache, eight independent walks in flight); the reached leaves
-        // are then summed per row in tree order, exactly as predictProba() does.
-        for (let q = 0; q < nt; q++) {
-          const root = roots[t + q]!;
-          const rw = word[root]!;
-          const fo = q * BLOCK;
-          let r = 0;
-          for (; r + 8 <= nb; r += 8) {
-            const e0 = 1 + r * E;
-            const e1 = e0 + E;
-            const e2 = e1 + E;
-            const e3 = e2 + E;
-            const e4 = e3 + E;
-            const e5 = e4 + E;
-            const e6 = e5 + E;
-            const e7 = e6 + E;
-            let i0 = root;
-            let i1 = root;
-            let i2 = root;
-            let i3 = root;
-            let i4 = root;
-            let i5 = root;
-            let i6 = root;
-            let i7 = root;
-            let w0 = rw;
-            let w1 = rw;
-            let w2 = rw;
-            let w3 = rw;
-            let w4 = rw;
-            let w5 = rw;
-            let w6 = rw;
-            let w7 = rw;
-            while ((w0 & w1 & w2 & w3 & w4 & w5 & w6 & w7) >= 0) {
-              i0 = child[i0]! + (((w0 & 0xffff) - ext[e0 + (w0 >> 16)]!) >>> 31);
-              i1 = child[i1]! + (((w1 & 0xffff) - ext[e1 + (w1 >> 16)]!) >>> 31);
-              i2 = child[i2]! + (((w2 & 0xffff) - ext[e2 + (w2 >> 16)]!) >>> 31);
-              i3 = child[i3]! + (((w3 & 0xffff) - ext[e3 + (w3 >> 16)]!) >>> 31);
-              i4 = child[i4]! + (((w4 & 0xffff) - ext[e4 + (w4 >> 16)]!) >>> 31);
-              i5 = child[i5]! + (((w5 & 0xffff) - ext[e5 + (w5 >> 16)]!) >>> 31);
-              i6 = child[i6]! + (((w6 & 0xffff) - ext[e6 + (w6 >> 16)]!) >>> 31);
-              i7 = child[i7]! + (((w7 & 0xffff) - ext[e7 + (w7 >> 16)]!) >>> 31);
-              w0 = word[i0]!;
-              w1 = word[i1]!;
-              w2 = word[i2]!;
-              w3 = word[i3]!;
-              w4 = word[i4]!;
-              w5 = word[i5]!;
-              w6 = word[i6]!;
-              w7 = word[i7]!;
-            }
-            fin[fo + r] = leafOf[i0]!;
-            fin[fo + r + 1] = leafOf[i1]!;
-            fin[fo + r + 2] = leafOf[i2]!;
-            fin[fo + r + 3] = leafOf[i3]!;
-            fin[fo + r + 4] = leafOf[i4]!;
-            fin[fo + r + 5] = leafOf[i5]!;
-            fin[fo + r + 6] = leafOf[i6]!;
-            fin[fo + r + 7] = leafOf[i7]!;
+      // Each tree walks the block's rows eight at a time in lockstep (the tree
+      // stays in cache, eight independent walks in flight). Leaves are added
+      // per row in tree order, as predictProba() does, so the sums are identical.
+      for (let t = 0; t < nTrees; t++) {
+        const root = roots[t]!;
+        const rw = word[root]!;
+        let r = 0;
+        for (; r + 8 <= nb; r += 8) {
+          const e0 = 1 + r * E;
+          const e1 = e0 + E;
+          const e2 = e1 + E;
+          const e3 = e2 + E;
+          const e4 = e3 + E;
+          const e5 = e4 + E;
+          const e6 = e5 + E;
+          const e7 = e6 + E;
+          let i0 = root;
+          let i1 = root;
+          let i2 = root;
+          let i3 = root;
+          let i4 = root;
+          let i5 = root;
+          let i6 = root;
+          let i7 = root;
+          let w0 = rw;
+          let w1 = rw;
+          let w2 = rw;
+          let w3 = rw;
+          let w4 = rw;
+          let w5 = rw;
+          let w6 = rw;
+          let w7 = rw;
+          while ((w0 & w1 & w2 & w3 & w4 & w5 & w6 & w7) >= 0) {
+            i0 = child[i0]! + (((w0 & 0xffff) - ext[e0 + (w0 >> 16)]!) >>> 31);
+            i1 = child[i1]! + (((w1 & 0xffff) - ext[e1 + (w1 >> 16)]!) >>> 31);
+            i2 = child[i2]! + (((w2 & 0xffff) - ext[e2 + (w2 >> 16)]!) >>> 31);
+            i3 = child[i3]! + (((w3 & 0xffff) - ext[e3 + (w3 >> 16)]!) >>> 31);
+            i4 = child[i4]! + (((w4 & 0xffff) - ext[e4 + (w4 >> 16)]!) >>> 31);
+            i5 = child[i5]! + (((w5 & 0xffff) - ext[e5 + (w5 >> 16)]!) >>> 31);
+            i6 = child[i6]! + (((w6 & 0xffff) - ext[e6 + (w6 >> 16)]!) >>> 31);
+            i7 = child[i7]! + (((w7 & 0xffff) - ext[e7 + (w7 >> 16)]!) >>> 31);
+            w0 = word[i0]!;
+            w1 = word[i1]!;
+            w2 = word[i2]!;
+            w3 = word[i3]!;
+            w4 = word[i4]!;
+            w5 = word[i5]!;
+            w6 = word[i6]!;
+            w7 = word[i7]!;
           }
-          for (; r < nb; r++) {
-            const e = 1 + r * E;
-            let i = root;
-            let w = rw;
-            while (w >= 0) {
-              i = child[i]! + (((w & 0xffff) - ext[e + (w >> 16)]!) >>> 31);
-              w = word[i]!;
-            }
-            fin[fo + r] = leafOf[i]!;
-          }
+          let a = r * C;
+          const o0 = leafOf[i0]!;
+          for (let c = 0; c < C; c++) acc[a + c]! += leaf[o0 + c]!;
+          a += C;
+          const o1 = leafOf[i1]!;
+          for (let c = 0; c < C; c++) acc[a + c]! += leaf[o1 + c]!;
+          a += C;
+          const o2 = leafOf[i2]!;
+          for (let c = 0; c < C; c++) acc[a + c]! += leaf[o2 + c]!;
+          a += C;
+          const o3 = leafOf[i3]!;
+          for (let c = 0; c < C; c++) acc[a + c]! += leaf[o3 + c]!;
+          a += C;
+          const o4 = leafOf[i4]!;
+          for (let c = 0; c < C; c++) acc[a + c]! += leaf[o4 + c]!;
+          a += C;
+          const o5 = leafOf[i5]!;
+          for (let c = 0; c < C; c++) acc[a + c]! += leaf[o5 + c]!;
+          a += C;
+          const o6 = leafOf[i6]!;
+          for (let c = 0; c < C; c++) acc[a + c]! += leaf[o6 + c]!;
+          a += C;
+          const o7 = leafOf[i7]!;
+          for (let c = 0; c < C; c++) acc[a + c]! += leaf[o7 + c]!;
         }
-        if (nt === 4) {
-          for (let r = 0; r < nb; r++) {
-            const o0 = fin[r]!;
-            const o1 = fin[BLOCK + r]!;
-            const o2 = fin[2 * BLOCK + r]!;
-            const o3 = fin[3 * BLOCK + r]!;
-            const a = r * C;
-            for (let c = 0; c < C; c++) acc[a + c] = acc[a + c]! + leaf[o0 + c]! + leaf[o1 + c]! + leaf[o2 + c]! + leaf[o3 + c]!;
+        for (; r < nb; r++) {
+          const e = 1 + r * E;
+          let i = root;
+          let w = rw;
+          while (w >= 0) {
+            i = child[i]! + (((w & 0xffff) - ext[e + (w >> 16)]!) >>> 31);
+            w = word[i]!;
           }
-        } else {
-          for (let q = 0; q < nt; q++) {
-            for (let r = 0; r < nb; r++) {
-              const o = fin[q * BLOCK + r]!;
-              const a = r * C;
-              for (let c = 0; c < C; c++) acc[a + c]! += leaf[o + c]!;
-            }
-          }
+          const o = leafOf[i]!;
+          const a = r * C;
+          for (let c = 0; c < C; c++) acc[a + c]! += leaf[o + c]!;
         }
       }
       for (let r = 0; r < nb; r++) {
