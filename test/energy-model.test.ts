@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ENERGY_LABELS, type EnergyFeatureValues } from "../src/domain.ts";
 import { applyTemperature, fitTemperature, logLoss } from "../src/ml/calibration.ts";
 import { circadianPrior } from "../src/ml/circadian-prior.ts";
-import { binomialCdf, detectDrift } from "../src/ml/drift.ts";
+import { detectDrift } from "../src/ml/drift.ts";
 import {
   decodeEnvelope,
   encodeEnvelope,
@@ -65,20 +65,18 @@ describe("circadian prior", () => {
 });
 
 describe("drift detection", () => {
-  it("computes binomial tails", () => {
-    expect(binomialCdf(-1, 10, 0.5)).toBe(0);
-    expect(binomialCdf(10, 10, 0.5)).toBe(1);
-    expect(binomialCdf(5, 10, 0.5)).toBeCloseTo(0.623046875, 9);
-  });
-
-  it("flags a sharp drop and stays quiet for a model doing as promised", () => {
-    const good = Array.from({ length: 60 }, (_, i) => i % 3 !== 0);
-    expect(detectDrift(good, 0.66).drifted).toBe(false);
-    const bad = [...good.slice(0, 40), ...new Array(20).fill(false)];
-    const check = detectDrift(bad, 0.66);
+  it("stays quiet for a model right as often as it is sure, and flags a confident model turning wrong", () => {
+    const good = Array.from({ length: 60 }, (_, i) => ({ correct: i % 3 !== 0, confidence: 0.66 }));
+    expect(detectDrift(good).drifted).toBe(false);
+    const bad = [...good.slice(0, 40), ...Array.from({ length: 20 }, () => ({ correct: false, confidence: 0.66 }))];
+    const check = detectDrift(bad);
     expect(check.drifted).toBe(true);
     expect(check.window).toBe(15);
-    expect(detectDrift(bad.slice(0, 10), 0.66)).toMatchObject({ drifted: false, window: 0 });
+    expect(check.z).toBeLessThan(-2.58);
+    expect(detectDrift(bad.slice(0, 10))).toMatchObject({ drifted: false, window: 0 });
+    // Unsure predictions that miss are no evidence of drift.
+    const unsure = Array.from({ length: 30 }, (_, i) => ({ correct: i % 3 === 0, confidence: 0.36 }));
+    expect(detectDrift(unsure).drifted).toBe(false);
   });
 });
 

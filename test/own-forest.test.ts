@@ -75,6 +75,12 @@ describe("own forest: fitting and predicting", () => {
     const batch = forest.predictProbaBatch(toFloat64(X), X.length, 5);
     const single = allProba(forest, X).flat();
     expect(Array.from(batch)).toEqual(single);
+    // a small batch (walked unsorted) and one spanning several blocks
+    expect(Array.from(forest.predictProbaBatch(toFloat64(X.slice(0, 10)), 10, 5))).toEqual(single.slice(0, 30));
+    const many = Array.from({ length: 9000 }, (_, i) => X[(i * 7) % X.length]!);
+    const manyBatch = forest.predictProbaBatch(toFloat64(many), many.length, 5);
+    expect(Array.from(manyBatch.subarray(8990 * 3))).toEqual(many.slice(8990).flatMap((r) => forest.predictProba(r)));
+    expect(forest.predictProbaBatch(new Float64Array(0), 0, 5)).toHaveLength(0);
     expect(() => forest.predictProbaBatch(toFloat64(X), X.length, 4)).toThrow(RangeError);
     expect(() => forest.predictProbaBatch(new Float64Array(3), 2, 5)).toThrow(RangeError);
     expect(() => forest.predictProba([1, 2])).toThrow(RangeError);
@@ -376,12 +382,12 @@ describe("own forest: binary format", () => {
     bins[0] = 255;
     expectFormatError(tamper({ bins }), /splits at bin 255/);
     const cyclic = part.codes.slice();
-    cyclic[0] = -1; // root becomes a leaf: node 1 (a split) would point back at itself
-    expectFormatError(tamper({ codes: cyclic }), /own ancestor|splits|nodes but/);
+    cyclic[0] = -1; // root becomes a leaf: the tree ends after one node
+    expectFormatError(tamper({ codes: cyclic }), /tree 0 is complete after 1 of its \d+ nodes/);
     const counts = part.treeNodeCounts.slice();
     counts[0] = counts[0]! + 2;
     counts[1] = counts[1]! - 2;
-    expectFormatError(tamper({ treeNodeCounts: counts }), /corrupt own-random-forest blob: tree \d+ (has \d+ nodes but \d+ splits|node \d+ would be its own ancestor)/);
+    expectFormatError(tamper({ treeNodeCounts: counts }), /corrupt own-random-forest blob: tree \d+ (is complete after|has more splits than|has \d+ nodes but is incomplete)/);
     const edges = part.edges.slice();
     edges[1] = edges[0]!;
     expectFormatError(tamper({ edges }), /not increasing/);
