@@ -72,7 +72,7 @@ describe("drift detection", () => {
     const check = detectDrift(bad);
     expect(check.drifted).toBe(true);
     expect(check.window).toBe(15);
-    expect(check.z).toBeLessThan(-2.58);
+    expect(check.z).toBeLessThan(-2.33);
     expect(detectDrift(bad.slice(0, 10))).toMatchObject({ drifted: false, window: 0 });
     // Unsure predictions that miss are no evidence of drift.
     const unsure = Array.from({ length: 30 }, (_, i) => ({ correct: i % 3 === 0, confidence: 0.36 }));

@@ -30,8 +30,12 @@ export interface DriftCheck {
 /** Windows of recent answers tested, smallest first. */
 export const DRIFT_WINDOWS: readonly number[] = [15, 20, 30, 45, 60];
 
-/** z for a one-sided test at about 0.5% per window: the windows overlap, so the overall false-alarm rate stays near it. */
-export const DRIFT_Z = -2.58;
+/**
+ * z for a one-sided test at about 1% per window (the windows overlap, so the
+ * overall rate stays near it). A false alarm costs one retrain whose result
+ * must still beat the active model on recent data before it serves.
+ */
+export const DRIFT_Z = -2.33;
 
 /** Checks the newest answers (oldest first) against what the model's confidence promised. */
 export function detectDrift(answers: readonly Answer[], threshold = DRIFT_Z): DriftCheck {
