@@ -16,7 +16,8 @@ export interface TrainPool {
 export function createTrainPool(threads = Math.max(1, availableParallelism() - 1)): TrainPool {
   const pool = new Piscina<AnyTrainJob, TrainResult>({
     filename: new URL("../ml/train-worker.ts", import.meta.url).href,
-    minThreads: 0,
+    // One thread is kept warm so the first Train after start does not pay for spinning it up.
+    minThreads: 1,
     maxThreads: threads,
     idleTimeout: 60_000,
   });
