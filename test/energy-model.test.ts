@@ -90,6 +90,10 @@ describe("best windows", () => {
     const covered = w.flatMap((x) => Array.from({ length: x.length }, (_, i) => x.start + i));
     expect(new Set(covered).size).toBe(covered.length);
     expect(bestWindows([0.5], 3)).toEqual([{ start: 0, length: 1, meanHigh: 0.5 }]);
+    // Adjacent picks become one window.
+    const joined = bestWindows([0.1, 0.75, 0.88, 0.1, 0.1, 0.6], 3);
+    expect(joined[0]).toMatchObject({ start: 1, length: 2 });
+    expect(joined[0]!.meanHigh).toBeCloseTo(0.815, 9);
   });
 });
 

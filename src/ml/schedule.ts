@@ -36,5 +36,16 @@ export function bestWindows(pHigh: readonly number[], count = 3, maxLength = 4, 
     for (let i = c.start; i < c.start + c.length; i++) taken[i] = true;
     chosen.push({ start: c.start, length: c.length, meanHigh: c.meanHigh });
   }
-  return chosen;
+  // Two chosen windows that touch are one stretch to a person: join them while it stays within maxLength.
+  const joined: Window[] = [];
+  for (const w of [...chosen].sort((a, b) => a.start - b.start)) {
+    const last = joined.at(-1);
+    if (last !== undefined && last.start + last.length === w.start && last.length + w.length <= maxLength) {
+      const length = last.length + w.length;
+      joined[joined.length - 1] = { start: last.start, length, meanHigh: (last.meanHigh * last.length + w.meanHigh * w.length) / length };
+    } else {
+      joined.push(w);
+    }
+  }
+  return joined.sort((a, b) => b.meanHigh - a.meanHigh || a.start - b.start);
 }
