@@ -109,4 +109,12 @@ export const migrations: readonly Migration[] = [
       sql.unsafe`CREATE INDEX IF NOT EXISTS training_data_type_seq ON training_data (model_type, seq)`,
     ],
   },
+  {
+    version: 3,
+    name: "drop an index no query uses from the hottest insert",
+    statements: [
+      // Every Predict inserts a row; no query looks predictions up by model_id alone (drift reads them by user).
+      sql.unsafe`DROP INDEX IF EXISTS model_predictions_model`,
+    ],
+  },
 ];

@@ -35,22 +35,30 @@ export async function insertPrediction(db: CommonQueryMethods, p: NewPrediction)
   `);
 }
 
-/** Logs many predictions in one statement. */
+/**
+ * Logs many predictions in one statement. The batch travels as one JSON
+ * parameter unpacked by json_to_recordset: one JSON.stringify in Node and
+ * PostgreSQL's own parser, instead of escaping every value into array
+ * literals (which showed in the Predict profile).
+ */
 export async function insertPredictions(db: CommonQueryMethods, rows: readonly NewPrediction[]): Promise<void> {
   if (rows.length === 0) return;
+  const batch = JSON.stringify(
+    rows.map((p) => ({
+      prediction_id: p.predictionId,
+      model_id: p.modelId,
+      user_id: p.userId,
+      prediction_type: p.type,
+      prediction_value: p.value,
+      confidence_score: p.confidence === null ? null : Math.round(p.confidence * 10_000) / 10_000,
+    })),
+  );
   await db.query(sql.unsafe`
     INSERT INTO model_predictions (prediction_id, model_id, user_id, prediction_type, prediction_value, confidence_score)
-    SELECT * FROM ${sql.unnest(
-      rows.map((p) => [
-        p.predictionId,
-        p.modelId,
-        p.userId,
-        p.type,
-        JSON.stringify(p.value),
-        p.confidence === null ? null : (Math.round(p.confidence * 10_000) / 10_000).toFixed(4),
-      ]),
-      ["uuid", "uuid", "text", "text", "jsonb", "numeric"],
-    )}
+    SELECT prediction_id, model_id, user_id, prediction_type, prediction_value, confidence_score
+    FROM json_to_recordset(${batch}::json) AS t(
+      prediction_id uuid, model_id uuid, user_id text, prediction_type text, prediction_value jsonb, confidence_score numeric
+    )
   `);
 }
 

@@ -106,67 +106,73 @@ function connectTimeoutMs(value: string | string[] | undefined): number | undefi
 }
 
 /**
- * A HandlerContext whose costly parts (AbortController, Headers) are made
- * only when a handler asks for them; most of ours never do.
+ * A HandlerContext whose costly parts (AbortController, Headers, the stream's
+ * close listener) are made only when a handler asks for them; most of ours
+ * never do. A class, so the getters live on the prototype and a call
+ * allocates one small object rather than a set of closures.
  */
-function lazyContext(
-  service: DescService,
-  method: DescMethod,
-  protocolName: string,
-  url: string,
-  headers: IncomingHttpHeaders,
-  deadline: number | undefined,
-): { context: HandlerContext; abort(reason: unknown): void } {
-  let controller: AbortController | undefined;
-  let aborted: { reason: unknown } | undefined;
-  let requestHeader: Headers | undefined;
-  let responseHeader: Headers | undefined;
-  let responseTrailer: Headers | undefined;
-  let values: ReturnType<typeof createContextValues> | undefined;
-  const context = {
-    service,
-    method,
-    protocolName,
-    requestMethod: "POST",
-    url,
-    get signal() {
-      if (controller === undefined) {
-        controller = new AbortController();
-        if (aborted !== undefined) controller.abort(aborted.reason);
+class LazyContext {
+  readonly requestMethod = "POST";
+  #controller: AbortController | undefined;
+  #abortReason: { reason: unknown } | undefined;
+  #requestHeader: Headers | undefined;
+  #responseHeader: Headers | undefined;
+  #responseTrailer: Headers | undefined;
+  #values: ReturnType<typeof createContextValues> | undefined;
+  settled = false;
+
+  constructor(
+    readonly service: DescService,
+    readonly method: DescMethod,
+    readonly protocolName: string,
+    readonly url: string,
+    private readonly stream: ServerHttp2Stream,
+    private readonly headers: IncomingHttpHeaders,
+    private readonly deadline: number | undefined,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#abortReason !== undefined) this.#controller.abort(this.#abortReason.reason);
+      // Only a handler that watches the signal needs to hear about a cancelled call.
+      else this.stream.once("close", () => !this.settled && this.abort(new ConnectError("the client cancelled the call", Code.Canceled)));
+    }
+    return this.#controller.signal;
+  }
+
+  timeoutMs(): number | undefined {
+    return this.deadline === undefined ? undefined : this.deadline - Date.now();
+  }
+
+  get requestHeader(): Headers {
+    if (this.#requestHeader === undefined) {
+      this.#requestHeader = new Headers();
+      for (const [k, v] of Object.entries(this.headers)) {
+        if (k.startsWith(":") || v === undefined) continue;
+        for (const item of Array.isArray(v) ? v : [v]) this.#requestHeader.append(k, item);
       }
-      return controller.signal;
-    },
-    timeoutMs() {
-      return deadline === undefined ? undefined : deadline - Date.now();
-    },
-    get requestHeader() {
-      if (requestHeader === undefined) {
-        requestHeader = new Headers();
-        for (const [k, v] of Object.entries(headers)) {
-          if (k.startsWith(":") || v === undefined) continue;
-          for (const item of Array.isArray(v) ? v : [v]) requestHeader.append(k, item);
-        }
-      }
-      return requestHeader;
-    },
-    get responseHeader() {
-      return (responseHeader ??= new Headers());
-    },
-    get responseTrailer() {
-      return (responseTrailer ??= new Headers());
-    },
-    get values() {
-      return (values ??= createContextValues());
-    },
-  } as unknown as HandlerContext;
-  return {
-    context,
-    abort(reason) {
-      if (aborted !== undefined) return;
-      aborted = { reason };
-      controller?.abort(reason);
-    },
-  };
+    }
+    return this.#requestHeader;
+  }
+
+  get responseHeader(): Headers {
+    return (this.#responseHeader ??= new Headers());
+  }
+
+  get responseTrailer(): Headers {
+    return (this.#responseTrailer ??= new Headers());
+  }
+
+  get values(): ReturnType<typeof createContextValues> {
+    return (this.#values ??= createContextValues());
+  }
+
+  abort(reason: unknown): void {
+    if (this.#abortReason !== undefined) return;
+    this.#abortReason = { reason };
+    this.#controller?.abort(reason);
+  }
 }
 
 function grpcFrame(message: Uint8Array): Buffer {
@@ -275,34 +281,28 @@ export function createUnaryFastPath(routes: FastPathRoutes, log: Logger): FastPa
         return;
       }
       const deadline = timeout === undefined ? undefined : Date.now() + timeout;
-      const ctl = lazyContext(routes.service, method, protocol === "grpc" ? "grpc" : "connect", path, headers, deadline);
-      let settled = false;
+      const ctx = new LazyContext(routes.service, method, protocol === "grpc" ? "grpc" : "connect", path, stream, headers, deadline);
       let timer: NodeJS.Timeout | undefined;
-      const onClose = () => {
-        if (!settled) ctl.abort(new ConnectError("the client cancelled the call", Code.Canceled));
-      };
-      stream.once("close", onClose);
       if (deadline !== undefined) {
         timer = setTimeout(() => {
-          if (settled) return;
-          settled = true;
+          if (ctx.settled) return;
+          ctx.settled = true;
           const err = new ConnectError("the deadline was exceeded", Code.DeadlineExceeded);
-          ctl.abort(err);
+          ctx.abort(err);
           fail(stream, protocol, err, path);
         }, Math.max(0, deadline - Date.now()));
       }
       let pending: Promise<unknown> | unknown;
       try {
-        pending = handler(request as never, ctl.context);
+        pending = handler(request as never, ctx as unknown as HandlerContext);
       } catch (err) {
         pending = Promise.reject(err);
       }
       Promise.resolve(pending).then(
         (result) => {
-          if (settled) return;
-          settled = true;
+          if (ctx.settled) return;
+          ctx.settled = true;
           if (timer !== undefined) clearTimeout(timer);
-          stream.off("close", onClose);
           try {
             reply(stream, protocol, method, result);
           } catch (err) {
@@ -310,10 +310,9 @@ export function createUnaryFastPath(routes: FastPathRoutes, log: Logger): FastPa
           }
         },
         (err: unknown) => {
-          if (settled) return;
-          settled = true;
+          if (ctx.settled) return;
+          ctx.settled = true;
           if (timer !== undefined) clearTimeout(timer);
-          stream.off("close", onClose);
           fail(stream, protocol, err, path);
         },
       );

@@ -6,6 +6,8 @@ import { activeModel, type ModelRow } from "../db/models.ts";
 export interface ActiveModels {
   /** The active version (or null), from memory when known for less than the TTL. */
   get(userId: string, modelType: ModelTypeName): Promise<ModelRow | null>;
+  /** The active version if known and fresh, without a promise; undefined when get() must ask the database. */
+  peek(userId: string, modelType: ModelTypeName): ModelRow | null | undefined;
   /** Forgets what is known for a user, after this process activated a version. */
   invalidate(userId: string, modelType: ModelTypeName): void;
 }
@@ -13,6 +15,8 @@ export interface ActiveModels {
 interface Entry {
   readonly row: Promise<ModelRow | null>;
   readonly expires: number;
+  /** Set once the lookup has answered. */
+  resolved?: ModelRow | null;
 }
 
 /**
@@ -34,13 +38,19 @@ export function createActiveModels(db: DatabasePool, options: { ttlMs?: number; 
       const hit = entries.get(key);
       if (hit !== undefined && hit.expires > now) return hit.row;
       const row = activeModel(db, userId, modelType);
+      const entry: Entry = { row, expires: now + ttl };
       entries.delete(key);
-      entries.set(key, { row, expires: now + ttl });
+      entries.set(key, entry);
+      row.then((r) => (entry.resolved = r), () => undefined);
       row.catch(() => {
         if (entries.get(key)?.row === row) entries.delete(key);
       });
       while (entries.size > maxEntries) entries.delete(entries.keys().next().value!);
       return row;
+    },
+    peek(userId, modelType) {
+      const hit = entries.get(`${modelType}:${userId}`);
+      return hit !== undefined && hit.expires > clock() ? hit.resolved : undefined;
     },
     invalidate(userId, modelType) {
       entries.delete(`${modelType}:${userId}`);

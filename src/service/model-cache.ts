@@ -7,6 +7,8 @@ import { loadModel, type LoadedModel } from "../ml/loaded-model.ts";
 export interface ModelCache {
   /** A stored version, read from the database on first use only. */
   get(modelId: string): Promise<LoadedModel>;
+  /** The model if it is already loaded (no promise, no wait): the hot path of Predict. */
+  peek(modelId: string): LoadedModel | undefined;
   /** Puts a just-trained model in the cache (with its serialized size) so its first prediction needs no read. */
   put(modelId: string, model: LoadedModel, bytes: number): void;
   /** Models held. */
@@ -18,6 +20,8 @@ export interface ModelCache {
 interface Entry {
   readonly forest: Promise<LoadedModel>;
   bytes: number;
+  /** Set once the load has finished. */
+  loaded?: LoadedModel;
 }
 
 /**
@@ -59,6 +63,7 @@ export function createModelCache(db: DatabasePool, maxBytes = 256 * 1024 * 1024)
       throw new ModelLoadFailed(modelId, `${row.model_format} ${row.version}: ${(err as Error).message}`, { cause: err });
     }
     if (entries.get(modelId) === entry) {
+      (entry as Entry).loaded = forest;
       entry.bytes = row.model_data.byteLength;
       total += entry.bytes;
       evict();
@@ -86,7 +91,14 @@ export function createModelCache(db: DatabasePool, maxBytes = 256 * 1024 * 1024)
       return entry.forest;
     },
     put(modelId, model, bytes) {
-      remember(modelId, { forest: Promise.resolve(model), bytes });
+      remember(modelId, { forest: Promise.resolve(model), bytes, loaded: model });
+    },
+    peek(modelId) {
+      const hit = entries.get(modelId);
+      if (hit?.loaded === undefined) return undefined;
+      entries.delete(modelId);
+      entries.set(modelId, hit);
+      return hit.loaded;
     },
     get size() {
       return entries.size;

@@ -63,6 +63,11 @@ export interface PredictorDeps {
 }
 
 type Scorer = (f: EnergyFeatureValues) => number[];
+interface ModelChoice {
+  readonly score: Scorer;
+  readonly model: ModelRow | null;
+  readonly source: ModelSourceName;
+}
 
 /** Builds the predictor. */
 export function createPredictor({ activeModels, cache, predictionLog }: PredictorDeps): Predictor {
@@ -72,8 +77,27 @@ export function createPredictor({ activeModels, cache, predictionLog }: Predicto
     return loaded.model;
   }
 
+  /** The scorer from what is already in memory, or undefined when something must be loaded first. */
+  function scorerNow(userId: string): ModelChoice | undefined {
+    const own = activeModels.peek(userId, "energy_prediction");
+    if (own === undefined) return undefined;
+    if (own !== null) {
+      const loaded = cache.peek(own.model_id);
+      if (loaded?.kind !== "user") return undefined;
+      const popId = loaded.model.meta.populationModelId;
+      let pop: PopulationModel | null = null;
+      if (popId !== null) {
+        const p = cache.peek(popId);
+        if (p?.kind !== "population") return undefined;
+        pop = p.model;
+      }
+      return { score: (f) => predictUser(loaded.model, pop, f), model: own, source: "user" };
+    }
+    return undefined;
+  }
+
   /** Resolves the model that answers for a user, once per call (or per forecast). */
-  async function scorerFor(userId: string): Promise<{ score: Scorer; model: ModelRow | null; source: ModelSourceName }> {
+  async function scorerFor(userId: string): Promise<ModelChoice> {
     const own = await activeModels.get(userId, "energy_prediction");
     if (own !== null) {
       const loaded = await cache.get(own.model_id);
@@ -107,14 +131,16 @@ export function createPredictor({ activeModels, cache, predictionLog }: Predicto
     };
   }
 
-  function answer(f: EnergyFeatureValues, scorer: Awaited<ReturnType<typeof scorerFor>>): EnergyEstimate {
+  function answer(f: EnergyFeatureValues, scorer: ModelChoice): EnergyEstimate {
     const probabilities = scorer.score(f);
     const top = argmax(probabilities);
     return { energy: ENERGY_LABELS[top]!, probabilities, confidence: probabilities[top]!, features: f, model: scorer.model, source: scorer.source };
   }
 
   async function estimate(query: EnergyQuery): Promise<EnergyEstimate> {
-    return answer(features(query.targetTime, query.timeZone, query.activity), await scorerFor(query.userId));
+    // Warm users (model and version known) are answered without waiting on anything.
+    const scorer = scorerNow(query.userId) ?? (await scorerFor(query.userId));
+    return answer(features(query.targetTime, query.timeZone, query.activity), scorer);
   }
 
   return {
@@ -133,7 +159,12 @@ export function createPredictor({ activeModels, cache, predictionLog }: Predicto
         type: "energy_prediction",
         value: {
           predicted_energy: result.energy,
-          probabilities: Object.fromEntries(ENERGY_LABELS.map((l, i) => [l, result.probabilities[i]])),
+          // Four decimals are plenty for analysis and keep the logged row (and its insert) small.
+          probabilities: {
+            low: Math.round((result.probabilities[0] ?? 0) * 10_000) / 10_000,
+            medium: Math.round((result.probabilities[1] ?? 0) * 10_000) / 10_000,
+            high: Math.round((result.probabilities[2] ?? 0) * 10_000) / 10_000,
+          },
           features: result.features,
           target_time: new Date(query.targetTime).toISOString(),
           time_zone: query.timeZone,

@@ -131,17 +131,18 @@ export function growTrees(
   const { maxDepth, minSamplesLeaf: minLeaf, mtry, bootstrap } = params;
   const useMask = nF <= 31;
 
-  // record stride in bytes, padded so that a record is K whole Int32 words
-  const K = (nF + 3) >> 2;
-  const S = 4 * K;
-  const w = new Int32Array(n);
   // Rows of the current tree as records in node order (partitioned in place):
-  // the row's bins (S bytes) and (weight << 16 | class). Sequential access
-  // in the histogram and partition loops, no row-index indirection.
+  // the row's nF bins, its class (2 bytes, little-endian) and its bootstrap
+  // weight (1 byte), padded to K whole Int32 words (K = 2 for 5 features).
+  // Sequential access in the histogram and partition loops, no indirection.
+  const K = (nF + 3 + 3) >> 2;
+  const S = 4 * K;
+  const oC = nF;
+  const oW = nF + 2;
+  const w = new Int32Array(n);
   let recCap = n;
   let xw = new Int32Array(recCap * K);
   let xr = new Uint8Array(xw.buffer);
-  let yw = new Int32Array(recCap);
   // every leaf holds at least one record, so a tree has at most 2 * records - 1 nodes
   let cap = 2 * n + 1;
   let nodeLo = new Int32Array(cap);
@@ -181,9 +182,10 @@ export function growTrees(
       let wr = w[r]!;
       if (wr === 0) continue;
       nodeTot[y[r]!]! += wr;
-      // a weight above 0xffff (never seen in practice) is split over several records
+      // a weight above 255 (a row drawn 256+ times: never seen in practice)
+      // is split over several records
       while (wr > 0) {
-        const take = wr > 0xffff ? 0xffff : wr;
+        const take = wr > 0xff ? 0xff : wr;
         wr -= take;
         if (m0 === recCap) {
           recCap *= 2;
@@ -191,13 +193,13 @@ export function growTrees(
           xw2.set(xw);
           xw = xw2;
           xr = new Uint8Array(xw.buffer);
-          const yw2 = new Int32Array(recCap);
-          yw2.set(yw);
-          yw = yw2;
         }
-        const o = m0 * S;
+        const o = m0++ * S;
         for (let f = 0; f < nF; f++) xr[o + f] = Xb[f * n + r]!;
-        yw[m0++] = (take << 16) | y[r]!;
+        const c = y[r]!;
+        xr[o + oC] = c & 0xff;
+        xr[o + oC + 1] = c >>> 8;
+        xr[o + oW] = take;
       }
     }
     if (2 * m0 + 1 > cap) {
@@ -272,9 +274,9 @@ export function growTrees(
             for (let q = 0; q < m; q++) {
               const key = keys[q]!;
               const b = key >>> 16;
-              const t = yw[lo + (key & 0xffff)]!;
-              const wr = t >>> 16;
-              const c = t & 0xffff;
+              const o = (lo + (key & 0xffff)) * S;
+              const wr = xr[o + oW]!;
+              const c = xr[o + oC]! | (xr[o + oC + 1]! << 8);
               if (b === nanBin) {
                 N[c]! += wr;
                 nN += wr;
@@ -283,8 +285,8 @@ export function growTrees(
               if (b !== prevB) {
                 ub[nu] = b;
                 uw[nu] = 0;
-                const o = nu * C;
-                for (let cc = 0; cc < C; cc++) uh[o + cc] = 0;
+                const ou = nu * C;
+                for (let cc = 0; cc < C; cc++) uh[ou + cc] = 0;
                 nu++;
                 prevB = b;
               }
@@ -293,9 +295,8 @@ export function growTrees(
             }
           } else {
             for (let p = lo; p < hi; p++) {
-              const b = xr[p * S + f]!;
-              const t = yw[p]!;
-              hist[b * C + (t & 0xffff)]! += t >>> 16;
+              const o = p * S;
+              hist[xr[o + f]! * C + (xr[o + oC]! | (xr[o + oC + 1]! << 8))]! += xr[o + oW]!;
             }
             if (nanBin >= 0) {
               const o = NAN_BIN * C;
@@ -442,20 +443,33 @@ export function growTrees(
       // is always swapped with record i (harmless when p is a right row, since
       // then both are right rows) and i advances only for a left row.
       let i = lo;
-      for (let p = lo; p < hi; p++) {
-        const b = xr[p * S + bestF]!;
-        const isLeft = (((bestK - b) >>> 31) ^ 1) | ((((b ^ nanBin) - 1) >>> 31) & leftIfNan);
-        const t = yw[p]!;
-        yw[p] = yw[i]!;
-        yw[i] = t;
-        const op = p * K;
-        const oi = i * K;
-        for (let q = 0; q < K; q++) {
-          const v = xw[op + q]!;
-          xw[op + q] = xw[oi + q]!;
-          xw[oi + q] = v;
+      if (K === 2) {
+        for (let p = lo; p < hi; p++) {
+          const b = xr[p * 8 + bestF]!;
+          const isLeft = (((bestK - b) >>> 31) ^ 1) | ((((b ^ nanBin) - 1) >>> 31) & leftIfNan);
+          const op = 2 * p;
+          const oi = 2 * i;
+          const v0 = xw[op]!;
+          const v1 = xw[op + 1]!;
+          xw[op] = xw[oi]!;
+          xw[op + 1] = xw[oi + 1]!;
+          xw[oi] = v0;
+          xw[oi + 1] = v1;
+          i += isLeft;
         }
-        i += isLeft;
+      } else {
+        for (let p = lo; p < hi; p++) {
+          const b = xr[p * S + bestF]!;
+          const isLeft = (((bestK - b) >>> 31) ^ 1) | ((((b ^ nanBin) - 1) >>> 31) & leftIfNan);
+          const op = p * K;
+          const oi = i * K;
+          for (let q = 0; q < K; q++) {
+            const v = xw[op + q]!;
+            xw[op + q] = xw[oi + q]!;
+            xw[oi + q] = v;
+          }
+          i += isLeft;
+        }
       }
       const a = nNodes;
       nNodes += 2;

@@ -181,9 +181,11 @@ export class OwnForest implements Forest {
 
   /**
    * Writes the extended row of X[xo .. xo + nF) to ext[o .. o + 2nF]; ext[o - 1]
-   * must be a sentinel (the pad or the previous row's last slot).
+   * must be a sentinel (the pad or the previous row's last slot). Batch rows
+   * only: single rows (plain arrays) have their own copy so that each stays
+   * monomorphic.
    */
-  private binRow(X: ArrayLike<number>, xo: number, ext: Int32Array, o: number): void {
+  private binBatchRow(X: Float64Array, xo: number, ext: Int32Array, o: number): void {
     const nF = this.nFeatures;
     const edges = this.edges;
     const eo = this.edgeOffset;
@@ -201,13 +203,33 @@ export class OwnForest implements Forest {
     ext[o + 2 * nF] = NAN_LOW;
   }
 
+  /** binBatchRow for one plain-array row, into the scratch row at offset 1. */
+  private binSingleRow(row: readonly number[]): void {
+    const nF = this.nFeatures;
+    const edges = this.edges;
+    const eo = this.edgeOffset;
+    const ext = this.ext;
+    ext[0] = NAN_LOW;
+    for (let f = 0; f < nF; f++) {
+      const x = row[f]!;
+      if (x === x) {
+        const b = binOf(edges, eo[f]!, eo[f + 1]!, x);
+        ext[1 + f] = b + BIAS;
+        ext[1 + nF + f] = -b + BIAS;
+      } else {
+        ext[1 + f] = NAN_HIGH_SIDE;
+        ext[1 + nF + f] = NAN_LOW;
+      }
+    }
+    ext[1 + 2 * nF] = NAN_LOW;
+  }
+
   /** Class probabilities for one row (mean of the trees' leaf distributions). */
   predictProba(row: readonly number[]): number[] {
     const nF = this.nFeatures;
     if (row.length < nF) throw new RangeError(`row has ${row.length} features, expected ${nF}`);
+    this.binSingleRow(row);
     const ext = this.ext;
-    ext[0] = NAN_LOW;
-    this.binRow(row, 0, ext, 1);
     const C = this.nClasses;
     const acc = this.acc;
     acc.fill(0);
@@ -295,7 +317,7 @@ export class OwnForest implements Forest {
     const acc = new Float64Array(blockRows * C);
     for (let r0 = 0; r0 < nRows; r0 += BLOCK) {
       const nb = Math.min(BLOCK, nRows - r0);
-      for (let r = 0; r < nb; r++) this.binRow(X, (r0 + r) * nF, raw, 1 + r * E);
+      for (let r = 0; r < nb; r++) this.binBatchRow(X, (r0 + r) * nF, raw, 1 + r * E);
       if (nb >= MIN_SORT) {
         // Walk rows sorted by their bins of the most used features: neighbouring
         // rows then share most of their paths, so the eight lockstep walks end
