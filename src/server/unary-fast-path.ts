@@ -228,7 +228,9 @@ export function createUnaryFastPath(routes: FastPathRoutes, log: Logger): FastPa
       stream.end(grpcFrame(payload));
     } else if (protocol === "connect-proto") {
       stream.respond({ ":status": 200, "content-type": "application/proto" });
-      stream.end(toBinary(method.output, message));
+      const payload = toBinary(method.output, message);
+      // A Buffer view (no copy): http2 writes Buffers directly.
+      stream.end(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
     } else {
       stream.respond({ ":status": 200, "content-type": "application/json" });
       stream.end(JSON.stringify(toJson(method.output, message)));
