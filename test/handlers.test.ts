@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { sql } from "slonik";
 import { z } from "zod";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EnergyLevel, ModelSource, ModelType, TaskStatus } from "../gen/ml/v1/ml_pb.ts";
 import { clearPatternMessages } from "./support/fixtures.ts";
+import { codeOf, errorOf } from "./support/calls.ts";
 import { startTestService, type TestService } from "./support/service.ts";
 
 const NOW = Date.UTC(2026, 10, 26, 9, 0, 0);
@@ -18,23 +19,7 @@ afterAll(async () => {
   await s?.close();
 });
 
-async function codeOf(call: Promise<unknown>): Promise<Code | "ok"> {
-  try {
-    await call;
-    return "ok";
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
-}
 
-async function errorOf(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-}
 
 const E = ModelType.ENERGY_PREDICTION;
 const activity = { tasksCompletedToday: 2, avgEnergyLast7Days: 2.1 };

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EnergyLevel, ModelSource, ModelType } from "../gen/ml/v1/ml_pb.ts";
 import { syntheticSamples, syntheticUsers } from "../src/ml/synthetic.ts";
 import { sampleMessages } from "./support/fixtures.ts";
+import { codeOf } from "./support/calls.ts";
 import { startTestService, type TestService } from "./support/service.ts";
 
 /** Cold start, the population model, sources, the activation log, drift and the forecast, through a Connect client. */
@@ -19,14 +20,6 @@ afterAll(async () => {
   await s?.close();
 });
 
-async function codeOf(call: Promise<unknown>): Promise<Code | "ok"> {
-  try {
-    await call;
-    return "ok";
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
-}
 
 describe("population model and cold start", () => {
   it("needs several users", async () => {

@@ -41,6 +41,48 @@ export function stratifiedFolds(labels: readonly number[], k: number, seed: numb
   return folds;
 }
 
+/** Held-out predictions: which rows were scored, their probabilities, and how they were held out. */
+export interface HeldOut {
+  /** Indexes of the scored rows, ascending. */
+  readonly rows: number[];
+  /** Probabilities for each scored row, in the same order. */
+  readonly probabilities: number[][];
+  readonly method: string;
+}
+
+/** Below this many rows every row is held out once (5-fold); above it one stratified 20% split is enough and 5x cheaper. */
+export const KFOLD_LIMIT = 1000;
+
+/**
+ * Predictions for rows a model did not see: stratified 5-fold below
+ * KFOLD_LIMIT rows, a stratified 20% holdout above. `fitPredict` fits on
+ * the train indexes and returns probabilities for each test index.
+ */
+export function heldOutPredictions(
+  labels: readonly number[],
+  seed: number,
+  fitPredict: (train: number[], test: number[]) => number[][],
+): HeldOut {
+  const n = labels.length;
+  const folds = stratifiedFolds(labels, 5, seed);
+  const kfold = n < KFOLD_LIMIT;
+  const byRow: (number[] | undefined)[] = new Array(n);
+  for (const fold of kfold ? [0, 1, 2, 3, 4] : [0]) {
+    const train: number[] = [];
+    const test: number[] = [];
+    for (let i = 0; i < n; i++) (folds[i] === fold ? test : train).push(i);
+    if (train.length === 0 || test.length === 0) continue;
+    const predicted = fitPredict(train, test);
+    test.forEach((row, k) => (byRow[row] = predicted[k]));
+  }
+  const rows = byRow.flatMap((p, i) => (p === undefined ? [] : [i]));
+  return {
+    rows,
+    probabilities: rows.map((i) => byRow[i]!),
+    method: kfold ? "stratified 5-fold cross-validation" : "stratified 20% holdout",
+  };
+}
+
 /** Scores of a set of probability predictions against true labels. */
 export interface Scores {
   /** Share of rows whose top class is the true one. */

@@ -16,7 +16,7 @@ import {
   type UserModel,
   type UserModelMeta,
 } from "./energy-model.ts";
-import { argmax, score, stratifiedFolds, seededRandom } from "./evaluation.ts";
+import { argmax, heldOutPredictions, score, seededRandom } from "./evaluation.ts";
 import type { ForestOptions } from "./forest.ts";
 import type { Comparison, Evaluation, TrainResult } from "./train-model.ts";
 
@@ -149,63 +149,33 @@ export function fitUserModel(
   return { model: { meta, forest }, forestBlob };
 }
 
-function foldsFor(labels: readonly number[], seed: number): { folds: number[]; scored: number[]; method: string } {
-  const folds = stratifiedFolds(labels, 5, seed);
-  return labels.length < 1000
-    ? { folds, scored: [0, 1, 2, 3, 4], method: "stratified 5-fold cross-validation" }
-    : { folds, scored: [0], method: "stratified 20% holdout" };
-}
-
 /** Trains, evaluates (held-out, calibrated) and, when asked, compares with the active model. */
 export function trainUserEnergy(job: UserEnergyJob): TrainResult {
   const population = job.population === null ? null : loadPopulation(job.population.blob);
   const populationId = job.population?.modelId ?? null;
   const n = job.samples.length;
   if (n === 0) throw new RangeError("cannot train on 0 samples");
-  const { folds, scored, method } = foldsFor(job.labels, job.options.seed);
-  const heldOut: (number[] | undefined)[] = new Array(n);
-  for (const fold of scored) {
-    const train: number[] = [];
-    const test: number[] = [];
-    for (let i = 0; i < n; i++) (folds[i] === fold ? test : train).push(i);
-    if (train.length === 0 || test.length === 0) continue;
-    const { model } = fitUserModel(
+  const fit = (samples: readonly EnergyFeatureValues[], labels: readonly number[]) =>
+    fitUserModel(samples, labels, population, populationId, job.forestKind, job.options, job.settings, job.earlier, job.shiftPriorSd);
+  const held = heldOutPredictions(job.labels, job.options.seed, (train, test) => {
+    const { model } = fit(
       train.map((i) => job.samples[i]!),
       train.map((i) => job.labels[i]!),
-      population,
-      populationId,
-      job.forestKind,
-      job.options,
-      job.settings,
-      job.earlier,
-      job.shiftPriorSd,
     );
-    for (const i of test) heldOut[i] = predictUser(model, population, job.samples[i]!);
-  }
-  const idx = heldOut.flatMap((p, i) => (p === undefined ? [] : [i]));
-  const raw = idx.map((i) => heldOut[i]!);
-  const truth = idx.map((i) => job.labels[i]!);
+    return test.map((i) => predictUser(model, population, job.samples[i]!));
+  });
+  const truth = held.rows.map((i) => job.labels[i]!);
   // Too few held-out rows to fit a temperature: keep the population's, which was fitted on many users.
-  const temperature = raw.length >= 30 ? fitTemperature(raw, truth) : (population?.meta.temperature ?? 1);
-  const calibrated = raw.map((p) => applyTemperature(p, temperature));
-  const evaluation: Evaluation = { ...score(calibrated, truth), method };
+  const temperature = held.rows.length >= 30 ? fitTemperature(held.probabilities, truth) : (population?.meta.temperature ?? 1);
+  const calibrated = held.probabilities.map((p) => applyTemperature(p, temperature));
+  const evaluation: Evaluation = { ...score(calibrated, truth), method: held.method };
 
-  const final = fitUserModel(
-    job.samples,
-    job.labels,
-    population,
-    populationId,
-    job.forestKind,
-    job.options,
-    job.settings,
-    job.earlier,
-    job.shiftPriorSd,
-  );
+  const final = fit(job.samples, job.labels);
   const meta: UserModelMeta = { ...final.model.meta, temperature };
   const result: TrainResult = { format: ENERGY_USER_FORMAT, modelData: encodeEnvelope(meta, final.forestBlob), evaluation };
   if (job.active === undefined) return result;
 
-  const comparison = compare(job, idx, calibrated, (f) => {
+  const comparison = compare(job, held.rows, calibrated, (f) => {
     const active = job.active!;
     const activePopulation = active.population === null ? null : loadPopulation(active.population.blob);
     return activePredictor(active.model, activePopulation)(f);

@@ -1,5 +1,5 @@
 import { forestAlgorithm } from "./algorithms.ts";
-import { argmax, score, stratifiedFolds, type Scores } from "./evaluation.ts";
+import { argmax, heldOutPredictions, score, type Scores } from "./evaluation.ts";
 import type { ForestOptions } from "./forest.ts";
 
 /**
@@ -47,42 +47,22 @@ export interface TrainResult {
   readonly comparison?: Comparison;
 }
 
-/** Below this many rows every row is held out once (k-fold); above it one stratified 20% split is enough and 5x cheaper. */
-export const KFOLD_LIMIT = 1000;
-const FOLDS = 5;
 
 /** Fits the final model on every row and measures it on held-out rows first. */
 export function trainModel(job: TrainJob): TrainResult {
   const algorithm = forestAlgorithm(job.format);
   const n = job.rows.length;
   if (n === 0) throw new RangeError("cannot train on 0 rows");
-  const folds = stratifiedFolds(job.labels, FOLDS, job.options.seed);
-  const kfold = n < KFOLD_LIMIT;
-  // With a holdout, only fold 0 (20%, stratified) is scored.
-  const scoredFolds = kfold ? [0, 1, 2, 3, 4] : [0];
-  const heldOut: (number[] | undefined)[] = new Array(n);
-  for (const fold of scoredFolds) {
-    const trainIdx: number[] = [];
-    const testIdx: number[] = [];
-    for (let i = 0; i < n; i++) (folds[i] === fold ? testIdx : trainIdx).push(i);
-    if (testIdx.length === 0 || trainIdx.length === 0) continue;
+  const held = heldOutPredictions(job.labels, job.options.seed, (train, test) => {
     const forest = algorithm.fit(
-      trainIdx.map((i) => job.rows[i]!),
-      trainIdx.map((i) => job.labels[i]!),
+      train.map((i) => job.rows[i]!),
+      train.map((i) => job.labels[i]!),
       job.nClasses,
       job.options,
     );
-    for (const i of testIdx) heldOut[i] = forest.predictProba(job.rows[i]!);
-  }
-  const scoredIdx = heldOut.flatMap((p, i) => (p === undefined ? [] : [i]));
-  const scores = score(
-    scoredIdx.map((i) => heldOut[i]!),
-    scoredIdx.map((i) => job.labels[i]!),
-  );
-  const evaluation: Evaluation = {
-    ...scores,
-    method: kfold ? `stratified ${FOLDS}-fold cross-validation` : "stratified 20% holdout",
-  };
+    return test.map((i) => forest.predictProba(job.rows[i]!));
+  });
+  const evaluation: Evaluation = { ...score(held.probabilities, held.rows.map((i) => job.labels[i]!)), method: held.method };
 
   const forest = algorithm.fit(job.rows, job.labels, job.nClasses, job.options);
   const result: TrainResult = { format: algorithm.kind, modelData: forest.serialize(), evaluation };
@@ -92,12 +72,12 @@ export function trainModel(job: TrainJob): TrainResult {
   let samples = 0;
   let candidateHits = 0;
   let activeHits = 0;
-  for (const i of scoredIdx) {
-    if (i < job.active.unseenFrom) continue;
+  held.rows.forEach((i, k) => {
+    if (i < job.active!.unseenFrom) return;
     samples++;
-    if (argmax(heldOut[i]!) === job.labels[i]) candidateHits++;
+    if (argmax(held.probabilities[k]!) === job.labels[i]) candidateHits++;
     if (argmax(active.predictProba(job.rows[i]!)) === job.labels[i]) activeHits++;
-  }
+  });
   if (samples === 0) return result;
   return {
     ...result,
