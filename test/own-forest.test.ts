@@ -264,6 +264,52 @@ describe("own forest: edge cases", () => {
     expect(withNaN.part.nBins[0]).toBe(255);
   });
 
+  it("handles many features (records of several words)", () => {
+    const rand = rng(12);
+    const X = Array.from({ length: 1500 }, () => Array.from({ length: 12 }, (_, j) => (j === 3 && rand() < 0.2 ? NaN : Math.floor(rand() * 200))));
+    const y = X.map((r) => ((r[0]! > 100 ? 1 : 0) + (r[7]! > 50 ? 1 : 0)) % 3);
+    const f = ownForest.fit(X, y, 3, { nEstimators: 30, seed: 2, maxFeatures: 6 });
+    const probe = [150, 0, 0, NaN, 0, 0, 0, 20, 0, 0, 0, 0];
+    expect(f.predictProba(probe)[1]).toBeGreaterThan(0.8);
+    expect(Array.from(f.predictProbaBatch(toFloat64([probe]), 1, 12))).toEqual(f.predictProba(probe));
+  });
+
+  it("keeps leaf distributions beyond 65,535 mixed leaves", () => {
+    // one caterpillar tree: split, mixed leaf, split, mixed leaf, ..., two last leaves
+    const splits = 70_000;
+    const codes = new Int16Array(2 * splits + 1);
+    const mixed = new Float32Array(2 * (splits + 1));
+    for (let k = 0; k < splits; k++) {
+      codes[2 * k] = 0; // feature 0, missing go left; rows with bin 0 go left (the first child)
+      codes[2 * k + 1] = -3; // mixed leaf (nClasses = 2)
+    }
+    codes[2 * splits] = -3;
+    for (let k = 0; k <= splits; k++) {
+      mixed[2 * k] = k / (splits + 1);
+      mixed[2 * k + 1] = 1 - k / (splits + 1);
+    }
+    const part: ForestPart = {
+      format: "own-random-forest-part/1",
+      nClasses: 2,
+      nFeatures: 1,
+      treeStart: 0,
+      treeEnd: 1,
+      totalTrees: 1,
+      nBins: Uint16Array.of(2),
+      edges: Float64Array.of(0.5),
+      treeNodeCounts: Int32Array.of(2 * splits + 1),
+      codes,
+      bins: new Uint8Array(splits),
+      mixed,
+    };
+    const forest = loadOwnForest(encodePart(part));
+    // x = 0 stops at the first leaf; x = 1 walks every split to the last leaf
+    expect(forest.predictProba([0])[0]).toBeCloseTo(0, 6);
+    const last = forest.predictProba([1]);
+    expect(last[0]).toBeCloseTo(mixed[2 * splits]!, 6);
+    expect(Array.from(forest.predictProbaBatch(Float64Array.of(1, 0), 2, 1))).toEqual([...last, ...forest.predictProba([0])]);
+  });
+
   it("respects maxDepth, minSamplesLeaf, maxFeatures and bootstrap", () => {
     const { X, y } = energy.train;
     const stumps = ownForest.fit(X, y, 3, { nEstimators: 10, seed: 1, maxDepth: 1 });
@@ -345,9 +391,13 @@ describe("own forest: binary format", () => {
   });
 
   it("refuses another format version", () => {
-    const v2 = blob.slice();
-    v2[4] = 2;
-    expectFormatError(v2, /unsupported own-random-forest format version 2 \(this build reads version 1\)/);
+    expect(FORMAT_VERSION).toBe(2);
+    const v1 = blob.slice();
+    v1[4] = 1; // the early breadth-first layout
+    expectFormatError(v1, /unsupported own-random-forest format version 1 \(this build reads version 2\)/);
+    const v3 = blob.slice();
+    v3[4] = 3;
+    expectFormatError(v3, /unsupported own-random-forest format version 3 \(this build reads version 2\)/);
   });
 
   it("refuses truncated and corrupt blobs", () => {

@@ -107,6 +107,52 @@ function sortKeys(keys: Int32Array, m: number): void {
   }
 }
 
+/** Where each record field lives: word index, bit shift and mask, per field. */
+interface RecordLayout {
+  /** Int32 words per record. */
+  readonly K: number;
+  /** Fields 0..nF-1 are the features' bin codes, nF the class, nF + 1 the weight. */
+  readonly fieldWord: Int32Array;
+  readonly fieldShift: Int32Array;
+  readonly fieldMask: Int32Array;
+  readonly maxWeight: number;
+}
+
+const bitsFor = (maxValue: number): number => Math.max(1, 32 - Math.clz32(maxValue));
+
+/**
+ * Packs the fields first-fit into 32-bit words without crossing a word. A
+ * feature's codes are its value bins and, if it has missing values, one more
+ * code for "missing"; the weight field gets at least 4 bits.
+ */
+function recordLayout(nBins: Uint16Array, hasNaN: Uint8Array, nClasses: number): RecordLayout {
+  const nF = nBins.length;
+  const widths: number[] = [];
+  for (let f = 0; f < nF; f++) widths.push(bitsFor(hasNaN[f] === 1 ? nBins[f]! : nBins[f]! - 1));
+  widths.push(bitsFor(nClasses - 1));
+  const fieldWord = new Int32Array(nF + 2);
+  const fieldShift = new Int32Array(nF + 2);
+  const fieldMask = new Int32Array(nF + 2);
+  const used: number[] = [];
+  const place = (field: number, width: number): void => {
+    let word = used.findIndex((u) => u + width <= 32);
+    if (word < 0) {
+      word = used.length;
+      used.push(0);
+    }
+    fieldWord[field] = word;
+    fieldShift[field] = used[word]!;
+    fieldMask[field] = width === 32 ? -1 : (1 << width) - 1;
+    used[word]! += width;
+  };
+  for (let f = 0; f <= nF; f++) place(f, widths[f]!);
+  // the weight takes what is left of a word if that is at least 4 bits, else 8 bits
+  const room = used.reduce((best, u) => Math.max(best, 32 - u), 0);
+  const weightBits = room >= 4 ? Math.min(room, 16) : 8;
+  place(nF + 1, weightBits);
+  return { K: used.length, fieldWord, fieldShift, fieldMask, maxWeight: (1 << weightBits) - 1 };
+}
+
 /**
  * Grows trees [treeStart, treeEnd) on column-major bins Xb (nRows x nFeatures)
  * with labels y in 0..nClasses-1.
@@ -131,18 +177,33 @@ export function growTrees(
   const { maxDepth, minSamplesLeaf: minLeaf, mtry, bootstrap } = params;
   const useMask = nF <= 31;
 
-  // Rows of the current tree as records in node order (partitioned in place):
-  // the row's nF bins, its class (2 bytes, little-endian) and its bootstrap
-  // weight (1 byte), padded to K whole Int32 words (K = 2 for 5 features).
-  // Sequential access in the histogram and partition loops, no indirection.
-  const K = (nF + 3 + 3) >> 2;
-  const S = 4 * K;
-  const oC = nF;
-  const oW = nF + 2;
+  // Rows of the current tree as records in node order, partitioned in place:
+  // bit fields for the row's bin codes, its class and its bootstrap weight in
+  // K Int32 words (one word for the service's 5 features). Sequential access
+  // in the histogram and partition loops, no indirection, few bytes to move.
+  const layout = recordLayout(nBins, hasNaN, C);
+  const { K, fieldWord, fieldShift, fieldMask, maxWeight } = layout;
+  const wC = fieldWord[nF]!;
+  const sC = fieldShift[nF]!;
+  const mC = fieldMask[nF]!;
+  const wW = fieldWord[nF + 1]!;
+  const sW = fieldShift[nF + 1]!;
+  const mW = fieldMask[nF + 1]!;
+  // every row's record without its weight, built once for all trees
+  const base = new Int32Array(n * K);
+  for (let r = 0; r < n; r++) {
+    const o = r * K;
+    for (let f = 0; f < nF; f++) {
+      const raw = Xb[f * n + r]!;
+      // missing values take the code just above the feature's value bins
+      const code = raw === NAN_BIN && hasNaN[f] === 1 ? nBins[f]! : raw;
+      base[o + fieldWord[f]!]! |= code << fieldShift[f]!;
+    }
+    base[o + wC]! |= y[r]! << sC;
+  }
   const w = new Int32Array(n);
   let recCap = n;
   let xw = new Int32Array(recCap * K);
-  let xr = new Uint8Array(xw.buffer);
   // every leaf holds at least one record, so a tree has at most 2 * records - 1 nodes
   let cap = 2 * n + 1;
   let nodeLo = new Int32Array(cap);
@@ -182,24 +243,21 @@ export function growTrees(
       let wr = w[r]!;
       if (wr === 0) continue;
       nodeTot[y[r]!]! += wr;
-      // a weight above 255 (a row drawn 256+ times: never seen in practice)
-      // is split over several records
+      // a weight above the weight field's maximum (a row drawn that often:
+      // not seen in practice) is split over several records
       while (wr > 0) {
-        const take = wr > 0xff ? 0xff : wr;
+        const take = wr > maxWeight ? maxWeight : wr;
         wr -= take;
         if (m0 === recCap) {
           recCap *= 2;
           const xw2 = new Int32Array(recCap * K);
           xw2.set(xw);
           xw = xw2;
-          xr = new Uint8Array(xw.buffer);
         }
-        const o = m0++ * S;
-        for (let f = 0; f < nF; f++) xr[o + f] = Xb[f * n + r]!;
-        const c = y[r]!;
-        xr[o + oC] = c & 0xff;
-        xr[o + oC + 1] = c >>> 8;
-        xr[o + oW] = take;
+        const o = m0++ * K;
+        const ob = r * K;
+        for (let q = 0; q < K; q++) xw[o + q] = base[ob + q]!;
+        xw[o + wW]! |= take << sW;
       }
     }
     if (2 * m0 + 1 > cap) {
@@ -263,20 +321,23 @@ export function growTrees(
           // ---- class counts per non-empty value bin (ub/uw/uh) and for NaN (N)
           const m = hi - lo;
           const nbF = nBins[f]!;
-          const nanBin = hasNaN[f] === 1 ? NAN_BIN : -1;
+          const nanBin = hasNaN[f] === 1 ? nbF : -1;
+          const wf = fieldWord[f]!;
+          const sf = fieldShift[f]!;
+          const mf = fieldMask[f]!;
           let nu = 0;
           let nN = 0;
           for (let c = 0; c < C; c++) N[c] = 0;
           if (m * 2 < nbF) {
-            for (let q = 0; q < m; q++) keys[q] = (xr[(lo + q) * S + f]! << 16) | q;
+            for (let q = 0; q < m; q++) keys[q] = (((xw[(lo + q) * K + wf]! >>> sf) & mf) << 16) | q;
             sortKeys(keys, m);
             let prevB = -1;
             for (let q = 0; q < m; q++) {
               const key = keys[q]!;
               const b = key >>> 16;
-              const o = (lo + (key & 0xffff)) * S;
-              const wr = xr[o + oW]!;
-              const c = xr[o + oC]! | (xr[o + oC + 1]! << 8);
+              const o = (lo + (key & 0xffff)) * K;
+              const wr = (xw[o + wW]! >>> sW) & mW;
+              const c = (xw[o + wC]! >>> sC) & mC;
               if (b === nanBin) {
                 N[c]! += wr;
                 nN += wr;
@@ -294,12 +355,19 @@ export function growTrees(
               uh[(nu - 1) * C + c]! += wr;
             }
           } else {
-            for (let p = lo; p < hi; p++) {
-              const o = p * S;
-              hist[xr[o + f]! * C + (xr[o + oC]! | (xr[o + oC + 1]! << 8))]! += xr[o + oW]!;
+            if (K === 1) {
+              for (let p = lo; p < hi; p++) {
+                const rec = xw[p]!;
+                hist[((rec >>> sf) & mf) * C + ((rec >>> sC) & mC)]! += (rec >>> sW) & mW;
+              }
+            } else {
+              for (let p = lo; p < hi; p++) {
+                const o = p * K;
+                hist[((xw[o + wf]! >>> sf) & mf) * C + ((xw[o + wC]! >>> sC) & mC)]! += (xw[o + wW]! >>> sW) & mW;
+              }
             }
             if (nanBin >= 0) {
-              const o = NAN_BIN * C;
+              const o = nanBin * C;
               for (let c = 0; c < C; c++) {
                 const v = hist[o + c]!;
                 N[c] = v;
@@ -437,29 +505,27 @@ export function growTrees(
 
       // ---- partition records [lo, hi) in place: left rows first
       // 256 never matches a byte: no NaN bin
-      const nanBin = hasNaN[bestF] === 1 ? NAN_BIN : 256;
+      const nanBin = hasNaN[bestF] === 1 ? nBins[bestF]! : 256;
+      const wf = fieldWord[bestF]!;
+      const sf = fieldShift[bestF]!;
+      const mf = fieldMask[bestF]!;
       const leftIfNan = bestNanRight === 0 ? 1 : 0;
       // Branch-free Lomuto partition: [lo, i) is left, [i, p) is right; record p
       // is always swapped with record i (harmless when p is a right row, since
       // then both are right rows) and i advances only for a left row.
       let i = lo;
-      if (K === 2) {
+      if (K === 1) {
         for (let p = lo; p < hi; p++) {
-          const b = xr[p * 8 + bestF]!;
+          const rec = xw[p]!;
+          const b = (rec >>> sf) & mf;
           const isLeft = (((bestK - b) >>> 31) ^ 1) | ((((b ^ nanBin) - 1) >>> 31) & leftIfNan);
-          const op = 2 * p;
-          const oi = 2 * i;
-          const v0 = xw[op]!;
-          const v1 = xw[op + 1]!;
-          xw[op] = xw[oi]!;
-          xw[op + 1] = xw[oi + 1]!;
-          xw[oi] = v0;
-          xw[oi + 1] = v1;
+          xw[p] = xw[i]!;
+          xw[i] = rec;
           i += isLeft;
         }
       } else {
         for (let p = lo; p < hi; p++) {
-          const b = xr[p * S + bestF]!;
+          const b = (xw[p * K + wf]! >>> sf) & mf;
           const isLeft = (((bestK - b) >>> 31) ^ 1) | ((((b ^ nanBin) - 1) >>> 31) & leftIfNan);
           const op = p * K;
           const oi = i * K;

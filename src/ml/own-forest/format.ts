@@ -1,10 +1,10 @@
 /**
- * Binary model format ("ORFB", version 1). Little-endian, 64-byte header,
+ * Binary model format ("ORFB", version 2). Little-endian, 64-byte header,
  * then sections each padded to a multiple of 8 bytes:
  *
  *   offset size  field
  *   0      4     magic "ORFB"
- *   4      2     format version (1)
+ *   4      2     format version (2)
  *   6      2     header size (64)
  *   8      4     total blob size in bytes
  *   12     4     checksum of bytes [64, total) (32-bit words, see checksum())
@@ -26,7 +26,12 @@ import { ForestFormatError } from "../forest.ts";
 import { PART_FORMAT, type ForestPart } from "./part.ts";
 
 export const MAGIC = "ORFB";
-export const FORMAT_VERSION = 1;
+/**
+ * 2: trees in depth-first pair order. Version 1 (an early build, never
+ * released) stored them breadth-first; the two cannot be told apart by
+ * structure, so version 1 blobs are refused rather than misread.
+ */
+export const FORMAT_VERSION = 2;
 export const HEADER_BYTES = 64;
 const MAGIC_BYTES = [0x4f, 0x52, 0x46, 0x42];
 

@@ -13,9 +13,10 @@
  *  - missing go left:  slot f,      thr k;      pair (left, right): bin > k goes right, NaN (-1) stays left;
  *  - missing go right: slot nF + f, thr -k - 1; pair (right, left): -bin > -k-1 <=> bin <= k goes left,
  *    NaN (-65536) stays on the first child, the right one.
- * A leaf's word has slot -1 and thr 0 and its child is itself: slot -1 reads
- * the previous row's sentinel (or the pad before row 0), so a finished walk
- * stays put and several walks can run in lockstep without branches.
+ * A leaf's word has slot -1 (and its leaf index in the low 16 bits) and its
+ * child is itself: slot -1 reads the previous row's sentinel (or the pad
+ * before row 0), the comparison is never true, so a finished walk stays put
+ * and several walks can run in lockstep without branches.
  */
 
 import type { Forest } from "../forest.ts";
@@ -31,8 +32,16 @@ export class InvalidTreesError extends Error {
 const BIAS = 32768;
 const NAN_LOW = -65536 + BIAS;
 const NAN_HIGH_SIDE = -1 + BIAS;
-/** slot -1, thr 0: negative (ends the walk) and never moves. */
+/** slot -1: negative (ends the walk); a leaf never moves (see the file comment). */
 const LEAF_WORD = -1 << 16;
+/** Leaf indices at or above this are kept in bigLeaf. */
+const LEAF_INDEX_MAX = 0xffff;
+
+/** Offset in `leaf` of the distribution of the leaf with word w at nodes[i]. */
+function leafOffset(w: number, i: number, C: number, bigLeaf: Int32Array): number {
+  const index = w & 0xffff;
+  return index !== LEAF_INDEX_MAX ? index * C : bigLeaf[i >> 1]!;
+}
 /** Rows per block in predictProbaBatch (a power of two; see the sort keys). */
 const BLOCK = 16384;
 /** Blocks smaller than this are walked in input order. */
@@ -55,12 +64,16 @@ export class OwnForest implements Forest {
   private readonly edgeOffset: Int32Array;
   /** Root node of each tree; a tree's nodes are contiguous (pairs in depth-first order). */
   private readonly roots: Int32Array;
-  /** Per node: split word (slot << 16 | (thr + 32768)), or LEAF_WORD. */
-  private readonly word: Int32Array;
-  /** Per node: first child of the pair (split) or itself (leaf). */
-  private readonly child: Int32Array;
-  /** Per node: offset of its class distribution in `leaf` (leaves only). */
-  private readonly leafOf: Int32Array;
+  /**
+   * Two Int32 per node (one cache line holds a node and its sibling): the
+   * word, slot << 16 | (thr + 32768) for a split or LEAF_WORD | leaf index for
+   * a leaf, then the index in `nodes` of the first child of its pair (split)
+   * or of itself (leaf). Leaf index l is the distribution at leaf[l * C];
+   * 0xffff means "look it up in bigLeaf" (only when there are that many).
+   */
+  private readonly nodes: Int32Array;
+  /** Per node (index / 2): offset in `leaf` of leaves whose index does not fit 16 bits. */
+  private readonly bigLeaf: Int32Array;
   /** Leaf class distributions: C one-hot rows for pure leaves, then the mixed ones. */
   private readonly leaf: Float32Array;
   /** Scratch extended row for predictProba (pad + 2nF + sentinel). */
@@ -99,9 +112,8 @@ export class OwnForest implements Forest {
     if (!Number.isInteger(nMixed)) throw new InvalidTreesError(`mixed leaf data length ${part.mixed.length} is not a multiple of ${C}`);
 
     const roots = new Int32Array(nTrees);
-    const word = new Int32Array(nNodes);
-    const child = new Int32Array(nNodes);
-    const leafOf = new Int32Array(nNodes);
+    const nodes = new Int32Array(2 * nNodes);
+    const bigLeaf = new Int32Array(C + nMixed > LEAF_INDEX_MAX ? nNodes : 0);
     const leaf = new Float32Array(C * C + part.mixed.length);
     for (let c = 0; c < C; c++) leaf[c * C + c] = 1;
     leaf.set(part.mixed, C * C);
@@ -120,7 +132,7 @@ export class OwnForest implements Forest {
       const count = part.treeNodeCounts[t]!;
       const base = g;
       if (!(count >= 1) || base + count > nNodes) throw new InvalidTreesError(`tree ${t} claims ${count} nodes, ${nNodes - base} left`);
-      roots[t] = base;
+      roots[t] = 2 * base;
       const end = base + count;
       let k = 0;
       let sp = 0;
@@ -139,8 +151,8 @@ export class OwnForest implements Forest {
           if (kb >= part.nBins[f]!) throw new InvalidTreesError(`tree ${t} node ${g - base} splits at bin ${kb} of ${part.nBins[f]}`);
           const pair = base + 1 + 2 * k++;
           if (pair + 1 >= end) throw new InvalidTreesError(`tree ${t} has more splits than its ${count} nodes allow`);
-          word[at] = (code & 1) === 1 ? ((nF + f) << 16) | (-kb - 1 + BIAS) : (f << 16) | (kb + BIAS);
-          child[at] = pair;
+          nodes[2 * at] = (code & 1) === 1 ? ((nF + f) << 16) | (-kb - 1 + BIAS) : (f << 16) | (kb + BIAS);
+          nodes[2 * at + 1] = 2 * pair;
           stack[sp] = pair + 1;
           depthOf[sp++] = depth + 1;
           stack[sp] = pair;
@@ -148,11 +160,16 @@ export class OwnForest implements Forest {
           if (depth < USAGE_DEPTH) usage[f]! += 1 / (1 << depth);
         } else {
           const lc = -1 - code;
-          word[at] = LEAF_WORD;
-          child[at] = at;
-          if (lc < C) leafOf[at] = lc * C;
-          else if (lc === C && mi < nMixed) leafOf[at] = C * C + C * mi++;
+          let index: number;
+          if (lc < C) index = lc;
+          else if (lc === C && mi < nMixed) index = C + mi++;
           else throw new InvalidTreesError(`tree ${t} node ${g - base} has leaf code ${code}`);
+          if (index < LEAF_INDEX_MAX) nodes[2 * at] = LEAF_WORD | index;
+          else {
+            nodes[2 * at] = LEAF_WORD | LEAF_INDEX_MAX;
+            bigLeaf[at] = index * C;
+          }
+          nodes[2 * at + 1] = 2 * at;
         }
       }
       if (sp !== 0) throw new InvalidTreesError(`tree ${t} has ${count} nodes but is incomplete`);
@@ -169,9 +186,8 @@ export class OwnForest implements Forest {
     this.edges = part.edges;
     this.edgeOffset = edgeOffset;
     this.roots = roots;
-    this.word = word;
-    this.child = child;
-    this.leafOf = leafOf;
+    this.nodes = nodes;
+    this.bigLeaf = bigLeaf;
     this.leaf = leaf;
     this.ext = new Int32Array(2 * nF + 2);
     this.acc = new Float64Array(C);
@@ -234,9 +250,8 @@ export class OwnForest implements Forest {
     const acc = this.acc;
     acc.fill(0);
     const roots = this.roots;
-    const word = this.word;
-    const child = this.child;
-    const leafOf = this.leafOf;
+    const nodes = this.nodes;
+    const bigLeaf = this.bigLeaf;
     const leaf = this.leaf;
     const nTrees = this.nTrees;
     // Four trees in lockstep: independent walks overlap in the CPU.
@@ -246,34 +261,34 @@ export class OwnForest implements Forest {
       let i1 = roots[t + 1]!;
       let i2 = roots[t + 2]!;
       let i3 = roots[t + 3]!;
-      let w0 = word[i0]!;
-      let w1 = word[i1]!;
-      let w2 = word[i2]!;
-      let w3 = word[i3]!;
+      let w0 = nodes[i0]!;
+      let w1 = nodes[i1]!;
+      let w2 = nodes[i2]!;
+      let w3 = nodes[i3]!;
       while ((w0 & w1 & w2 & w3) >= 0) {
-        i0 = child[i0]! + (((w0 & 0xffff) - ext[1 + (w0 >> 16)]!) >>> 31);
-        i1 = child[i1]! + (((w1 & 0xffff) - ext[1 + (w1 >> 16)]!) >>> 31);
-        i2 = child[i2]! + (((w2 & 0xffff) - ext[1 + (w2 >> 16)]!) >>> 31);
-        i3 = child[i3]! + (((w3 & 0xffff) - ext[1 + (w3 >> 16)]!) >>> 31);
-        w0 = word[i0]!;
-        w1 = word[i1]!;
-        w2 = word[i2]!;
-        w3 = word[i3]!;
+        i0 = nodes[i0 + 1]! + ((((w0 & 0xffff) - ext[1 + (w0 >> 16)]!) >>> 31) << 1);
+        i1 = nodes[i1 + 1]! + ((((w1 & 0xffff) - ext[1 + (w1 >> 16)]!) >>> 31) << 1);
+        i2 = nodes[i2 + 1]! + ((((w2 & 0xffff) - ext[1 + (w2 >> 16)]!) >>> 31) << 1);
+        i3 = nodes[i3 + 1]! + ((((w3 & 0xffff) - ext[1 + (w3 >> 16)]!) >>> 31) << 1);
+        w0 = nodes[i0]!;
+        w1 = nodes[i1]!;
+        w2 = nodes[i2]!;
+        w3 = nodes[i3]!;
       }
-      const o0 = leafOf[i0]!;
-      const o1 = leafOf[i1]!;
-      const o2 = leafOf[i2]!;
-      const o3 = leafOf[i3]!;
+      const o0 = leafOffset(w0, i0, C, bigLeaf);
+      const o1 = leafOffset(w1, i1, C, bigLeaf);
+      const o2 = leafOffset(w2, i2, C, bigLeaf);
+      const o3 = leafOffset(w3, i3, C, bigLeaf);
       for (let c = 0; c < C; c++) acc[c] = acc[c]! + leaf[o0 + c]! + leaf[o1 + c]! + leaf[o2 + c]! + leaf[o3 + c]!;
     }
     for (; t < nTrees; t++) {
       let i = roots[t]!;
-      let w = word[i]!;
+      let w = nodes[i]!;
       while (w >= 0) {
-        i = child[i]! + (((w & 0xffff) - ext[1 + (w >> 16)]!) >>> 31);
-        w = word[i]!;
+        i = nodes[i + 1]! + ((((w & 0xffff) - ext[1 + (w >> 16)]!) >>> 31) << 1);
+        w = nodes[i]!;
       }
-      const o = leafOf[i]!;
+      const o = leafOffset(w, i, C, bigLeaf);
       for (let c = 0; c < C; c++) acc[c]! += leaf[o + c]!;
     }
     let sum = 0;
@@ -298,9 +313,8 @@ export class OwnForest implements Forest {
     const C = this.nClasses;
     const out = new Float64Array(nRows * C);
     const roots = this.roots;
-    const word = this.word;
-    const child = this.child;
-    const leafOf = this.leafOf;
+    const nodes = this.nodes;
+    const bigLeaf = this.bigLeaf;
     const leaf = this.leaf;
     const nTrees = this.nTrees;
     const E = 2 * nF + 1;
@@ -345,7 +359,7 @@ export class OwnForest implements Forest {
       // per row in tree order, as predictProba() does, so the sums are identical.
       for (let t = 0; t < nTrees; t++) {
         const root = roots[t]!;
-        const rw = word[root]!;
+        const rw = nodes[root]!;
         let r = 0;
         for (; r + 8 <= nb; r += 8) {
           const e0 = 1 + r * E;
@@ -373,46 +387,46 @@ export class OwnForest implements Forest {
           let w6 = rw;
           let w7 = rw;
           while ((w0 & w1 & w2 & w3 & w4 & w5 & w6 & w7) >= 0) {
-            i0 = child[i0]! + (((w0 & 0xffff) - ext[e0 + (w0 >> 16)]!) >>> 31);
-            i1 = child[i1]! + (((w1 & 0xffff) - ext[e1 + (w1 >> 16)]!) >>> 31);
-            i2 = child[i2]! + (((w2 & 0xffff) - ext[e2 + (w2 >> 16)]!) >>> 31);
-            i3 = child[i3]! + (((w3 & 0xffff) - ext[e3 + (w3 >> 16)]!) >>> 31);
-            i4 = child[i4]! + (((w4 & 0xffff) - ext[e4 + (w4 >> 16)]!) >>> 31);
-            i5 = child[i5]! + (((w5 & 0xffff) - ext[e5 + (w5 >> 16)]!) >>> 31);
-            i6 = child[i6]! + (((w6 & 0xffff) - ext[e6 + (w6 >> 16)]!) >>> 31);
-            i7 = child[i7]! + (((w7 & 0xffff) - ext[e7 + (w7 >> 16)]!) >>> 31);
-            w0 = word[i0]!;
-            w1 = word[i1]!;
-            w2 = word[i2]!;
-            w3 = word[i3]!;
-            w4 = word[i4]!;
-            w5 = word[i5]!;
-            w6 = word[i6]!;
-            w7 = word[i7]!;
+            i0 = nodes[i0 + 1]! + ((((w0 & 0xffff) - ext[e0 + (w0 >> 16)]!) >>> 31) << 1);
+            i1 = nodes[i1 + 1]! + ((((w1 & 0xffff) - ext[e1 + (w1 >> 16)]!) >>> 31) << 1);
+            i2 = nodes[i2 + 1]! + ((((w2 & 0xffff) - ext[e2 + (w2 >> 16)]!) >>> 31) << 1);
+            i3 = nodes[i3 + 1]! + ((((w3 & 0xffff) - ext[e3 + (w3 >> 16)]!) >>> 31) << 1);
+            i4 = nodes[i4 + 1]! + ((((w4 & 0xffff) - ext[e4 + (w4 >> 16)]!) >>> 31) << 1);
+            i5 = nodes[i5 + 1]! + ((((w5 & 0xffff) - ext[e5 + (w5 >> 16)]!) >>> 31) << 1);
+            i6 = nodes[i6 + 1]! + ((((w6 & 0xffff) - ext[e6 + (w6 >> 16)]!) >>> 31) << 1);
+            i7 = nodes[i7 + 1]! + ((((w7 & 0xffff) - ext[e7 + (w7 >> 16)]!) >>> 31) << 1);
+            w0 = nodes[i0]!;
+            w1 = nodes[i1]!;
+            w2 = nodes[i2]!;
+            w3 = nodes[i3]!;
+            w4 = nodes[i4]!;
+            w5 = nodes[i5]!;
+            w6 = nodes[i6]!;
+            w7 = nodes[i7]!;
           }
           let a = r * C;
-          const o0 = leafOf[i0]!;
+          const o0 = leafOffset(w0, i0, C, bigLeaf);
           for (let c = 0; c < C; c++) acc[a + c]! += leaf[o0 + c]!;
           a += C;
-          const o1 = leafOf[i1]!;
+          const o1 = leafOffset(w1, i1, C, bigLeaf);
           for (let c = 0; c < C; c++) acc[a + c]! += leaf[o1 + c]!;
           a += C;
-          const o2 = leafOf[i2]!;
+          const o2 = leafOffset(w2, i2, C, bigLeaf);
           for (let c = 0; c < C; c++) acc[a + c]! += leaf[o2 + c]!;
           a += C;
-          const o3 = leafOf[i3]!;
+          const o3 = leafOffset(w3, i3, C, bigLeaf);
           for (let c = 0; c < C; c++) acc[a + c]! += leaf[o3 + c]!;
           a += C;
-          const o4 = leafOf[i4]!;
+          const o4 = leafOffset(w4, i4, C, bigLeaf);
           for (let c = 0; c < C; c++) acc[a + c]! += leaf[o4 + c]!;
           a += C;
-          const o5 = leafOf[i5]!;
+          const o5 = leafOffset(w5, i5, C, bigLeaf);
           for (let c = 0; c < C; c++) acc[a + c]! += leaf[o5 + c]!;
           a += C;
-          const o6 = leafOf[i6]!;
+          const o6 = leafOffset(w6, i6, C, bigLeaf);
           for (let c = 0; c < C; c++) acc[a + c]! += leaf[o6 + c]!;
           a += C;
-          const o7 = leafOf[i7]!;
+          const o7 = leafOffset(w7, i7, C, bigLeaf);
           for (let c = 0; c < C; c++) acc[a + c]! += leaf[o7 + c]!;
         }
         for (; r < nb; r++) {
@@ -420,10 +434,10 @@ export class OwnForest implements Forest {
           let i = root;
           let w = rw;
           while (w >= 0) {
-            i = child[i]! + (((w & 0xffff) - ext[e + (w >> 16)]!) >>> 31);
-            w = word[i]!;
+            i = nodes[i + 1]! + ((((w & 0xffff) - ext[e + (w >> 16)]!) >>> 31) << 1);
+            w = nodes[i]!;
           }
-          const o = leafOf[i]!;
+          const o = leafOffset(w, i, C, bigLeaf);
           const a = r * C;
           for (let c = 0; c < C; c++) acc[a + c]! += leaf[o + c]!;
         }
