@@ -57,6 +57,7 @@ export const DEFAULT_TRAINER_SETTINGS: TrainerSettings = {
   maxPopulationSamples: 200_000,
   minPopulationUsers: 3,
   userModel: DEFAULT_USER_MODEL_SETTINGS,
+  cpuShare: 0.5,
   nEstimators: 100,
   retrainAfter: 20,
   minComparisonSamples: 10,

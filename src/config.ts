@@ -50,6 +50,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
       },
       retrainAfter: integer(env, "RETRAIN_AFTER_SAMPLES", DEFAULT_TRAINER_SETTINGS.retrainAfter, 1, 1_000_000),
       nEstimators: integer(env, "N_ESTIMATORS", DEFAULT_TRAINER_SETTINGS.nEstimators, 1, 2_000),
+      cpuShare: integer(env, "TRAIN_CPU_PERCENT", DEFAULT_TRAINER_SETTINGS.cpuShare * 100, 1, 100) / 100,
     },
   };
 }

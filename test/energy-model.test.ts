@@ -208,3 +208,24 @@ describe("training jobs", () => {
     expect(model.meta.meanAvg).toBeLessThan(2.5);
   });
 });
+
+describe("pacing", () => {
+  it("sleeps in proportion to the work so a worker keeps to its share of a core", async () => {
+    const { createPacer } = await import("../src/ml/pace.ts");
+    let clock = 0;
+    const pace = createPacer(0.5, () => clock);
+    clock = 20; // 20 ms of work
+    const before = performance.now();
+    pace();
+    expect(performance.now() - before).toBeGreaterThanOrEqual(15);
+    const free = createPacer(1);
+    const t = performance.now();
+    free();
+    expect(performance.now() - t).toBeLessThan(5);
+    // A paced job gives the same model as an unpaced one.
+    const user = syntheticUsers(1, 81)[0]!;
+    const d = data(user, 40, 1);
+    const job = { kind: "energy-user" as const, ...d, population: null, forestKind: defaultForestKind, options: { nEstimators: 5, seed: 2 }, settings: DEFAULT_USER_MODEL_SETTINGS };
+    expect(runTrainJob({ ...job, cpuShare: 0.9 }).modelData).toEqual(runTrainJob(job).modelData);
+  });
+});

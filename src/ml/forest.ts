@@ -14,6 +14,8 @@ export interface ForestOptions {
   readonly maxDepth?: number;
   /** Minimum samples in a leaf. */
   readonly minSamplesLeaf?: number;
+  /** Called after each tree is grown (the worker paces itself here); implementations that cannot, ignore it. */
+  readonly afterTree?: () => void;
 }
 
 /** A fitted classifier: rows are plain number arrays, NaN marks a missing value. */

@@ -66,6 +66,7 @@ function resolveParams(nFeatures: number, options: OwnForestOptions): TreeParams
     minSamplesLeaf: minSamplesLeaf ?? 1,
     mtry: resolveMtry(nFeatures, options.maxFeatures),
     bootstrap: options.bootstrap ?? true,
+    ...(options.afterTree === undefined ? {} : { afterTree: options.afterTree }),
   };
 }
 

@@ -43,6 +43,8 @@ export interface TrainerSettings {
   readonly minComparisonSamples: number;
   /** How a user's model borrows from the population. */
   readonly userModel: UserModelSettings;
+  /** Share of one core a training worker may use (0-1], so that serving keeps its latency while models fit. */
+  readonly cpuShare: number;
 }
 
 /** What Train answers. */
@@ -213,7 +215,7 @@ export function createTrainer(deps: TrainerDeps): Trainer {
       userId === POPULATION && modelType === "energy_prediction"
         ? await planPopulation()
         : await planUser(userId, modelType, active, sinceOverride);
-    const result = await runJob(plan.job, signal);
+    const result = await runJob({ ...plan.job, cpuShare: settings.cpuShare }, signal);
     const { evaluation, comparison } = result;
     const stored = await insertModel(db, {
       userId,

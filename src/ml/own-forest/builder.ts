@@ -32,6 +32,8 @@ export interface TreeParams {
   readonly minSamplesLeaf: number;
   readonly mtry: number;
   readonly bootstrap: boolean;
+  /** Called after each tree, e.g. to give the CPU back to the event loop's process. */
+  readonly afterTree?: () => void;
 }
 
 /** The trees [treeStart, treeEnd) in compact form. */
@@ -559,6 +561,7 @@ export function growTrees(
       stack[sp++] = a;
     }
     treeNodeCounts[t - treeStart] = nNodes;
+    params.afterTree?.();
   }
 
   return { treeNodeCounts, codes: codes.trim(), bins: bins.trim(), mixed: mixed.trim() };
