@@ -14,6 +14,8 @@ export interface Config {
   readonly populationRetrainHours: number;
   /** Memory bound of the model cache, in bytes. */
   readonly modelCacheBytes: number;
+  /** How long another instance's activation may take to be seen here, in ms. */
+  readonly activeModelTtlMs: number;
   /** Serve unary gRPC and Connect calls over HTTP/2 on the lean path (FAST_PATH=0 sends everything through connect-node). */
   readonly fastPath: boolean;
   readonly trainer: TrainerSettings;
@@ -42,6 +44,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     populationRetrainHours: integer(env, "POPULATION_RETRAIN_HOURS", 24, 0, 24 * 365),
     modelCacheBytes: integer(env, "MODEL_CACHE_MB", 256, 1, 1_000_000) * 1024 * 1024,
     fastPath: integer(env, "FAST_PATH", 1, 0, 1) === 1,
+    activeModelTtlMs: integer(env, "ACTIVE_MODEL_TTL_SECONDS", 60, 1, 86_400) * 1000,
     trainer: {
       ...DEFAULT_TRAINER_SETTINGS,
       minSamples: {

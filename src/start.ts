@@ -43,6 +43,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
     log,
     settings: config.trainer,
     modelCacheBytes: config.modelCacheBytes,
+    activeModelTtlMs: config.activeModelTtlMs,
   });
   const fastPath = config.fastPath ? createUnaryFastPath(app.unaryHandlers, log) : undefined;
   const server = await listen(app.routes, [createErrorInterceptor(log)], config.port, config.host, fastPath);

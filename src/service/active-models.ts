@@ -27,7 +27,7 @@ interface Entry {
  * `maxEntries`, oldest first out.
  */
 export function createActiveModels(db: DatabasePool, options: { ttlMs?: number; maxEntries?: number; clock?: () => number } = {}): ActiveModels {
-  const ttl = options.ttlMs ?? 5_000;
+  const ttl = options.ttlMs ?? 60_000;
   const maxEntries = options.maxEntries ?? 100_000;
   const clock = options.clock ?? Date.now;
   const entries = new Map<string, Entry>();
