@@ -300,7 +300,7 @@ async function parallelFit(train: Dataset, nClasses: number): Promise<OwnForest>
   const half = Math.ceil(TREES / 2);
   const ranges: [number, number][] = TREES > 1 ? [[0, half], [half, TREES]] : [[0, TREES]];
   const parts = await Promise.all(ranges.map((range) => pool!.run({ X, y, nClasses, options: OPTIONS, range })));
-  return mergeForests(parts);
+  return mergeForests(parts, y);
 }
 
 const table: Row[] = [];

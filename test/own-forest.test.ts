@@ -1,6 +1,6 @@
 import { RandomForestClassifier } from "ml-random-forest";
 import { describe, expect, it } from "vitest";
-import { accuracy, generateEnergyData, rng, toFloat64, trainTestSplit, type Dataset } from "../bench/forest-data.ts";
+import { accuracy, expectedCalibrationError, generateEnergyData, rng, toFloat64, trainTestSplit, type Dataset } from "../bench/forest-data.ts";
 import { ForestFormatError } from "../src/ml/forest.ts";
 import {
   fitOwnForest,
@@ -129,12 +129,12 @@ describe("own forest: fitting and predicting", () => {
     const b = fitTrees(energy.train.X, energy.train.y, 3, options, [9, 17]);
     const dense = { data: toFloat64(energy.train.X), nRows: energy.train.X.length, nFeatures: 5 };
     const c = fitTrees(dense, Int32Array.from(energy.train.y), 3, options, [17, 25]);
-    const merged = mergeForests([c, a, b]);
+    const merged = mergeForests([c, a, b], energy.train.y);
     expect(allProba(merged, energy.test.X)).toEqual(allProba(full, energy.test.X));
     expect(Buffer.from(merged.serialize()).equals(Buffer.from(full.serialize()))).toBe(true);
     // parts survive a structured clone (what a worker hands back)
     const cloned = structuredClone([a, b, c]) as ForestPart[];
-    expect(allProba(mergeForests(cloned), energy.test.X)).toEqual(allProba(full, energy.test.X));
+    expect(allProba(mergeForests(cloned, energy.train.y), energy.test.X)).toEqual(allProba(full, energy.test.X));
     expect(partTransferList(a).length).toBeGreaterThan(0);
   });
 
@@ -154,6 +154,71 @@ describe("own forest: fitting and predicting", () => {
     expect(() => mergeForests([a, otherSize])).toThrow(/different fits/);
     expect(() => mergeForests([{ ...a, format: "something-else" } as unknown as ForestPart, b])).toThrow(/not an own-random-forest part/);
     expect(() => mergeForests([{ ...a, treeEnd: 4 }, b])).toThrow(/holds 3 trees/);
+  });
+});
+
+describe("own forest: out-of-bag top-label calibration", () => {
+  const data = trainTestSplit(generateEnergyData(6000, 21), 0.5);
+  const testX = toFloat64(data.test.X);
+  const n = data.test.X.length;
+  const raw = ownForest.fit(data.train.X, data.train.y, 3, { nEstimators: 60, seed: 2, calibrate: false });
+  const cal = ownForest.fit(data.train.X, data.train.y, 3, { nEstimators: 60, seed: 2 });
+  const pRaw = raw.predictProbaBatch(testX, n, 5);
+  const pCal = cal.predictProbaBatch(testX, n, 5);
+
+  it("is on by default and grows the same trees", () => {
+    expect(cal.calibrated).toBe(true);
+    expect(raw.calibrated).toBe(false);
+    expect(cal.nNodes).toBe(raw.nNodes);
+  });
+
+  it("never changes the predicted class", () => {
+    for (let r = 0; r < n; r++) {
+      const top = (p: Float64Array): number => [0, 1, 2].reduce((b, c) => (p[r * 3 + c]! > p[r * 3 + b]! ? c : b), 0);
+      expect(top(pCal)).toBe(top(pRaw));
+      expect(pCal[r * 3]! + pCal[r * 3 + 1]! + pCal[r * 3 + 2]!).toBeCloseTo(1, 12);
+    }
+    expect(accuracy(pCal, data.test.y, 3)).toBe(accuracy(pRaw, data.test.y, 3));
+  });
+
+  it("at least halves the calibration error on held-out rows", () => {
+    const eRaw = expectedCalibrationError(pRaw, data.test.y, 3);
+    const eCal = expectedCalibrationError(pCal, data.test.y, 3);
+    expect(eRaw).toBeGreaterThan(0.04);
+    expect(eCal).toBeLessThan(eRaw / 2);
+  });
+
+  it("single rows, batches, saved models and merged parts all agree", () => {
+    const rows = data.test.X.slice(0, 200);
+    const single = rows.map((row) => cal.predictProba(row));
+    expect(single.flat()).toEqual(Array.from(pCal.subarray(0, 600)));
+    expect(allProba(ownForest.load(cal.serialize()), rows)).toEqual(single);
+    const parts = [fitTrees(data.train.X, data.train.y, 3, { nEstimators: 60, seed: 2 }, [30, 60]), fitTrees(data.train.X, data.train.y, 3, { nEstimators: 60, seed: 2 }, [0, 30])];
+    const merged = mergeForests(parts, data.train.y);
+    expect(Buffer.from(merged.serialize()).equals(Buffer.from(cal.serialize()))).toBe(true);
+    // without the labels there is nothing to fit: the votes as they are
+    expect(allProba(mergeForests(parts), rows)).toEqual(allProba(raw, rows));
+  });
+
+  it("is skipped when the out-of-bag rows are too few or there is no bootstrap", () => {
+    const few = ownForest.fit(data.train.X.slice(0, 80), data.train.y.slice(0, 80), 3, { nEstimators: 30, seed: 1 });
+    expect(few.calibrated).toBe(false);
+    const noBag = ownForest.fit(data.train.X, data.train.y, 3, { nEstimators: 10, seed: 1, bootstrap: false });
+    expect(noBag.calibrated).toBe(false);
+  });
+
+  it("refuses a blob whose calibration knots are not a monotone map in [0, 1]", () => {
+    const blob = cal.serialize();
+    const dv = new DataView(blob.buffer);
+    const nCal = dv.getUint32(44, true);
+    expect(nCal).toBeGreaterThanOrEqual(4);
+    const at = blob.length - ((nCal * 4 + 7) & ~7);
+    const swapped = blob.slice();
+    new DataView(swapped.buffer).setFloat32(at, 0.99, true); // first x above the second
+    expectFormatError(withFixedChecksum(swapped), /calibration knot 1 is not increasing/);
+    const outside = blob.slice();
+    new DataView(outside.buffer).setFloat32(at + 4, 1.5, true);
+    expectFormatError(withFixedChecksum(outside), /calibration knot 0 .* is outside \[0, 1\]/);
   });
 });
 
@@ -301,6 +366,7 @@ describe("own forest: edge cases", () => {
       codes,
       bins: new Uint8Array(splits),
       mixed,
+      calibration: new Float32Array(0),
     };
     const forest = loadOwnForest(encodePart(part));
     // x = 0 stops at the first leaf; x = 1 walks every split to the last leaf
@@ -391,13 +457,28 @@ describe("own forest: binary format", () => {
   });
 
   it("refuses another format version", () => {
-    expect(FORMAT_VERSION).toBe(2);
+    expect(FORMAT_VERSION).toBe(3);
     const v1 = blob.slice();
     v1[4] = 1; // the early breadth-first layout
-    expectFormatError(v1, /unsupported own-random-forest format version 1 \(this build reads version 2\)/);
-    const v3 = blob.slice();
-    v3[4] = 3;
-    expectFormatError(v3, /unsupported own-random-forest format version 3 \(this build reads version 2\)/);
+    expectFormatError(v1, /unsupported own-random-forest format version 1 \(this build reads versions 2 to 3\)/);
+    const v4 = blob.slice();
+    v4[4] = 4;
+    expectFormatError(v4, /unsupported own-random-forest format version 4 \(this build reads versions 2 to 3\)/);
+  });
+
+  it("reads a version 2 blob (no calibration section) as the uncalibrated forest", () => {
+    const plain = ownForest.fit(small.X, small.y, 3, { nEstimators: 20, seed: 8, calibrate: false });
+    const v2 = plain.serialize();
+    expect(new DataView(v2.buffer).getUint32(44, true)).toBe(0);
+    v2[4] = 2;
+    const loaded = ownForest.load(v2);
+    expect(loaded.calibrated).toBe(false);
+    expect(allProba(loaded, energy.test.X)).toEqual(allProba(plain, energy.test.X));
+    // a version 2 header cannot announce calibration data
+    const bad = blob.slice();
+    expect(forest.calibrated).toBe(true);
+    bad[4] = 2;
+    expectFormatError(bad, /version 2 with calibration data/);
   });
 
   it("refuses truncated and corrupt blobs", () => {

@@ -17,6 +17,7 @@ import { decodePart, FORMAT_VERSION, MAGIC } from "./own-forest/format.ts";
 import { InvalidTreesError, OwnForest } from "./own-forest/model.ts";
 import { OWN_FOREST_KIND, PART_FORMAT, type ForestPart } from "./own-forest/part.ts";
 import { normaliseSeed } from "./own-forest/rng.ts";
+import { fitTopLabelMap } from "./own-forest/top-label.ts";
 
 export { OwnForest, OWN_FOREST_KIND, FORMAT_VERSION, MAGIC };
 export type { DenseMatrix, ForestPart };
@@ -30,6 +31,12 @@ export interface OwnForestOptions extends ForestOptions {
   readonly maxFeatures?: number | "sqrt" | "log2" | "all";
   /** Draw a bootstrap sample per tree (default true). */
   readonly bootstrap?: boolean;
+  /**
+   * Fit a top-label calibration of the probabilities on the out-of-bag votes
+   * (default true; needs bootstrap and at least 100 rows, else it is a
+   * no-op). Never changes the predicted class. See own-forest/top-label.ts.
+   */
+  readonly calibrate?: boolean;
 }
 
 /** Trees [start, end) of the forest, 0 <= start < end <= nEstimators. */
@@ -108,7 +115,8 @@ export function fitTrees(
   }
   const binning = learnBinning(dense);
   const Xb = binMatrix(dense, binning);
-  const trees = growTrees(Xb, nRows, binning, labels, nClasses, params, start, end);
+  const oob = options.calibrate !== false && params.bootstrap ? new Float64Array(nRows * nClasses) : undefined;
+  const trees = growTrees(Xb, nRows, binning, labels, nClasses, oob === undefined ? params : { ...params, oob }, start, end);
   return {
     format: PART_FORMAT,
     nClasses,
@@ -119,6 +127,8 @@ export function fitTrees(
     nBins: binning.nBins,
     edges: binning.edges,
     ...trees,
+    calibration: new Float32Array(0),
+    ...(oob === undefined ? {} : { oob }),
   };
 }
 
@@ -144,8 +154,10 @@ function concat<T extends Int16Array | Int32Array | Uint8Array | Float32Array>(a
 /**
  * Joins parts from fitTrees() (in any order) into one forest. The parts must
  * cover trees 0..totalTrees-1 exactly once and come from the same data.
+ * Given the training labels, and when every part carries out-of-bag votes,
+ * the merged forest gets its top-label calibration (what fit() does).
  */
-export function mergeForests(parts: readonly ForestPart[]): OwnForest {
+export function mergeForests(parts: readonly ForestPart[], labels?: ArrayLike<number>): OwnForest {
   if (parts.length === 0) throw new RangeError("mergeForests needs at least one part");
   const sorted = [...parts].sort((a, b) => a.treeStart - b.treeStart);
   const first = sorted[0]!;
@@ -165,6 +177,17 @@ export function mergeForests(parts: readonly ForestPart[]): OwnForest {
     next = p.treeEnd;
   }
   if (next !== first.totalTrees) throw new RangeError(`trees ${next}..${first.totalTrees - 1} are missing`);
+  let calibration: Float32Array = new Float32Array(0);
+  if (labels !== undefined && sorted.every((p) => p.oob !== undefined)) {
+    const C = first.nClasses;
+    const oob = new Float64Array(first.oob!.length);
+    for (const p of sorted) {
+      if (p.oob!.length !== oob.length) throw new RangeError("parts were fitted on different data (row counts differ)");
+      for (let i = 0; i < oob.length; i++) oob[i]! += p.oob![i]!;
+    }
+    if (labels.length * C !== oob.length) throw new RangeError(`${labels.length} labels for ${oob.length / C} rows`);
+    calibration = fitTopLabelMap(oob, labels, C);
+  }
   const merged: ForestPart = {
     format: PART_FORMAT,
     nClasses: first.nClasses,
@@ -178,19 +201,21 @@ export function mergeForests(parts: readonly ForestPart[]): OwnForest {
     codes: concat(sorted.map((p) => p.codes), (n) => new Int16Array(n)),
     bins: concat(sorted.map((p) => p.bins), (n) => new Uint8Array(n)),
     mixed: concat(sorted.map((p) => p.mixed), (n) => new Float32Array(n)),
+    calibration,
   };
   return new OwnForest(merged);
 }
 
 /** The buffers of a part, for a zero-copy postMessage / Piscina.move() transfer list. */
 export function partTransferList(part: ForestPart): ArrayBuffer[] {
-  const arrays = [part.nBins, part.edges, part.treeNodeCounts, part.codes, part.bins, part.mixed];
+  const arrays = [part.nBins, part.edges, part.treeNodeCounts, part.codes, part.bins, part.mixed, part.calibration];
+  if (part.oob !== undefined) arrays.push(part.oob);
   return [...new Set(arrays.map((a) => a.buffer as ArrayBuffer))];
 }
 
 /** Fits a whole forest in this thread. */
 export function fitOwnForest(X: ForestInput, y: readonly number[] | ArrayLike<number>, nClasses: number, options: OwnForestOptions): OwnForest {
-  return mergeForests([fitTrees(X, y, nClasses, options, [0, options.nEstimators])]);
+  return mergeForests([fitTrees(X, y, nClasses, options, [0, options.nEstimators])], y);
 }
 
 /** Rebuilds a forest from serialize()'s bytes; ForestFormatError on anything else. */

@@ -25,6 +25,11 @@
 import { NAN_BIN, type Binning } from "./binning.ts";
 import { Mulberry32, treeSeed } from "./rng.ts";
 
+/** Rows at most that collect out-of-bag votes (evenly spaced). */
+export const OOB_ROWS = 10_000;
+/** Fixed-point scale of out-of-bag votes: integer sums are exact in any order. */
+export const OOB_SCALE = 1 << 20;
+
 /** Resolved hyper-parameters (see own-forest.ts for the public options). */
 export interface TreeParams {
   readonly seed: number;
@@ -34,6 +39,12 @@ export interface TreeParams {
   readonly bootstrap: boolean;
   /** Called after each tree, e.g. to give the CPU back to the event loop's process. */
   readonly afterTree?: () => void;
+  /**
+   * Out-of-bag sums to accumulate (nRows x nClasses): each tree adds its leaf
+   * distribution, times OOB_SCALE and rounded, to the rows its bootstrap left
+   * out (only every oobStride-th row, see OOB_ROWS). What calibration is fitted on.
+   */
+  readonly oob?: Float64Array;
 }
 
 /** The trees [treeStart, treeEnd) in compact form. */
@@ -214,6 +225,15 @@ export function growTrees(
   let nodeMask = new Int32Array(cap);
   let stack = new Int32Array(cap);
   let nodeTot = new Float64Array(cap * C);
+  // the tree as it grows, by node id, for the out-of-bag walk: split feature
+  // (-1 for a leaf), bin, missing-goes-right flag and first child of the pair
+  const oob = bootstrap ? params.oob : undefined;
+  if (oob !== undefined && oob.length !== n * C) throw new RangeError(`out-of-bag sums need ${n * C} floats, got ${oob.length}`);
+  let nodeF = new Int32Array(oob === undefined ? 0 : cap);
+  let nodeInfo = new Int32Array(nodeF.length);
+  let nodeChild = new Int32Array(nodeF.length);
+  // out-of-bag votes for at most OOB_ROWS evenly spaced rows: enough to fit a calibration
+  const oobStride = Math.max(1, Math.ceil(n / OOB_ROWS));
 
   const hist = new Int32Array(256 * C);
   const ub = new Int32Array(256);
@@ -272,6 +292,11 @@ export function growTrees(
       stack = new Int32Array(cap);
       nodeTot = new Float64Array(cap * C);
       nodeTot.set(rootTot);
+      if (oob !== undefined) {
+        nodeF = new Int32Array(cap);
+        nodeInfo = new Int32Array(cap);
+        nodeChild = new Int32Array(cap);
+      }
     }
     nodeLo[0] = 0;
     nodeHi[0] = m0;
@@ -480,6 +505,7 @@ export function growTrees(
       }
 
       if (bestF < 0) {
+        if (oob !== undefined) nodeF[node] = -1;
         if (nonZero <= 1) {
           codes.push(-1 - anyClass);
         } else {
@@ -557,10 +583,41 @@ export function growTrees(
       }
       codes.push(bestF * 2 + bestNanRight);
       bins.push(bestK);
+      if (oob !== undefined) {
+        // Branch-free routing of a bin code b: with add = 1 (missing values,
+        // code NAN_BIN, go left) b + 1 wraps missing to 0; left iff
+        // (b + add) & 255 <= bestK + add; the pair is (left, right) when missing
+        // go left, else (right, left), so the child is a + (left ^ flip).
+        const add = hasNaN[bestF] === 1 && bestNanRight === 0 ? 1 : 0;
+        nodeF[node] = bestF;
+        nodeInfo[node] = (bestK + add) | (add << 9) | ((bestNanRight ^ 1) << 10);
+        nodeChild[node] = a;
+      }
       stack[sp++] = a + 1;
       stack[sp++] = a;
     }
     treeNodeCounts[t - treeStart] = nNodes;
+    if (oob !== undefined) {
+      // the sampled rows this tree never saw walk it in bin space and collect
+      // their leaf, in fixed point so that sums do not depend on tree order
+      for (let r = 0; r < n; r += oobStride) {
+        if (w[r] !== 0) continue;
+        let node = 0;
+        let f = nodeF[0]!;
+        while (f >= 0) {
+          const info = nodeInfo[node]!;
+          const add = (info >>> 9) & 1;
+          const b = (Xb[f * n + r]! + add) & 255;
+          const left = (((info & 511) - b) >>> 31) ^ 1;
+          node = nodeChild[node]! + (left ^ (info >>> 10));
+          f = nodeF[node]!;
+        }
+        const o = node * C;
+        let tot = 0;
+        for (let c = 0; c < C; c++) tot += nodeTot[o + c]!;
+        for (let c = 0; c < C; c++) oob[r * C + c]! += Math.round((nodeTot[o + c]! / tot) * OOB_SCALE);
+      }
+    }
     params.afterTree?.();
   }
 

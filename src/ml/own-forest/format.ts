@@ -1,10 +1,10 @@
 /**
- * Binary model format ("ORFB", version 2). Little-endian, 64-byte header,
+ * Binary model format ("ORFB", version 3; version 2 still reads). Little-endian, 64-byte header,
  * then sections each padded to a multiple of 8 bytes:
  *
  *   offset size  field
  *   0      4     magic "ORFB"
- *   4      2     format version (2)
+ *   4      2     format version (3)
  *   6      2     header size (64)
  *   8      4     total blob size in bytes
  *   12     4     checksum of bytes [64, total) (32-bit words, see checksum())
@@ -15,9 +15,11 @@
  *   32     4     nSplits (split nodes, all trees)
  *   36     4     nMixedFloats (mixed-leaf distribution floats)
  *   40     4     nEdges
- *   44     20    reserved, zero
+ *   44     4     nCalibrationFloats (version 3; zero in version 2)
+ *   48     16    reserved, zero
  *   sections: edges f64[nEdges] | nBins u16[nFeatures] | treeNodeCounts i32[nTrees]
  *             | codes i16[nNodes] | bins u8[nSplits] | mixed f32[nMixedFloats]
+ *             | calibration f32[nCalibrationFloats] (top-label knots, version 3)
  *
  * A split node costs 3 bytes, a pure leaf 2, a mixed leaf 2 + 4 * nClasses.
  */
@@ -27,11 +29,15 @@ import { PART_FORMAT, type ForestPart } from "./part.ts";
 
 export const MAGIC = "ORFB";
 /**
- * 2: trees in depth-first pair order. Version 1 (an early build, never
- * released) stored them breadth-first; the two cannot be told apart by
- * structure, so version 1 blobs are refused rather than misread.
+ * 3: adds the top-label calibration section. 2: trees in depth-first pair
+ * order, no calibration (read as uncalibrated; models stored before
+ * version 3 keep working). Version 1 (an early build, never released)
+ * stored trees breadth-first; it cannot be told apart from 2 by structure,
+ * so version 1 blobs are refused rather than misread.
  */
-export const FORMAT_VERSION = 2;
+export const FORMAT_VERSION = 3;
+/** Oldest version decodePart() still reads. */
+const OLDEST_READABLE = 2;
 export const HEADER_BYTES = 64;
 const MAGIC_BYTES = [0x4f, 0x52, 0x46, 0x42];
 
@@ -56,10 +62,11 @@ interface Layout {
   codes: number;
   bins: number;
   mixed: number;
+  calibration: number;
   total: number;
 }
 
-function layout(nEdges: number, nFeatures: number, nTrees: number, nNodes: number, nSplits: number, nMixed: number): Layout {
+function layout(nEdges: number, nFeatures: number, nTrees: number, nNodes: number, nSplits: number, nMixed: number, nCalibration: number): Layout {
   let o = HEADER_BYTES;
   const edges = o;
   o += pad8(nEdges * 8);
@@ -73,14 +80,16 @@ function layout(nEdges: number, nFeatures: number, nTrees: number, nNodes: numbe
   o += pad8(nSplits);
   const mixed = o;
   o += pad8(nMixed * 4);
-  return { edges, nBins, counts, codes, bins, mixed, total: o };
+  const calibration = o;
+  o += pad8(nCalibration * 4);
+  return { edges, nBins, counts, codes, bins, mixed, calibration, total: o };
 }
 
 /** Encodes a part covering a whole forest (trees from 0). */
 export function encodePart(part: ForestPart): Uint8Array {
   if (!LITTLE_ENDIAN) throw new Error("own-random-forest blobs need a little-endian host");
   const nTrees = part.treeNodeCounts.length;
-  const L = layout(part.edges.length, part.nFeatures, nTrees, part.codes.length, part.bins.length, part.mixed.length);
+  const L = layout(part.edges.length, part.nFeatures, nTrees, part.codes.length, part.bins.length, part.mixed.length, part.calibration.length);
   const out = new Uint8Array(L.total);
   const buf = out.buffer;
   new Float64Array(buf, L.edges, part.edges.length).set(part.edges);
@@ -89,6 +98,7 @@ export function encodePart(part: ForestPart): Uint8Array {
   new Int16Array(buf, L.codes, part.codes.length).set(part.codes);
   out.set(part.bins, L.bins);
   new Float32Array(buf, L.mixed, part.mixed.length).set(part.mixed);
+  new Float32Array(buf, L.calibration, part.calibration.length).set(part.calibration);
   const dv = new DataView(buf);
   for (let i = 0; i < 4; i++) out[i] = MAGIC_BYTES[i]!;
   dv.setUint16(4, FORMAT_VERSION, true);
@@ -101,6 +111,7 @@ export function encodePart(part: ForestPart): Uint8Array {
   dv.setUint32(32, part.bins.length, true);
   dv.setUint32(36, part.mixed.length, true);
   dv.setUint32(40, part.edges.length, true);
+  dv.setUint32(44, part.calibration.length, true);
   dv.setUint32(12, checksum(new Int32Array(buf, HEADER_BYTES, (L.total - HEADER_BYTES) / 4)), true);
   return out;
 }
@@ -125,8 +136,10 @@ export function decodePart(blob: Uint8Array): ForestPart {
   }
   if (blob.length < 8) throw new ForestFormatError(`truncated own-random-forest blob: ${blob.length} bytes, the header alone is ${HEADER_BYTES}`);
   const version = blob[4]! | (blob[5]! << 8);
-  if (version !== FORMAT_VERSION) {
-    throw new ForestFormatError(`unsupported own-random-forest format version ${version} (this build reads version ${FORMAT_VERSION})`);
+  if (version < OLDEST_READABLE || version > FORMAT_VERSION) {
+    throw new ForestFormatError(
+      `unsupported own-random-forest format version ${version} (this build reads versions ${OLDEST_READABLE} to ${FORMAT_VERSION})`,
+    );
   }
   if (blob.length < HEADER_BYTES) {
     throw new ForestFormatError(`truncated own-random-forest blob: ${blob.length} bytes, the header alone is ${HEADER_BYTES}`);
@@ -154,7 +167,9 @@ export function decodePart(blob: Uint8Array): ForestPart {
   const nSplits = dv.getUint32(32, true);
   const nMixed = dv.getUint32(36, true);
   const nEdges = dv.getUint32(40, true);
-  const L = layout(nEdges, nFeatures, nTrees, nNodes, nSplits, nMixed);
+  const nCalibration = dv.getUint32(44, true);
+  if (version < 3 && nCalibration !== 0) throw new ForestFormatError(`corrupt own-random-forest blob: version ${version} with calibration data`);
+  const L = layout(nEdges, nFeatures, nTrees, nNodes, nSplits, nMixed, nCalibration);
   if (L.total !== total) {
     throw new ForestFormatError(
       `corrupt own-random-forest blob: counts (${nTrees} trees, ${nNodes} nodes, ${nSplits} splits, ${nEdges} edges) need ${L.total} bytes, blob has ${total}`,
@@ -180,5 +195,6 @@ export function decodePart(blob: Uint8Array): ForestPart {
     codes: new Int16Array(buf, L.codes, nNodes),
     bins: new Uint8Array(buf, L.bins, nSplits),
     mixed: new Float32Array(buf, L.mixed, nMixed),
+    calibration: new Float32Array(buf, L.calibration, nCalibration),
   };
 }

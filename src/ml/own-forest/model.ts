@@ -23,6 +23,7 @@ import type { Forest } from "../forest.ts";
 import { binOf } from "./binning.ts";
 import { encodePart } from "./format.ts";
 import { OWN_FOREST_KIND, type ForestPart } from "./part.ts";
+import { applyTopLabelMap, invalidTopLabelMap } from "./top-label.ts";
 
 /** Validation failure while expanding a part; the caller wraps it as needed. */
 export class InvalidTreesError extends Error {
@@ -81,6 +82,8 @@ export class OwnForest implements Forest {
   private readonly acc: Float64Array;
   /** Features most used near the roots, most used first: the batch sort key. */
   private readonly keyFeatures: Int32Array;
+  /** Top-label calibration knots (empty: none). */
+  private readonly calibration: Float32Array;
 
   /** Expands and validates a part covering a whole forest; throws InvalidTreesError. */
   constructor(part: ForestPart) {
@@ -177,6 +180,8 @@ export class OwnForest implements Forest {
     if (g !== nNodes) throw new InvalidTreesError(`${nNodes - g} nodes after the last tree`);
     if (bi !== bins.length) throw new InvalidTreesError(`${bins.length - bi} unused split bins`);
     if (mi !== nMixed) throw new InvalidTreesError(`${nMixed - mi} unused mixed leaves`);
+    const badMap = invalidTopLabelMap(part.calibration, C);
+    if (badMap !== undefined) throw new InvalidTreesError(badMap);
 
     this.nClasses = C;
     this.nFeatures = nF;
@@ -193,6 +198,12 @@ export class OwnForest implements Forest {
     this.acc = new Float64Array(C);
     const byUsage = Array.from({ length: nF }, (_, f) => f).sort((a, b) => usage[b]! - usage[a]! || a - b);
     this.keyFeatures = Int32Array.from(byUsage.slice(0, Math.min(KEY_FEATURES, nF)));
+    this.calibration = part.calibration;
+  }
+
+  /** True when probabilities go through the out-of-bag top-label calibration. */
+  get calibrated(): boolean {
+    return this.calibration.length > 0;
   }
 
   /**
@@ -295,6 +306,7 @@ export class OwnForest implements Forest {
     for (let c = 0; c < C; c++) sum += acc[c]!;
     const out = new Array<number>(C);
     for (let c = 0; c < C; c++) out[c] = acc[c]! / sum;
+    applyTopLabelMap(this.calibration, out, 0, C);
     return out;
   }
 
@@ -448,6 +460,7 @@ export class OwnForest implements Forest {
         let sum = 0;
         for (let c = 0; c < C; c++) sum += acc[a + c]!;
         for (let c = 0; c < C; c++) out[oo + c] = acc[a + c]! / sum;
+        applyTopLabelMap(this.calibration, out, oo, C);
       }
     }
     return out;

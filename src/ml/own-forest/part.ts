@@ -28,5 +28,12 @@ export interface ForestPart {
   readonly bins: Uint8Array;
   /** Class distributions of mixed leaves, nClasses floats each. */
   readonly mixed: Float32Array;
+  /** Top-label calibration knots (see top-label.ts); empty = probabilities as voted. */
+  readonly calibration: Float32Array;
+  /**
+   * Out-of-bag vote sums of these trees (nRows x nClasses), only on a part
+   * fresh from fitTrees(); mergeForests() adds them up to fit the calibration.
+   */
+  readonly oob?: Float64Array;
 }
 
