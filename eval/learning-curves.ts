@@ -25,7 +25,8 @@ export interface CurvePoint {
 }
 
 const label = (s: SyntheticSample) => ENERGY_LABELS.indexOf(s.energy);
-const FOREST = { nEstimators: 100 };
+// as the service fits them (src/service/trainer.ts: the model calibrates the blend itself)
+const FOREST = { nEstimators: 100, calibrate: false };
 
 /** Trains the population model on background users through the service's own job. */
 export function trainBackgroundPopulation(users: readonly SyntheticUser[], samplesPerUser: number, seed: number) {

@@ -14,7 +14,10 @@ import {
   type ForestPart,
   type OwnForest,
 } from "../src/ml/own-forest.ts";
-import { encodePart } from "../src/ml/own-forest/format.ts";
+import { decodePart, encodePart } from "../src/ml/own-forest/format.ts";
+import { OwnForest as OwnForestClass } from "../src/ml/own-forest/model.ts";
+import { compileKernel, KERNEL_PATH } from "../scripts/forest-kernel.ts";
+import { readFileSync } from "node:fs";
 
 const allProba = (forest: OwnForest, X: readonly number[][]): number[][] => X.map((row) => forest.predictProba(row));
 
@@ -154,6 +157,64 @@ describe("own forest: fitting and predicting", () => {
     expect(() => mergeForests([a, otherSize])).toThrow(/different fits/);
     expect(() => mergeForests([{ ...a, format: "something-else" } as unknown as ForestPart, b])).toThrow(/not an own-random-forest part/);
     expect(() => mergeForests([{ ...a, treeEnd: 4 }, b])).toThrow(/holds 3 trees/);
+  });
+});
+
+describe("own forest: the WebAssembly kernel", () => {
+  const jsWalk = (forest: OwnForest): OwnForest => new OwnForestClass(decodePart(forest.serialize()), { kernel: false });
+  const kernelWalk = (forest: OwnForest): OwnForest => new OwnForestClass(decodePart(forest.serialize()), { kernelMinNodes: 0 });
+
+  it("kernel.wasm is what scripts/forest-kernel.ts compiles (run npm run build:kernel)", async () => {
+    const bytes = await compileKernel();
+    expect(Buffer.from(readFileSync(KERNEL_PATH)).equals(Buffer.from(bytes))).toBe(true);
+  });
+
+  it("gives exactly the JavaScript walk's probabilities, one row and in batches of every shape", () => {
+    const data = generateEnergyData(3000, 31, { missingRate: 0.4 });
+    for (const [nClasses, nEstimators] of [[3, 13], [2, 8], [5, 21]] as const) {
+      const y = data.y.map((v, i) => (nClasses === 3 ? v : (v + i) % nClasses));
+      const forest = kernelWalk(ownForest.fit(data.X.slice(0, 2000), y.slice(0, 2000), nClasses, { nEstimators, seed: 3 }));
+      const js = jsWalk(forest);
+      expect(forest.usesKernel).toBe(true);
+      expect(js.usesKernel).toBe(false);
+      const rows = data.X.slice(2000);
+      expect(allProba(forest, rows)).toEqual(allProba(js, rows));
+      for (const n of [1, 7, 8, 9, 63, 64, 1000]) {
+        const X = toFloat64(rows.slice(0, n));
+        expect(Array.from(forest.predictProbaBatch(X, n, 5))).toEqual(Array.from(js.predictProbaBatch(X, n, 5)));
+      }
+    }
+  });
+
+  it("crosses batch blocks (16,384 rows) and keeps rows in input order", () => {
+    const forest = kernelWalk(ownForest.fit(energy.train.X, energy.train.y, 3, { nEstimators: 8, seed: 4 }));
+    expect(forest.usesKernel).toBe(true);
+    const big = generateEnergyData(17_000, 5).X;
+    const X = toFloat64(big);
+    const batch = forest.predictProbaBatch(X, big.length, 5);
+    expect(Array.from(batch)).toEqual(Array.from(jsWalk(forest).predictProbaBatch(X, big.length, 5)));
+    for (const r of [0, 16_383, 16_384, 16_999]) expect(Array.from(batch.subarray(r * 3, r * 3 + 3))).toEqual(forest.predictProba(big[r]!));
+  });
+
+  it("is used from 16,384 nodes on, and its memory is reported", () => {
+    const small = ownForest.fit(energy.train.X.slice(0, 100), energy.train.y.slice(0, 100), 3, { nEstimators: 10, seed: 1 });
+    expect(small.nNodes).toBeLessThan(16_384);
+    expect(small.usesKernel).toBe(false);
+    const large = ownForest.fit(energy.train.X, energy.train.y, 3, { nEstimators: 40, seed: 1 });
+    expect(large.nNodes).toBeGreaterThanOrEqual(16_384);
+    expect(large.usesKernel).toBe(true);
+    expect(large.memoryBytes).toBeGreaterThanOrEqual(4 * large.nNodes);
+    expect(large.memoryBytes).toBeLessThan(8 * large.nNodes + 2 * 65_536);
+  });
+
+  it("leaves forests that do not fit its 4-byte node to the JavaScript walk", () => {
+    const r = rng(9);
+    const X = Array.from({ length: 300 }, () => Array.from({ length: 9 }, () => r()));
+    const y = X.map((row) => (row[8]! > 0.5 ? 1 : 0));
+    const wide = kernelWalk(ownForest.fit(X, y, 2, { nEstimators: 5, seed: 1 }));
+    expect(wide.usesKernel).toBe(false);
+    expect(wide.predictProba(X[0]!)[y[0]!]).toBeGreaterThan(0.5);
+    expect(wide.memoryBytes).toBeGreaterThan(0);
   });
 });
 

@@ -14,6 +14,12 @@ export interface ForestOptions {
   readonly maxDepth?: number;
   /** Minimum samples in a leaf. */
   readonly minSamplesLeaf?: number;
+  /**
+   * Fit the implementation's own probability calibration, if it has one (our
+   * forest: a top-label map on out-of-bag votes; default on). Off in the
+   * service, which calibrates its blended model itself.
+   */
+  readonly calibrate?: boolean;
   /** Called after each tree is grown (the worker paces itself here); implementations that cannot, ignore it. */
   readonly afterTree?: () => void;
 }
@@ -28,6 +34,8 @@ export interface Forest {
   predictProba(row: readonly number[]): number[];
   /** Compact bytes for ml_models.model_data; load() reverses it. */
   serialize(): Uint8Array;
+  /** Bytes held for prediction, when the implementation knows (a model cache counts these). */
+  readonly memoryBytes?: number;
 }
 
 /** An implementation: how to fit a forest and how to load a stored one. */

@@ -9,6 +9,12 @@ export type LoadedModel =
   | { readonly kind: "user"; readonly model: UserModel }
   | { readonly kind: "population"; readonly model: PopulationModel };
 
+/** Memory a loaded model holds, as far as its forests report it (else the blob's size). */
+export function loadedModelBytes(model: LoadedModel, blobBytes: number): number {
+  const forest = model.kind === "forest" ? model.forest : model.model.forest;
+  return Math.max(blobBytes, forest?.memoryBytes ?? 0);
+}
+
 /** Reads a model_data blob by its model_format; throws (ForestFormatError, RangeError) when it cannot. */
 export function loadModel(format: string, blob: Uint8Array): LoadedModel {
   if (format === ENERGY_USER_FORMAT) return { kind: "user", model: loadUserModel(blob) };

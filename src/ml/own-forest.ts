@@ -14,15 +14,20 @@ import { ForestFormatError, type ForestAlgorithm, type ForestOptions } from "./f
 import { binMatrix, learnBinning, toDense, type DenseMatrix } from "./own-forest/binning.ts";
 import { growTrees, type TreeParams } from "./own-forest/builder.ts";
 import { decodePart, FORMAT_VERSION, MAGIC } from "./own-forest/format.ts";
-import { InvalidTreesError, OwnForest } from "./own-forest/model.ts";
+import { InvalidTreesError, OwnForest, type OwnForestRuntime } from "./own-forest/model.ts";
 import { OWN_FOREST_KIND, PART_FORMAT, type ForestPart } from "./own-forest/part.ts";
 import { normaliseSeed } from "./own-forest/rng.ts";
 import { fitTopLabelMap } from "./own-forest/top-label.ts";
 
 export { OwnForest, OWN_FOREST_KIND, FORMAT_VERSION, MAGIC };
-export type { DenseMatrix, ForestPart };
+export type { DenseMatrix, ForestPart, OwnForestRuntime };
 
-/** ForestOptions plus the knobs specific to this implementation. */
+/**
+ * ForestOptions plus the knobs specific to this implementation. `calibrate`
+ * (default true) fits a top-label map on the out-of-bag votes when there is a
+ * bootstrap and at least 100 out-of-bag rows; it never changes the predicted
+ * class (see own-forest/top-label.ts).
+ */
 export interface OwnForestOptions extends ForestOptions {
   /**
    * Features examined at every split: "sqrt" (default, floor(sqrt(nFeatures))),
@@ -31,12 +36,6 @@ export interface OwnForestOptions extends ForestOptions {
   readonly maxFeatures?: number | "sqrt" | "log2" | "all";
   /** Draw a bootstrap sample per tree (default true). */
   readonly bootstrap?: boolean;
-  /**
-   * Fit a top-label calibration of the probabilities on the out-of-bag votes
-   * (default true; needs bootstrap and at least 100 rows, else it is a
-   * no-op). Never changes the predicted class. See own-forest/top-label.ts.
-   */
-  readonly calibrate?: boolean;
 }
 
 /** Trees [start, end) of the forest, 0 <= start < end <= nEstimators. */
@@ -219,10 +218,10 @@ export function fitOwnForest(X: ForestInput, y: readonly number[] | ArrayLike<nu
 }
 
 /** Rebuilds a forest from serialize()'s bytes; ForestFormatError on anything else. */
-export function loadOwnForest(blob: Uint8Array): OwnForest {
+export function loadOwnForest(blob: Uint8Array, runtime?: OwnForestRuntime): OwnForest {
   const part = decodePart(blob);
   try {
-    return new OwnForest(part);
+    return new OwnForest(part, runtime);
   } catch (err) {
     if (err instanceof InvalidTreesError) throw new ForestFormatError(`corrupt own-random-forest blob: ${err.message}`);
     throw err;
@@ -232,7 +231,7 @@ export function loadOwnForest(blob: Uint8Array): OwnForest {
 /** ForestAlgorithm whose fit/load return the concrete OwnForest (with predictProbaBatch). */
 export interface OwnForestAlgorithm extends ForestAlgorithm {
   fit(X: readonly (readonly number[])[], y: readonly number[], nClasses: number, options: OwnForestOptions): OwnForest;
-  load(blob: Uint8Array): OwnForest;
+  load(blob: Uint8Array, runtime?: OwnForestRuntime): OwnForest;
 }
 
 export const ownForest: OwnForestAlgorithm = {

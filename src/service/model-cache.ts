@@ -1,7 +1,7 @@
 import type { DatabasePool } from "slonik";
 import { modelBlob } from "../db/models.ts";
 import { ModelLoadFailed } from "../errors.ts";
-import { loadModel, type LoadedModel } from "../ml/loaded-model.ts";
+import { loadedModelBytes, loadModel, type LoadedModel } from "../ml/loaded-model.ts";
 
 /** Loaded models kept in memory by model id. */
 export interface ModelCache {
@@ -9,11 +9,11 @@ export interface ModelCache {
   get(modelId: string): Promise<LoadedModel>;
   /** The model if it is already loaded (no promise, no wait): the hot path of Predict. */
   peek(modelId: string): LoadedModel | undefined;
-  /** Puts a just-trained model in the cache (with its serialized size) so its first prediction needs no read. */
+  /** Puts a just-trained model in the cache (with the bytes it holds) so its first prediction needs no read. */
   put(modelId: string, model: LoadedModel, bytes: number): void;
   /** Models held. */
   readonly size: number;
-  /** Approximate memory held, in bytes (serialized sizes of the cached models). */
+  /** Approximate memory held, in bytes (what the models' forests hold, at least their serialized sizes). */
   readonly bytes: number;
 }
 
@@ -28,7 +28,8 @@ interface Entry {
  * Model versions are immutable, so a cached model never goes stale; the
  * active version is looked up separately and only its model comes from here.
  * Concurrent first calls share one load. The cache is a least-recently-used
- * list bounded by memory: a loaded model takes about its serialized size.
+ * list bounded by memory: a loaded model counts what its forests report
+ * holding (a kernel's linear memory), at least its serialized size.
  */
 export function createModelCache(db: DatabasePool, maxBytes = 256 * 1024 * 1024): ModelCache {
   const entries = new Map<string, Entry>();
@@ -64,7 +65,7 @@ export function createModelCache(db: DatabasePool, maxBytes = 256 * 1024 * 1024)
     }
     if (entries.get(modelId) === entry) {
       (entry as Entry).loaded = forest;
-      entry.bytes = row.model_data.byteLength;
+      entry.bytes = loadedModelBytes(forest, row.model_data.byteLength);
       total += entry.bytes;
       evict();
     }

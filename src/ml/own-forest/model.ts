@@ -24,6 +24,45 @@ import { binOf } from "./binning.ts";
 import { encodePart } from "./format.ts";
 import { OWN_FOREST_KIND, type ForestPart } from "./part.ts";
 import { applyTopLabelMap, invalidTopLabelMap } from "./top-label.ts";
+import { KERNEL_MAX_FEATURES, KernelForest, kernelSplitWord } from "./kernel.ts";
+
+/** How an OwnForest predicts (tests compare the two walks). */
+export interface OwnForestRuntime {
+  /** Use the WebAssembly kernel when the trees fit its layout (default true). */
+  readonly kernel?: boolean;
+  /**
+   * Smallest forest (nodes) given a kernel (default KERNEL_MIN_NODES): a
+   * kernel instance owns at least one 64 KB page of memory, and the
+   * JavaScript walk of a small forest is already within a microsecond of it.
+   */
+  readonly kernelMinNodes?: number;
+}
+
+/** Default OwnForestRuntime.kernelMinNodes: 16,384 nodes fill the first 64 KB page. */
+export const KERNEL_MIN_NODES = 16_384;
+
+/**
+ * The trees in the kernel's 4-byte layout (see kernel.ts), from the 8-byte
+ * JavaScript layout; undefined when a split does not fit.
+ */
+function kernelWords(nodes: Int32Array, nF: number, C: number, bigLeaf: Int32Array): Int32Array | undefined {
+  const n = nodes.length >> 1;
+  const words = new Int32Array(n);
+  for (let k = 0; k < n; k++) {
+    const w = nodes[2 * k]!;
+    if (w < 0) {
+      words[k] = KernelForest.leafWord(leafOffset(w, 2 * k, C, bigLeaf) / C);
+      continue;
+    }
+    const slot = w >> 16;
+    const thr = (w & 0xffff) - BIAS;
+    // slot f: bin + 1 > k + 1; slot nF + f: 256 - bin > 256 - k - 1 (see the two ext encodings)
+    const word = kernelSplitWord(slot, slot < nF ? thr + 1 : thr + 256, (nodes[2 * k + 1]! >> 1) - k);
+    if (word === undefined) return undefined;
+    words[k] = word;
+  }
+  return words;
+}
 
 /** Validation failure while expanding a part; the caller wraps it as needed. */
 export class InvalidTreesError extends Error {
@@ -85,8 +124,13 @@ export class OwnForest implements Forest {
   /** Top-label calibration knots (empty: none). */
   private readonly calibration: Float32Array;
 
+  /** The WebAssembly walk of these trees, when they fit its layout. */
+  private readonly kernel: KernelForest | undefined;
+  /** Scratch block of kernel ext rows before sorting. */
+  private kernelRaw = new Int32Array(0);
+
   /** Expands and validates a part covering a whole forest; throws InvalidTreesError. */
-  constructor(part: ForestPart) {
+  constructor(part: ForestPart, runtime: OwnForestRuntime = {}) {
     const C = part.nClasses;
     const nF = part.nFeatures;
     if (!(Number.isInteger(C) && C >= 1 && C <= 16383)) throw new InvalidTreesError(`invalid class count ${C}`);
@@ -191,9 +235,20 @@ export class OwnForest implements Forest {
     this.edges = part.edges;
     this.edgeOffset = edgeOffset;
     this.roots = roots;
-    this.nodes = nodes;
-    this.bigLeaf = bigLeaf;
-    this.leaf = leaf;
+    const wantKernel = runtime.kernel !== false && nF <= KERNEL_MAX_FEATURES && nNodes >= (runtime.kernelMinNodes ?? KERNEL_MIN_NODES);
+    const words = wantKernel ? kernelWords(nodes, nF, C, bigLeaf) : undefined;
+    if (words !== undefined) {
+      this.kernel = new KernelForest(words, Int32Array.from(roots, (r) => r >> 1), leaf, nF, C);
+      // the kernel holds its own copy: the JavaScript walk's arrays are not needed
+      this.nodes = new Int32Array(0);
+      this.bigLeaf = new Int32Array(0);
+      this.leaf = new Float32Array(0);
+    } else {
+      this.kernel = undefined;
+      this.nodes = nodes;
+      this.bigLeaf = bigLeaf;
+      this.leaf = leaf;
+    }
     this.ext = new Int32Array(2 * nF + 2);
     this.acc = new Float64Array(C);
     const byUsage = Array.from({ length: nF }, (_, f) => f).sort((a, b) => usage[b]! - usage[a]! || a - b);
@@ -251,10 +306,66 @@ export class OwnForest implements Forest {
     ext[1 + 2 * nF] = NAN_LOW;
   }
 
-  /** Class probabilities for one row (mean of the trees' leaf distributions). */
+  /** True when predictions run in the WebAssembly kernel (the trees fit its layout). */
+  get usesKernel(): boolean {
+    return this.kernel !== undefined;
+  }
+
+  /** Bytes this forest holds for prediction (typed arrays or kernel memory). */
+  get memoryBytes(): number {
+    const js = this.nodes.byteLength + this.bigLeaf.byteLength + this.leaf.byteLength + this.edges.byteLength;
+    return js + (this.kernel?.memoryBytes ?? 0);
+  }
+
+  /** Writes the kernel ext row of X[xo .. xo + nF) to ext[o .. o + 2nF) (see kernel.ts). */
+  private binKernelBatchRow(X: Float64Array, xo: number, ext: Int32Array, o: number): void {
+    const nF = this.nFeatures;
+    const edges = this.edges;
+    const eo = this.edgeOffset;
+    for (let f = 0; f < nF; f++) {
+      const x = X[xo + f]!;
+      if (x === x) {
+        const b = binOf(edges, eo[f]!, eo[f + 1]!, x);
+        ext[o + f] = b + 1;
+        ext[o + nF + f] = 256 - b;
+      } else {
+        ext[o + f] = 0;
+        ext[o + nF + f] = 0;
+      }
+    }
+  }
+
+  private predictKernel(kernel: KernelForest, row: readonly number[]): number[] {
+    const nF = this.nFeatures;
+    const edges = this.edges;
+    const eo = this.edgeOffset;
+    const ext = kernel.rowSlots();
+    for (let f = 0; f < nF; f++) {
+      const x = row[f]!;
+      if (x === x) {
+        const b = binOf(edges, eo[f]!, eo[f + 1]!, x);
+        ext[f] = b + 1;
+        ext[nF + f] = 256 - b;
+      } else {
+        ext[f] = 0;
+        ext[nF + f] = 0;
+      }
+    }
+    const acc = kernel.sumRow();
+    const C = this.nClasses;
+    let sum = 0;
+    for (let c = 0; c < C; c++) sum += acc[c]!;
+    const out = new Array<number>(C);
+    for (let c = 0; c < C; c++) out[c] = acc[c]! / sum;
+    applyTopLabelMap(this.calibration, out, 0, C);
+    return out;
+  }
+
+  /** Class probabilities for one row (mean of the trees' leaf distributions, then the calibration). */
   predictProba(row: readonly number[]): number[] {
     const nF = this.nFeatures;
     if (row.length < nF) throw new RangeError(`row has ${row.length} features, expected ${nF}`);
+    if (this.kernel !== undefined) return this.predictKernel(this.kernel, row);
     this.binSingleRow(row);
     const ext = this.ext;
     const C = this.nClasses;
@@ -324,6 +435,10 @@ export class OwnForest implements Forest {
     }
     const C = this.nClasses;
     const out = new Float64Array(nRows * C);
+    if (this.kernel !== undefined) {
+      this.predictBatchKernel(this.kernel, X, nRows, out);
+      return out;
+    }
     const roots = this.roots;
     const nodes = this.nodes;
     const bigLeaf = this.bigLeaf;
@@ -464,6 +579,51 @@ export class OwnForest implements Forest {
       }
     }
     return out;
+  }
+
+  /** predictProbaBatch in the kernel: blocks of rows binned, sorted as in the JavaScript walk, walked tree by tree. */
+  private predictBatchKernel(kernel: KernelForest, X: Float64Array, nRows: number, out: Float64Array): void {
+    const nF = this.nFeatures;
+    const C = this.nClasses;
+    const E = 2 * nF;
+    const blockRows = Math.min(BLOCK, nRows);
+    if (this.kernelRaw.length < blockRows * E) this.kernelRaw = new Int32Array(blockRows * E);
+    const raw = this.kernelRaw;
+    const keys = new Float64Array(blockRows);
+    const order = new Int32Array(blockRows);
+    const keyFeatures = this.keyFeatures;
+    const nKey = keyFeatures.length;
+    for (let r0 = 0; r0 < nRows; r0 += BLOCK) {
+      const nb = Math.min(BLOCK, nRows - r0);
+      for (let r = 0; r < nb; r++) this.binKernelBatchRow(X, (r0 + r) * nF, raw, r * E);
+      const dst = kernel.blockSlots(blockRows);
+      if (nb >= MIN_SORT) {
+        // rows sorted by their bins of the most used features walk near-identical paths side by side
+        for (let r = 0; r < nb; r++) {
+          let key = 0;
+          for (let q = 0; q < nKey; q++) key = key * 257 + raw[r * E + keyFeatures[q]!]!;
+          keys[r] = key * BLOCK + r;
+        }
+        const ks = keys.subarray(0, nb).sort();
+        for (let p = 0; p < nb; p++) {
+          const r = ks[p]! % BLOCK;
+          order[p] = r;
+          dst.set(raw.subarray(r * E, (r + 1) * E), p * E);
+        }
+      } else {
+        for (let p = 0; p < nb; p++) order[p] = p;
+        dst.set(raw.subarray(0, nb * E));
+      }
+      const acc = kernel.sumBlock(nb);
+      for (let p = 0; p < nb; p++) {
+        const a = p * C;
+        const oo = (r0 + order[p]!) * C;
+        let sum = 0;
+        for (let c = 0; c < C; c++) sum += acc[a + c]!;
+        for (let c = 0; c < C; c++) out[oo + c] = acc[a + c]! / sum;
+        applyTopLabelMap(this.calibration, out, oo, C);
+      }
+    }
   }
 
   /** Compact binary blob (see format.ts). */
