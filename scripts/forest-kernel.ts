@@ -25,12 +25,12 @@ const all = range(LANES);
 
 /** i += ((off + (thr < ext[slot])) << 2) unless w is a leaf. */
 function step(k: number, ext: string): string {
-  return `(local.set $i${k} (i32.add (local.get $i${k}) (i32.and
-      (i32.shl (i32.add (i32.and (local.get $w${k}) (i32.const 0x3ffff))
+  return `(local.set $i${k} (select (local.get $i${k})
+      (i32.add (local.get $i${k}) (i32.shl (i32.add (i32.and (local.get $w${k}) (i32.const 0x3ffff))
         (i32.shr_u (i32.sub (i32.and (i32.shr_u (local.get $w${k}) (i32.const 18)) (i32.const 511))
           (i32.load (i32.add ${ext} (i32.and (i32.shr_u (local.get $w${k}) (i32.const 25)) (i32.const 60)))))
-          (i32.const 31))) (i32.const 2))
-      (i32.xor (i32.shr_s (local.get $w${k}) (i32.const 31)) (i32.const -1)))))`;
+          (i32.const 31))) (i32.const 2)))
+      (i32.lt_s (local.get $w${k}) (i32.const 0))))`;
 }
 
 /** Loop until every lane's word is a leaf (negative). */

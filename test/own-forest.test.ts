@@ -186,14 +186,14 @@ describe("own forest: the WebAssembly kernel", () => {
     }
   });
 
-  it("crosses batch blocks (16,384 rows) and keeps rows in input order", () => {
+  it("crosses batch blocks (65,536 rows) and keeps rows in input order", () => {
     const forest = kernelWalk(ownForest.fit(energy.train.X, energy.train.y, 3, { nEstimators: 8, seed: 4 }));
     expect(forest.usesKernel).toBe(true);
-    const big = generateEnergyData(17_000, 5).X;
+    const big = generateEnergyData(66_000, 5).X;
     const X = toFloat64(big);
     const batch = forest.predictProbaBatch(X, big.length, 5);
     expect(Array.from(batch)).toEqual(Array.from(jsWalk(forest).predictProbaBatch(X, big.length, 5)));
-    for (const r of [0, 16_383, 16_384, 16_999]) expect(Array.from(batch.subarray(r * 3, r * 3 + 3))).toEqual(forest.predictProba(big[r]!));
+    for (const r of [0, 65_535, 65_536, 65_999]) expect(Array.from(batch.subarray(r * 3, r * 3 + 3))).toEqual(forest.predictProba(big[r]!));
   });
 
   it("is used from 16,384 nodes on, and its memory is reported", () => {

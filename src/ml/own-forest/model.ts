@@ -42,8 +42,10 @@ export interface OwnForestRuntime {
 export const KERNEL_MIN_NODES = 16_384;
 
 /**
- * The trees in the kernel's 4-byte layout (see kernel.ts), from the 8-byte
- * JavaScript layout; undefined when a split does not fit.
+ * The trees in the kernel's 4-byte layout (see kernel.ts), same positions,
+ * from the 8-byte JavaScript layout; undefined when a split does not fit.
+ * (Placing each tree's top levels breadth-first ahead of depth-first
+ * subtrees was tried: no difference measurable through this machine's noise.)
  */
 function kernelWords(nodes: Int32Array, nF: number, C: number, bigLeaf: Int32Array): Int32Array | undefined {
   const n = nodes.length >> 1;
@@ -83,11 +85,11 @@ function leafOffset(w: number, i: number, C: number, bigLeaf: Int32Array): numbe
   return index !== LEAF_INDEX_MAX ? index * C : bigLeaf[i >> 1]!;
 }
 /** Rows per block in predictProbaBatch (a power of two; see the sort keys). */
-const BLOCK = 16384;
+const BLOCK = 65536;
 /** Blocks smaller than this are walked in input order. */
 const MIN_SORT = 64;
-/** Features in a block's sort key: 257^4 * BLOCK < 2^53, so keys are exact doubles. */
-const KEY_FEATURES = 4;
+/** Sort keys stay below this (times BLOCK, plus the row) so they are exact doubles. */
+const KEY_SPAN = 2 ** 53 / BLOCK;
 /** Splits above this depth rank the features for the sort key (weight 2^-depth). */
 const USAGE_DEPTH = 8;
 
@@ -121,6 +123,8 @@ export class OwnForest implements Forest {
   private readonly acc: Float64Array;
   /** Features most used near the roots, most used first: the batch sort key. */
   private readonly keyFeatures: Int32Array;
+  /** Values a key feature's code takes (bins + 1 for missing): the radix of its key digit. */
+  private readonly keyRadix: Int32Array;
   /** Top-label calibration knots (empty: none). */
   private readonly calibration: Float32Array;
 
@@ -252,7 +256,17 @@ export class OwnForest implements Forest {
     this.ext = new Int32Array(2 * nF + 2);
     this.acc = new Float64Array(C);
     const byUsage = Array.from({ length: nF }, (_, f) => f).sort((a, b) => usage[b]! - usage[a]! || a - b);
-    this.keyFeatures = Int32Array.from(byUsage.slice(0, Math.min(KEY_FEATURES, nF)));
+    // as many of them as fit an exact key, each digit in its own radix
+    const keyFeatures: number[] = [];
+    let span = 1;
+    for (const f of byUsage) {
+      const radix = part.nBins[f]! + 1;
+      if (span * radix > KEY_SPAN) break;
+      keyFeatures.push(f);
+      span *= radix;
+    }
+    this.keyFeatures = Int32Array.from(keyFeatures);
+    this.keyRadix = Int32Array.from(keyFeatures, (f) => part.nBins[f]! + 1);
     this.calibration = part.calibration;
   }
 
@@ -454,6 +468,7 @@ export class OwnForest implements Forest {
     const keys = new Float64Array(blockRows);
     const order = new Int32Array(blockRows);
     const keyFeatures = this.keyFeatures;
+    const keyRadix = this.keyRadix;
     const nKey = keyFeatures.length;
     const acc = new Float64Array(blockRows * C);
     for (let r0 = 0; r0 < nRows; r0 += BLOCK) {
@@ -466,7 +481,7 @@ export class OwnForest implements Forest {
         for (let r = 0; r < nb; r++) {
           const o = 1 + r * E;
           let key = 0;
-          for (let q = 0; q < nKey; q++) key = key * 257 + (raw[o + keyFeatures[q]!]! - NAN_HIGH_SIDE);
+          for (let q = 0; q < nKey; q++) key = key * keyRadix[q]! + (raw[o + keyFeatures[q]!]! - NAN_HIGH_SIDE);
           keys[r] = key * BLOCK + r;
         }
         const ks = keys.subarray(0, nb).sort();
@@ -592,6 +607,7 @@ export class OwnForest implements Forest {
     const keys = new Float64Array(blockRows);
     const order = new Int32Array(blockRows);
     const keyFeatures = this.keyFeatures;
+    const keyRadix = this.keyRadix;
     const nKey = keyFeatures.length;
     for (let r0 = 0; r0 < nRows; r0 += BLOCK) {
       const nb = Math.min(BLOCK, nRows - r0);
@@ -601,7 +617,7 @@ export class OwnForest implements Forest {
         // rows sorted by their bins of the most used features walk near-identical paths side by side
         for (let r = 0; r < nb; r++) {
           let key = 0;
-          for (let q = 0; q < nKey; q++) key = key * 257 + raw[r * E + keyFeatures[q]!]!;
+          for (let q = 0; q < nKey; q++) key = key * keyRadix[q]! + raw[r * E + keyFeatures[q]!]!;
           keys[r] = key * BLOCK + r;
         }
         const ks = keys.subarray(0, nb).sort();
