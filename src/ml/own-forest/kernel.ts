@@ -16,7 +16,8 @@ import { readFileSync } from "node:fs";
 
 /** Most features the 4-byte node has slots for (2 * 8 slots in 4 bits). */
 export const KERNEL_MAX_FEATURES = 8;
-const MAX_OFFSET = (1 << 18) - 1;
+/** Largest tree whose child offsets surely fit the node's 18 bits. */
+export const KERNEL_MAX_TREE_NODES = (1 << 18) - 1;
 const LEAF_FLAG = 0x80000000 | 0;
 const PAGE = 65536;
 
@@ -47,12 +48,6 @@ interface KernelExports {
 
 const align64 = (n: number): number => (n + 63) & ~63;
 
-/** A split's fields in the kernel layout; undefined when they do not fit. */
-export function kernelSplitWord(slot: number, thr: number, offset: number): number | undefined {
-  if (!(slot >= 0 && slot < 2 * KERNEL_MAX_FEATURES && thr >= 0 && thr <= 511 && offset >= 1 && offset <= MAX_OFFSET)) return undefined;
-  return (slot << 27) | (thr << 18) | offset;
-}
-
 /**
  * One forest in one kernel instance. Memory: [sink][roots][nodes][leaves +
  * a zero leaf][one row's ext and sums][batch scratch, grown on demand].
@@ -63,7 +58,10 @@ export class KernelForest {
   readonly nTrees: number;
   private readonly exports: KernelExports;
   private readonly rootsAt: number;
+  private readonly nodesAt: number;
+  private readonly nNodes: number;
   private readonly leafAt: number;
+  private readonly nLeafFloats: number;
   private readonly rowAt: number;
   private readonly accAt: number;
   private readonly sinkAt: number;
@@ -73,35 +71,47 @@ export class KernelForest {
   private f64: Float64Array;
 
   /**
-   * words: the nodes in kernel layout (kernelSplitWord or leafWord), roots:
-   * node index of each tree's root, leaf: class distributions (C floats per
-   * leaf index).
+   * Room for nNodes nodes of nTrees trees and nLeafFloats leaf floats (C per
+   * leaf index); the caller fills nodes() and leaves(), then setRoots().
    */
-  constructor(words: Int32Array, roots: Int32Array, leaf: Float32Array, nFeatures: number, nClasses: number) {
+  constructor(nNodes: number, nTrees: number, nLeafFloats: number, nFeatures: number, nClasses: number) {
     const C = nClasses;
     this.nFeatures = nFeatures;
     this.nClasses = C;
-    this.nTrees = roots.length;
+    this.nTrees = nTrees;
     this.sinkAt = 0;
     this.rootsAt = 64;
-    const nodesAt = align64(this.rootsAt + 4 * roots.length);
-    this.leafAt = align64(nodesAt + 4 * words.length);
-    const zeroLeaf = leaf.length / C;
-    this.rowAt = align64(this.leafAt + 4 * (leaf.length + C));
+    this.nodesAt = align64(this.rootsAt + 4 * nTrees);
+    this.nNodes = nNodes;
+    this.leafAt = align64(this.nodesAt + 4 * nNodes);
+    this.nLeafFloats = nLeafFloats;
+    this.rowAt = align64(this.leafAt + 4 * (nLeafFloats + C));
     this.accAt = align64(this.rowAt + 4 * 2 * nFeatures);
     this.scratchAt = align64(this.accAt + 8 * C);
     const instance = new wasm.Instance(kernelModule(), {});
     this.exports = instance.exports as unknown as KernelExports;
-    const own = this.exports.memory;
-    const need = Math.ceil(this.scratchAt / PAGE) - own.buffer.byteLength / PAGE;
-    if (need > 0) own.grow(need);
-    this.i32 = new Int32Array(own.buffer);
-    this.f64 = new Float64Array(own.buffer);
-    const i32 = this.i32;
-    i32[this.sinkAt >> 2] = LEAF_FLAG | zeroLeaf;
-    for (let t = 0; t < roots.length; t++) i32[(this.rootsAt >> 2) + t] = nodesAt + 4 * roots[t]!;
-    i32.set(words, nodesAt >> 2);
-    new Float32Array(own.buffer).set(leaf, this.leafAt >> 2);
+    const memory = this.exports.memory;
+    const need = Math.ceil(this.scratchAt / PAGE) - memory.buffer.byteLength / PAGE;
+    if (need > 0) memory.grow(need);
+    this.i32 = new Int32Array(memory.buffer);
+    this.f64 = new Float64Array(memory.buffer);
+    // the sink pads the last lanes of single(): a leaf whose distribution (after the real ones) is all zero
+    this.i32[this.sinkAt >> 2] = LEAF_FLAG | nLeafFloats / C;
+  }
+
+  /** The nodes, to fill in the kernel layout (leafWord or slot << 27 | thr << 18 | offset). */
+  nodes(): Int32Array {
+    return this.i32.subarray(this.nodesAt >> 2, (this.nodesAt >> 2) + this.nNodes);
+  }
+
+  /** The leaf distributions, to fill (C floats per leaf index). */
+  leaves(): Float32Array {
+    return new Float32Array(this.exports.memory.buffer, this.leafAt, this.nLeafFloats);
+  }
+
+  /** Each tree's root, as a node index. */
+  setRoots(roots: Int32Array): void {
+    for (let t = 0; t < this.nTrees; t++) this.i32[(this.rootsAt >> 2) + t] = this.nodesAt + 4 * roots[t]!;
   }
 
   /** The leaf word of leaf index `index`. */

@@ -1,6 +1,8 @@
 /**
  * The fitted forest: compact trees (what is stored and merged) expanded into
- * flat typed arrays laid out for fast traversal.
+ * flat arrays laid out for fast traversal: 4-byte nodes in the memory of a
+ * WebAssembly kernel (kernel.ts) for forests of KERNEL_MIN_NODES nodes or
+ * more that fit its layout, otherwise the 8-byte JavaScript layout below.
  *
  * Prediction works in bin space: a row's values are first mapped to bin codes
  * with the training edges (binary search, once per feature), then every split
@@ -24,7 +26,7 @@ import { binOf } from "./binning.ts";
 import { encodePart } from "./format.ts";
 import { OWN_FOREST_KIND, type ForestPart } from "./part.ts";
 import { applyTopLabelMap, invalidTopLabelMap } from "./top-label.ts";
-import { KERNEL_MAX_FEATURES, KernelForest, kernelSplitWord } from "./kernel.ts";
+import { KERNEL_MAX_FEATURES, KERNEL_MAX_TREE_NODES, KernelForest } from "./kernel.ts";
 
 /** How an OwnForest predicts (tests compare the two walks). */
 export interface OwnForestRuntime {
@@ -40,31 +42,6 @@ export interface OwnForestRuntime {
 
 /** Default OwnForestRuntime.kernelMinNodes: 16,384 nodes fill the first 64 KB page. */
 export const KERNEL_MIN_NODES = 16_384;
-
-/**
- * The trees in the kernel's 4-byte layout (see kernel.ts), same positions,
- * from the 8-byte JavaScript layout; undefined when a split does not fit.
- * (Placing each tree's top levels breadth-first ahead of depth-first
- * subtrees was tried: no difference measurable through this machine's noise.)
- */
-function kernelWords(nodes: Int32Array, nF: number, C: number, bigLeaf: Int32Array): Int32Array | undefined {
-  const n = nodes.length >> 1;
-  const words = new Int32Array(n);
-  for (let k = 0; k < n; k++) {
-    const w = nodes[2 * k]!;
-    if (w < 0) {
-      words[k] = KernelForest.leafWord(leafOffset(w, 2 * k, C, bigLeaf) / C);
-      continue;
-    }
-    const slot = w >> 16;
-    const thr = (w & 0xffff) - BIAS;
-    // slot f: bin + 1 > k + 1; slot nF + f: 256 - bin > 256 - k - 1 (see the two ext encodings)
-    const word = kernelSplitWord(slot, slot < nF ? thr + 1 : thr + 256, (nodes[2 * k + 1]! >> 1) - k);
-    if (word === undefined) return undefined;
-    words[k] = word;
-  }
-  return words;
-}
 
 /** Validation failure while expanding a part; the caller wraps it as needed. */
 export class InvalidTreesError extends Error {
@@ -162,18 +139,28 @@ export class OwnForest implements Forest {
     const nMixed = part.mixed.length / C;
     if (!Number.isInteger(nMixed)) throw new InvalidTreesError(`mixed leaf data length ${part.mixed.length} is not a multiple of ${C}`);
 
+    let maxCount = 0;
+    for (let t = 0; t < nTrees; t++) maxCount = Math.max(maxCount, part.treeNodeCounts[t]!);
+    // The kernel's 4-byte nodes when they fit (every offset fits a tree's
+    // size), written straight into its memory; else the 8-byte JavaScript nodes.
+    const kernel =
+      runtime.kernel !== false &&
+      nF <= KERNEL_MAX_FEATURES &&
+      maxCount <= KERNEL_MAX_TREE_NODES &&
+      nNodes >= (runtime.kernelMinNodes ?? KERNEL_MIN_NODES)
+        ? new KernelForest(nNodes, nTrees, C * C + part.mixed.length, nF, C)
+        : undefined;
+    const words = kernel?.nodes() ?? new Int32Array(0);
     const roots = new Int32Array(nTrees);
-    const nodes = new Int32Array(2 * nNodes);
-    const bigLeaf = new Int32Array(C + nMixed > LEAF_INDEX_MAX ? nNodes : 0);
-    const leaf = new Float32Array(C * C + part.mixed.length);
+    const nodes = new Int32Array(kernel === undefined ? 2 * nNodes : 0);
+    const bigLeaf = new Int32Array(kernel === undefined && C + nMixed > LEAF_INDEX_MAX ? nNodes : 0);
+    const leaf = kernel?.leaves() ?? new Float32Array(C * C + part.mixed.length);
     for (let c = 0; c < C; c++) leaf[c * C + c] = 1;
     leaf.set(part.mixed, C * C);
 
     const usage = new Float64Array(nF);
     // Replays the builder's depth-first order: codes come in that order, the
     // k-th split's children are the pair at 1 + 2k, first child visited first.
-    let maxCount = 0;
-    for (let t = 0; t < nTrees; t++) maxCount = Math.max(maxCount, part.treeNodeCounts[t]!);
     const stack = new Int32Array(Math.min(maxCount, nNodes) + 2);
     const depthOf = new Int32Array(Math.min(maxCount, nNodes) + 2);
     let g = 0;
@@ -202,8 +189,13 @@ export class OwnForest implements Forest {
           if (kb >= part.nBins[f]!) throw new InvalidTreesError(`tree ${t} node ${g - base} splits at bin ${kb} of ${part.nBins[f]}`);
           const pair = base + 1 + 2 * k++;
           if (pair + 1 >= end) throw new InvalidTreesError(`tree ${t} has more splits than its ${count} nodes allow`);
-          nodes[2 * at] = (code & 1) === 1 ? ((nF + f) << 16) | (-kb - 1 + BIAS) : (f << 16) | (kb + BIAS);
-          nodes[2 * at + 1] = 2 * pair;
+          if (kernel !== undefined) {
+            // ext slot f holds bin + 1, slot nF + f holds 256 - bin (see kernel.ts)
+            words[at] = (code & 1) === 1 ? ((nF + f) << 27) | ((255 - kb) << 18) | (pair - at) : (f << 27) | ((kb + 1) << 18) | (pair - at);
+          } else {
+            nodes[2 * at] = (code & 1) === 1 ? ((nF + f) << 16) | (-kb - 1 + BIAS) : (f << 16) | (kb + BIAS);
+            nodes[2 * at + 1] = 2 * pair;
+          }
           stack[sp] = pair + 1;
           depthOf[sp++] = depth + 1;
           stack[sp] = pair;
@@ -215,12 +207,15 @@ export class OwnForest implements Forest {
           if (lc < C) index = lc;
           else if (lc === C && mi < nMixed) index = C + mi++;
           else throw new InvalidTreesError(`tree ${t} node ${g - base} has leaf code ${code}`);
-          if (index < LEAF_INDEX_MAX) nodes[2 * at] = LEAF_WORD | index;
+          if (kernel !== undefined) words[at] = KernelForest.leafWord(index);
           else {
-            nodes[2 * at] = LEAF_WORD | LEAF_INDEX_MAX;
-            bigLeaf[at] = index * C;
+            if (index < LEAF_INDEX_MAX) nodes[2 * at] = LEAF_WORD | index;
+            else {
+              nodes[2 * at] = LEAF_WORD | LEAF_INDEX_MAX;
+              bigLeaf[at] = index * C;
+            }
+            nodes[2 * at + 1] = 2 * at;
           }
-          nodes[2 * at + 1] = 2 * at;
         }
       }
       if (sp !== 0) throw new InvalidTreesError(`tree ${t} has ${count} nodes but is incomplete`);
@@ -239,20 +234,11 @@ export class OwnForest implements Forest {
     this.edges = part.edges;
     this.edgeOffset = edgeOffset;
     this.roots = roots;
-    const wantKernel = runtime.kernel !== false && nF <= KERNEL_MAX_FEATURES && nNodes >= (runtime.kernelMinNodes ?? KERNEL_MIN_NODES);
-    const words = wantKernel ? kernelWords(nodes, nF, C, bigLeaf) : undefined;
-    if (words !== undefined) {
-      this.kernel = new KernelForest(words, Int32Array.from(roots, (r) => r >> 1), leaf, nF, C);
-      // the kernel holds its own copy: the JavaScript walk's arrays are not needed
-      this.nodes = new Int32Array(0);
-      this.bigLeaf = new Int32Array(0);
-      this.leaf = new Float32Array(0);
-    } else {
-      this.kernel = undefined;
-      this.nodes = nodes;
-      this.bigLeaf = bigLeaf;
-      this.leaf = leaf;
-    }
+    this.kernel = kernel;
+    if (kernel !== undefined) kernel.setRoots(Int32Array.from(roots, (r) => r >> 1));
+    this.nodes = nodes;
+    this.bigLeaf = bigLeaf;
+    this.leaf = kernel === undefined ? leaf : new Float32Array(0);
     this.ext = new Int32Array(2 * nF + 2);
     this.acc = new Float64Array(C);
     const byUsage = Array.from({ length: nF }, (_, f) => f).sort((a, b) => usage[b]! - usage[a]! || a - b);
