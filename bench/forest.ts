@@ -329,9 +329,11 @@ for (const requested of rowCounts) {
   const skFit: number[] = [];
   const mlFit: number[] = [];
   let ours: OwnForest | null = null;
+  const calFit: number[] = [];
+  let calibrated: OwnForest | null = null;
   let sk: SklearnRun | null = null;
   let ml: (MlrfResult & { proba: Float64Array }) | null = null;
-  const libs = ["ours", "sklearn", "ml-rf"] as const;
+  const libs = ["ours", "ours-cal", "sklearn", "ml-rf"] as const;
   for (let run = 0; run < RUNS; run++) {
     for (let k = 0; k < libs.length; k++) {
       const lib = libs[(k + run) % libs.length]!;
@@ -339,6 +341,10 @@ for (const requested of rowCounts) {
         const t0 = performance.now();
         ours = ownForest.fit(train.X, train.y, nClasses, OPTIONS);
         oursFit.push((performance.now() - t0) / 1000);
+      } else if (lib === "ours-cal") {
+        const t0 = performance.now();
+        calibrated = ownForest.fit(train.X, train.y, nClasses, { ...OPTIONS, calibrate: true });
+        calFit.push((performance.now() - t0) / 1000);
       } else if (lib === "sklearn" && sklearnOk) {
         sk = runSklearn(dir);
         skFit.push(sk.fit_s);
@@ -351,7 +357,7 @@ for (const requested of rowCounts) {
   }
   process.stderr.write("\n");
   const secs = (xs: number[]): string => xs.map((x) => x.toFixed(3)).join(" ");
-  process.stderr.write(`  fit s per run: ours ${secs(oursFit)} | sklearn ${secs(skFit)} | ml-rf ${secs(mlFit)}\n`);
+  process.stderr.write(`  fit s per run: ours ${secs(oursFit)} | calibrated ${secs(calFit)} | sklearn ${secs(skFit)} | ml-rf ${secs(mlFit)}\n`);
 
   // ---- ours: quality, prediction speed, size, load, memory, parallel fit
   const forest = ours!;
@@ -403,6 +409,24 @@ for (const requested of rowCounts) {
     oursRow.parallelS = `${median(times).toFixed(3)} (${(median(oursFit) / median(times)).toFixed(2)}x${same ? ", same model" : ", DIFFERENT model"})`;
   }
   table.push(oursRow);
+
+  // ---- ours with the out-of-bag top-label calibration (calibrate: true)
+  const cal = calibrated!;
+  const calProba = cal.predictProbaBatch(testX, test.X.length, nF);
+  table.push({
+    rows: n,
+    library: "ours, calibrate: true",
+    fitS: median(calFit),
+    ratio: skFit.length > 0 ? `${(median(calFit) / median(skFit)).toFixed(3)}x sklearn` : "sklearn skipped",
+    acc: accuracy(calProba, test.y, nClasses),
+    ece: expectedCalibrationError(calProba, test.y, nClasses),
+    rowMicros: singleRowMicros((r) => cal.predictProba(r), test.X, 20_000),
+    batchRps: batchRowsPerSecond(cal, bigX, bigRows, nF),
+    bytes: String(cal.serialize().length),
+    loadMs: null,
+    peakMB: "—",
+    parallelS: "—",
+  });
 
   // ---- scikit-learn
   if (sk !== null) {

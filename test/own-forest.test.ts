@@ -222,12 +222,12 @@ describe("own forest: out-of-bag top-label calibration", () => {
   const data = trainTestSplit(generateEnergyData(6000, 21), 0.5);
   const testX = toFloat64(data.test.X);
   const n = data.test.X.length;
-  const raw = ownForest.fit(data.train.X, data.train.y, 3, { nEstimators: 60, seed: 2, calibrate: false });
-  const cal = ownForest.fit(data.train.X, data.train.y, 3, { nEstimators: 60, seed: 2 });
+  const raw = ownForest.fit(data.train.X, data.train.y, 3, { nEstimators: 60, seed: 2 });
+  const cal = ownForest.fit(data.train.X, data.train.y, 3, { nEstimators: 60, seed: 2, calibrate: true });
   const pRaw = raw.predictProbaBatch(testX, n, 5);
   const pCal = cal.predictProbaBatch(testX, n, 5);
 
-  it("is on by default and grows the same trees", () => {
+  it("is off by default (the mean of the leaves, as scikit-learn) and grows the same trees", () => {
     expect(cal.calibrated).toBe(true);
     expect(raw.calibrated).toBe(false);
     expect(cal.nNodes).toBe(raw.nNodes);
@@ -254,7 +254,8 @@ describe("own forest: out-of-bag top-label calibration", () => {
     const single = rows.map((row) => cal.predictProba(row));
     expect(single.flat()).toEqual(Array.from(pCal.subarray(0, 600)));
     expect(allProba(ownForest.load(cal.serialize()), rows)).toEqual(single);
-    const parts = [fitTrees(data.train.X, data.train.y, 3, { nEstimators: 60, seed: 2 }, [30, 60]), fitTrees(data.train.X, data.train.y, 3, { nEstimators: 60, seed: 2 }, [0, 30])];
+    const options = { nEstimators: 60, seed: 2, calibrate: true };
+    const parts = [fitTrees(data.train.X, data.train.y, 3, options, [30, 60]), fitTrees(data.train.X, data.train.y, 3, options, [0, 30])];
     const merged = mergeForests(parts, data.train.y);
     expect(Buffer.from(merged.serialize()).equals(Buffer.from(cal.serialize()))).toBe(true);
     // without the labels there is nothing to fit: the votes as they are
@@ -262,9 +263,9 @@ describe("own forest: out-of-bag top-label calibration", () => {
   });
 
   it("is skipped when the out-of-bag rows are too few or there is no bootstrap", () => {
-    const few = ownForest.fit(data.train.X.slice(0, 80), data.train.y.slice(0, 80), 3, { nEstimators: 30, seed: 1 });
+    const few = ownForest.fit(data.train.X.slice(0, 80), data.train.y.slice(0, 80), 3, { nEstimators: 30, seed: 1, calibrate: true });
     expect(few.calibrated).toBe(false);
-    const noBag = ownForest.fit(data.train.X, data.train.y, 3, { nEstimators: 10, seed: 1, bootstrap: false });
+    const noBag = ownForest.fit(data.train.X, data.train.y, 3, { nEstimators: 10, seed: 1, bootstrap: false, calibrate: true });
     expect(noBag.calibrated).toBe(false);
   });
 
@@ -528,7 +529,7 @@ describe("own forest: binary format", () => {
   });
 
   it("reads a version 2 blob (no calibration section) as the uncalibrated forest", () => {
-    const plain = ownForest.fit(small.X, small.y, 3, { nEstimators: 20, seed: 8, calibrate: false });
+    const plain = ownForest.fit(small.X, small.y, 3, { nEstimators: 20, seed: 8 });
     const v2 = plain.serialize();
     expect(new DataView(v2.buffer).getUint32(44, true)).toBe(0);
     v2[4] = 2;
@@ -536,8 +537,9 @@ describe("own forest: binary format", () => {
     expect(loaded.calibrated).toBe(false);
     expect(allProba(loaded, energy.test.X)).toEqual(allProba(plain, energy.test.X));
     // a version 2 header cannot announce calibration data
-    const bad = blob.slice();
-    expect(forest.calibrated).toBe(true);
+    const calibrated = ownForest.fit(small.X, small.y, 3, { nEstimators: 20, seed: 8, calibrate: true });
+    expect(calibrated.calibrated).toBe(true);
+    const bad = calibrated.serialize();
     bad[4] = 2;
     expectFormatError(bad, /version 2 with calibration data/);
   });

@@ -16,7 +16,7 @@ export interface ForestOptions {
   readonly minSamplesLeaf?: number;
   /**
    * Fit the implementation's own probability calibration, if it has one (our
-   * forest: a top-label map on out-of-bag votes; default on). Off in the
+   * forest: a top-label map on out-of-bag votes; default off). Off in the
    * service, which calibrates its blended model itself.
    */
   readonly calibrate?: boolean;

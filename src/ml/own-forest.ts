@@ -24,9 +24,10 @@ export type { DenseMatrix, ForestPart, OwnForestRuntime };
 
 /**
  * ForestOptions plus the knobs specific to this implementation. `calibrate`
- * (default true) fits a top-label map on the out-of-bag votes when there is a
- * bootstrap and at least 100 out-of-bag rows; it never changes the predicted
- * class (see own-forest/top-label.ts).
+ * (default false: probabilities are the mean of the leaves' distributions,
+ * as scikit-learn's) fits a top-label map on the out-of-bag votes when there
+ * is a bootstrap and at least 100 out-of-bag rows; it never changes the
+ * predicted class (see own-forest/top-label.ts).
  */
 export interface OwnForestOptions extends ForestOptions {
   /**
@@ -114,7 +115,7 @@ export function fitTrees(
   }
   const binning = learnBinning(dense);
   const Xb = binMatrix(dense, binning);
-  const oob = options.calibrate !== false && params.bootstrap ? new Float64Array(nRows * nClasses) : undefined;
+  const oob = options.calibrate === true && params.bootstrap ? new Float64Array(nRows * nClasses) : undefined;
   const trees = growTrees(Xb, nRows, binning, labels, nClasses, oob === undefined ? params : { ...params, oob }, start, end);
   return {
     format: PART_FORMAT,

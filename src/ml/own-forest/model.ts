@@ -361,7 +361,7 @@ export class OwnForest implements Forest {
     return out;
   }
 
-  /** Class probabilities for one row (mean of the trees' leaf distributions, then the calibration). */
+  /** Class probabilities for one row: the mean of the trees' leaf distributions (then the calibration, if fitted). */
   predictProba(row: readonly number[]): number[] {
     const nF = this.nFeatures;
     if (row.length < nF) throw new RangeError(`row has ${row.length} features, expected ${nF}`);
