@@ -134,13 +134,17 @@ export function learnBinning(X: DenseMatrix): Binning {
  * edges[lo..hi): the number of edges strictly below x.
  */
 export function binOf(edges: Float64Array, lo: number, hi: number, x: number): number {
-  const base = lo;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (edges[mid]! < x) lo = mid + 1;
-    else hi = mid;
+  // Branch-free: the answer stays in [base, base + n]; the number of halvings
+  // depends on n only, and each step is a masked add, not a jump to mispredict.
+  let base = lo;
+  let n = hi - lo;
+  if (n === 0) return 0;
+  while (n > 1) {
+    const half = n >>> 1;
+    base += half & -+(edges[base + half - 1]! < x);
+    n -= half;
   }
-  return lo - base;
+  return base - lo + +(edges[base]! < x);
 }
 
 /** Bins the training matrix into a column-major Uint8Array (NaN -> NAN_BIN). */

@@ -67,8 +67,10 @@ export class KernelForest {
   private readonly sinkAt: number;
   private readonly scratchAt: number;
   private scratchRows = 0;
-  private i32: Int32Array;
-  private f64: Float64Array;
+  /** The memory as Int32 (replaced when blockSlots() grows it; read it after that call). */
+  i32: Int32Array;
+  /** The memory as Float64 (same). */
+  f64: Float64Array;
 
   /**
    * Room for nNodes nodes of nTrees trees and nLeafFloats leaf floats (C per
@@ -124,15 +126,19 @@ export class KernelForest {
     return this.exports.memory.buffer.byteLength;
   }
 
-  /** The single row's ext slots: write them, then call sumRow(). */
-  rowSlots(): Int32Array {
-    return this.i32.subarray(this.rowAt >> 2, (this.rowAt >> 2) + 2 * this.nFeatures);
+  /** Int32 index of the single row's 2 * nFeatures ext slots in i32. */
+  get rowSlot(): number {
+    return this.rowAt >> 2;
   }
 
-  /** Class sums over all trees of the row in rowSlots(), as a view (C floats, overwritten by the next call). */
-  sumRow(): Float64Array {
+  /** Float64 index of the single row's C class sums in f64. */
+  get rowSum(): number {
+    return this.accAt >> 3;
+  }
+
+  /** Sums the classes over all trees for the row in the ext slots at rowSlot, into the C floats at rowSum. */
+  sumRow(): void {
     this.exports.single(this.rootsAt, this.nTrees, this.rowAt, this.leafAt, this.nClasses, this.accAt, this.sinkAt);
-    return this.f64.subarray(this.accAt >> 3, (this.accAt >> 3) + this.nClasses);
   }
 
   /**

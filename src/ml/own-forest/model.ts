@@ -339,25 +339,28 @@ export class OwnForest implements Forest {
     const nF = this.nFeatures;
     const edges = this.edges;
     const eo = this.edgeOffset;
-    const ext = kernel.rowSlots();
+    const ext = kernel.i32;
+    const o = kernel.rowSlot;
     for (let f = 0; f < nF; f++) {
       const x = row[f]!;
       if (x === x) {
         const b = binOf(edges, eo[f]!, eo[f + 1]!, x);
-        ext[f] = b + 1;
-        ext[nF + f] = 256 - b;
+        ext[o + f] = b + 1;
+        ext[o + nF + f] = 256 - b;
       } else {
-        ext[f] = 0;
-        ext[nF + f] = 0;
+        ext[o + f] = 0;
+        ext[o + nF + f] = 0;
       }
     }
-    const acc = kernel.sumRow();
+    kernel.sumRow();
+    const acc = kernel.f64;
+    const a = kernel.rowSum;
     const C = this.nClasses;
     let sum = 0;
-    for (let c = 0; c < C; c++) sum += acc[c]!;
+    for (let c = 0; c < C; c++) sum += acc[a + c]!;
     const out = new Array<number>(C);
-    for (let c = 0; c < C; c++) out[c] = acc[c]! / sum;
-    applyTopLabelMap(this.calibration, out, 0, C);
+    for (let c = 0; c < C; c++) out[c] = acc[a + c]! / sum;
+    if (this.calibration.length > 0) applyTopLabelMap(this.calibration, out, 0, C);
     return out;
   }
 
@@ -595,6 +598,7 @@ export class OwnForest implements Forest {
     const keyFeatures = this.keyFeatures;
     const keyRadix = this.keyRadix;
     const nKey = keyFeatures.length;
+    const calibrated = this.calibration.length > 0;
     for (let r0 = 0; r0 < nRows; r0 += BLOCK) {
       const nb = Math.min(BLOCK, nRows - r0);
       for (let r = 0; r < nb; r++) this.binKernelBatchRow(X, (r0 + r) * nF, raw, r * E);
@@ -623,7 +627,7 @@ export class OwnForest implements Forest {
         let sum = 0;
         for (let c = 0; c < C; c++) sum += acc[a + c]!;
         for (let c = 0; c < C; c++) out[oo + c] = acc[a + c]! / sum;
-        applyTopLabelMap(this.calibration, out, oo, C);
+        if (calibrated) applyTopLabelMap(this.calibration, out, oo, C);
       }
     }
   }
