@@ -116,7 +116,7 @@ export function fitTrees(
   const binning = learnBinning(dense);
   const Xb = binMatrix(dense, binning);
   const oob = options.calibrate === true && params.bootstrap ? new Float64Array(nRows * nClasses) : undefined;
-  const trees = growTrees(Xb, nRows, binning, labels, nClasses, oob === undefined ? params : { ...params, oob }, start, end);
+  const trees = growTrees(Xb, nRows, binning, labels, nClasses, params, start, end, oob ?? null);
   return {
     format: PART_FORMAT,
     nClasses,

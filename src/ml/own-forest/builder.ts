@@ -39,12 +39,6 @@ export interface TreeParams {
   readonly bootstrap: boolean;
   /** Called after each tree, e.g. to give the CPU back to the event loop's process. */
   readonly afterTree?: () => void;
-  /**
-   * Out-of-bag sums to accumulate (nRows x nClasses): each tree adds its leaf
-   * distribution, times OOB_SCALE and rounded, to the rows its bootstrap left
-   * out (only every oobStride-th row, see OOB_ROWS). What calibration is fitted on.
-   */
-  readonly oob?: Float64Array;
 }
 
 /** The trees [treeStart, treeEnd) in compact form. */
@@ -168,7 +162,10 @@ function recordLayout(nBins: Uint16Array, hasNaN: Uint8Array, nClasses: number):
 
 /**
  * Grows trees [treeStart, treeEnd) on column-major bins Xb (nRows x nFeatures)
- * with labels y in 0..nClasses-1.
+ * with labels y in 0..nClasses-1. With oobSums (nRows x nClasses), each tree
+ * also adds its leaf distribution, times OOB_SCALE and rounded, to the rows
+ * its bootstrap left out (every oobStride-th row, see OOB_ROWS): what the
+ * calibration is fitted on.
  */
 export function growTrees(
   Xb: Uint8Array,
@@ -179,6 +176,7 @@ export function growTrees(
   params: TreeParams,
   treeStart: number,
   treeEnd: number,
+  oobSums: Float64Array | null = null,
 ): CompactTrees {
   const n = nRows;
   const nF = binning.nFeatures;
@@ -227,7 +225,7 @@ export function growTrees(
   let nodeTot = new Float64Array(cap * C);
   // the tree as it grows, by node id, for the out-of-bag walk: split feature
   // (-1 for a leaf), bin, missing-goes-right flag and first child of the pair
-  const oob = bootstrap ? params.oob : undefined;
+  const oob = bootstrap && oobSums !== null ? oobSums : undefined;
   if (oob !== undefined && oob.length !== n * C) throw new RangeError(`out-of-bag sums need ${n * C} floats, got ${oob.length}`);
   let nodeF = new Int32Array(oob === undefined ? 0 : cap);
   let nodeInfo = new Int32Array(nodeF.length);
