@@ -18,6 +18,7 @@ import { decodePart, encodePart } from "../src/ml/own-forest/format.ts";
 import { OwnForest as OwnForestClass } from "../src/ml/own-forest/model.ts";
 import { compileKernel, KERNEL_PATH } from "../scripts/forest-kernel.ts";
 import { readFileSync } from "node:fs";
+import { loadedModelBytes, loadModel } from "../src/ml/loaded-model.ts";
 
 const allProba = (forest: OwnForest, X: readonly number[][]): number[][] => X.map((row) => forest.predictProba(row));
 
@@ -205,6 +206,13 @@ describe("own forest: the WebAssembly kernel", () => {
     expect(large.usesKernel).toBe(true);
     expect(large.memoryBytes).toBeGreaterThanOrEqual(4 * large.nNodes);
     expect(large.memoryBytes).toBeLessThan(8 * large.nNodes + 2 * 65_536);
+    // what the model cache counts: the kernel's memory when it exceeds the blob
+    const blob = large.serialize();
+    const loaded = loadModel(OWN_FOREST_KIND, blob);
+    expect(loadedModelBytes(loaded, blob.length)).toBe(Math.max(blob.length, (loaded.kind === "forest" && loaded.forest.memoryBytes) || 0));
+    expect(loadedModelBytes(loaded, blob.length)).toBeGreaterThan(blob.length);
+    const smallBlob = small.serialize();
+    expect(loadedModelBytes(loadModel(OWN_FOREST_KIND, smallBlob), smallBlob.length)).toBeGreaterThanOrEqual(smallBlob.length);
   });
 
   it("leaves forests that do not fit its 4-byte node to the JavaScript walk", () => {
