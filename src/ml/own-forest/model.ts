@@ -107,8 +107,6 @@ export class OwnForest implements Forest {
 
   /** The WebAssembly walk of these trees, when they fit its layout. */
   private readonly kernel: KernelForest | undefined;
-  /** Scratch block of kernel ext rows before sorting. */
-  private kernelRaw = new Int32Array(0);
 
   /** Expands and validates a part covering a whole forest; throws InvalidTreesError. */
   constructor(part: ForestPart, runtime: OwnForestRuntime = {}) {
@@ -424,7 +422,7 @@ export class OwnForest implements Forest {
     for (let c = 0; c < C; c++) sum += acc[c]!;
     const out = new Array<number>(C);
     for (let c = 0; c < C; c++) out[c] = acc[c]! / sum;
-    applyTopLabelMap(this.calibration, out, 0, C);
+    if (this.calibration.length > 0) applyTopLabelMap(this.calibration, out, 0, C);
     return out;
   }
 
@@ -460,9 +458,6 @@ export class OwnForest implements Forest {
     sorted[0] = NAN_LOW;
     const keys = new Float64Array(blockRows);
     const order = new Int32Array(blockRows);
-    const keyFeatures = this.keyFeatures;
-    const keyRadix = this.keyRadix;
-    const nKey = keyFeatures.length;
     const acc = new Float64Array(blockRows * C);
     for (let r0 = 0; r0 < nRows; r0 += BLOCK) {
       const nb = Math.min(BLOCK, nRows - r0);
@@ -471,16 +466,9 @@ export class OwnForest implements Forest {
         // Walk rows sorted by their bins of the most used features: neighbouring
         // rows then share most of their paths, so the eight lockstep walks end
         // at about the same depth and touch the same nodes.
-        for (let r = 0; r < nb; r++) {
-          const o = 1 + r * E;
-          let key = 0;
-          for (let q = 0; q < nKey; q++) key = key * keyRadix[q]! + (raw[o + keyFeatures[q]!]! - NAN_HIGH_SIDE);
-          keys[r] = key * BLOCK + r;
-        }
-        const ks = keys.subarray(0, nb).sort();
+        this.blockOrder(raw, 1, E, NAN_HIGH_SIDE, nb, keys, order);
         for (let p = 0; p < nb; p++) {
-          const r = ks[p]! % BLOCK;
-          order[p] = r;
+          const r = order[p]!;
           sorted.set(raw.subarray(1 + r * E, 1 + (r + 1) * E), 1 + p * E);
         }
         ext = sorted;
@@ -577,62 +565,68 @@ export class OwnForest implements Forest {
           for (let c = 0; c < C; c++) acc[a + c]! += leaf[o + c]!;
         }
       }
-      for (let r = 0; r < nb; r++) {
-        const a = r * C;
-        const oo = (r0 + order[r]!) * C;
-        let sum = 0;
-        for (let c = 0; c < C; c++) sum += acc[a + c]!;
-        for (let c = 0; c < C; c++) out[oo + c] = acc[a + c]! / sum;
-        applyTopLabelMap(this.calibration, out, oo, C);
-      }
+      this.writeBlock(acc, nb, order, r0, out);
     }
     return out;
+  }
+
+  /**
+   * Fills order[0 .. nb) with the block's rows sorted by their codes of the
+   * key features (row r's slots start at raw[first + r * stride]; code = slot
+   * value - bias, 0 for missing). Neighbouring rows then share most of their
+   * paths, so walks in lockstep end at about the same depth.
+   */
+  private blockOrder(raw: Int32Array, first: number, stride: number, bias: number, nb: number, keys: Float64Array, order: Int32Array): void {
+    const keyFeatures = this.keyFeatures;
+    const keyRadix = this.keyRadix;
+    const nKey = keyFeatures.length;
+    for (let r = 0; r < nb; r++) {
+      const o = first + r * stride;
+      let key = 0;
+      for (let q = 0; q < nKey; q++) key = key * keyRadix[q]! + (raw[o + keyFeatures[q]!]! - bias);
+      keys[r] = key * BLOCK + r;
+    }
+    const ks = keys.subarray(0, nb).sort();
+    for (let p = 0; p < nb; p++) order[p] = ks[p]! % BLOCK;
+  }
+
+  /** Normalises the block's class sums (row p of acc is input row r0 + order[p]) into out, then calibrates. */
+  private writeBlock(acc: Float64Array, nb: number, order: Int32Array, r0: number, out: Float64Array): void {
+    const C = this.nClasses;
+    const calibrated = this.calibration.length > 0;
+    for (let p = 0; p < nb; p++) {
+      const a = p * C;
+      const oo = (r0 + order[p]!) * C;
+      let sum = 0;
+      for (let c = 0; c < C; c++) sum += acc[a + c]!;
+      for (let c = 0; c < C; c++) out[oo + c] = acc[a + c]! / sum;
+      if (calibrated) applyTopLabelMap(this.calibration, out, oo, C);
+    }
   }
 
   /** predictProbaBatch in the kernel: blocks of rows binned, sorted as in the JavaScript walk, walked tree by tree. */
   private predictBatchKernel(kernel: KernelForest, X: Float64Array, nRows: number, out: Float64Array): void {
     const nF = this.nFeatures;
-    const C = this.nClasses;
     const E = 2 * nF;
     const blockRows = Math.min(BLOCK, nRows);
-    if (this.kernelRaw.length < blockRows * E) this.kernelRaw = new Int32Array(blockRows * E);
-    const raw = this.kernelRaw;
+    const raw = new Int32Array(blockRows * E);
     const keys = new Float64Array(blockRows);
     const order = new Int32Array(blockRows);
-    const keyFeatures = this.keyFeatures;
-    const keyRadix = this.keyRadix;
-    const nKey = keyFeatures.length;
-    const calibrated = this.calibration.length > 0;
     for (let r0 = 0; r0 < nRows; r0 += BLOCK) {
       const nb = Math.min(BLOCK, nRows - r0);
       for (let r = 0; r < nb; r++) this.binKernelBatchRow(X, (r0 + r) * nF, raw, r * E);
       const dst = kernel.blockSlots(blockRows);
       if (nb >= MIN_SORT) {
-        // rows sorted by their bins of the most used features walk near-identical paths side by side
-        for (let r = 0; r < nb; r++) {
-          let key = 0;
-          for (let q = 0; q < nKey; q++) key = key * keyRadix[q]! + raw[r * E + keyFeatures[q]!]!;
-          keys[r] = key * BLOCK + r;
-        }
-        const ks = keys.subarray(0, nb).sort();
+        this.blockOrder(raw, 0, E, 0, nb, keys, order);
         for (let p = 0; p < nb; p++) {
-          const r = ks[p]! % BLOCK;
-          order[p] = r;
+          const r = order[p]!;
           dst.set(raw.subarray(r * E, (r + 1) * E), p * E);
         }
       } else {
         for (let p = 0; p < nb; p++) order[p] = p;
         dst.set(raw.subarray(0, nb * E));
       }
-      const acc = kernel.sumBlock(nb);
-      for (let p = 0; p < nb; p++) {
-        const a = p * C;
-        const oo = (r0 + order[p]!) * C;
-        let sum = 0;
-        for (let c = 0; c < C; c++) sum += acc[a + c]!;
-        for (let c = 0; c < C; c++) out[oo + c] = acc[a + c]! / sum;
-        if (calibrated) applyTopLabelMap(this.calibration, out, oo, C);
-      }
+      this.writeBlock(kernel.sumBlock(nb), nb, order, r0, out);
     }
   }
 
