@@ -108,6 +108,18 @@ export function expectedCalibrationError(proba: ArrayLike<number>, y: readonly n
   return ece;
 }
 
+/**
+ * Mean multi-class Brier score (sum over classes of (p - [class = y])^2): a
+ * proper score, so unlike ECE it cannot be improved by being less accurate.
+ */
+export function brierScore(proba: ArrayLike<number>, y: readonly number[], nClasses: number): number {
+  let sum = 0;
+  for (let i = 0; i < y.length; i++) {
+    for (let c = 0; c < nClasses; c++) sum += (proba[i * nClasses + c]! - (c === y[i] ? 1 : 0)) ** 2;
+  }
+  return y.length === 0 ? 0 : sum / y.length;
+}
+
 /** Row arrays to a row-major Float64Array. */
 export function toFloat64(X: readonly (readonly number[])[]): Float64Array {
   const nF = X[0]?.length ?? 0;

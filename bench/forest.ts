@@ -7,6 +7,7 @@
  *                        [--csv path] [--test-rows 10000] [--seed 1]
  *                        [--mlrf-max-rows 1000] [--no-memory] [--no-parallel]
  *                        [--python /usr/bin/python3] [--sklearn-missing auto|impute]
+ *                        [--min-samples-leaf 1]
  *
  * Data: seeded synthetic rows shaped like the service's features (see
  * bench/forest-data.ts), or a CSV (header; feature columns, label last;
@@ -24,7 +25,7 @@ import { RandomForestClassifier } from "ml-random-forest";
 import { Piscina } from "piscina";
 import { loadOwnForest, mergeForests, ownForest, type ForestPart, type OwnForest, type OwnForestOptions } from "../src/ml/own-forest.ts";
 import type { FitPartTask } from "./forest-worker.ts";
-import { accuracy, expectedCalibrationError, generateEnergyData, rng, toFloat64, type Dataset } from "./forest-data.ts";
+import { accuracy, brierScore, expectedCalibrationError, generateEnergyData, rng, toFloat64, type Dataset } from "./forest-data.ts";
 
 const SELF = fileURLToPath(import.meta.url);
 const SKLEARN_SCRIPT = fileURLToPath(new URL("./forest_sklearn.py", import.meta.url));
@@ -45,6 +46,7 @@ const { values: args } = parseArgs({
     "no-parallel": { type: "boolean", default: false },
     python: { type: "string", default: "/usr/bin/python3" },
     "sklearn-missing": { type: "string", default: "auto" },
+    "min-samples-leaf": { type: "string", default: "1" },
     "child-mem": { type: "string" },
     "child-mlrf": { type: "string" },
   },
@@ -55,7 +57,9 @@ const RUNS = Math.max(1, Number(args.runs));
 const SEED = Number(args.seed);
 const TEST_ROWS = Number(args["test-rows"]);
 const MLRF_MAX = Number(args["mlrf-max-rows"]);
-const OPTIONS: OwnForestOptions = { nEstimators: TREES, seed: SEED };
+/** Passed to ours and to scikit-learn (1 = fully grown trees, both libraries' default; the service fits 2 for users, 5 for the population). */
+const MIN_SAMPLES_LEAF = Number(args["min-samples-leaf"]);
+const OPTIONS: OwnForestOptions = { nEstimators: TREES, seed: SEED, minSamplesLeaf: MIN_SAMPLES_LEAF };
 const PYTHON = args.python;
 
 interface Split {
@@ -157,7 +161,7 @@ interface SklearnRun {
 
 function runSklearn(dir: string): SklearnRun {
   const out = join(dir, "proba.f64");
-  const res = spawnSync(PYTHON, [SKLEARN_SCRIPT, join(dir, "train.csv"), join(dir, "test.csv"), String(TREES), String(SEED), out, args["sklearn-missing"]], {
+  const res = spawnSync(PYTHON, [SKLEARN_SCRIPT, join(dir, "train.csv"), join(dir, "test.csv"), String(TREES), String(SEED), out, args["sklearn-missing"], String(MIN_SAMPLES_LEAF)], {
     encoding: "utf8",
     maxBuffer: 1 << 24,
   });
@@ -280,6 +284,7 @@ interface Row {
   ratio: string;
   acc: number | null;
   ece: number | null;
+  brier: number | null;
   rowMicros: number | null;
   batchRps: number | null;
   bytes: string;
@@ -378,6 +383,7 @@ for (const requested of rowCounts) {
     ratio: skFit.length > 0 ? `${(median(oursFit) / median(skFit)).toFixed(3)}x sklearn` : "sklearn skipped",
     acc: accuracy(proba, test.y, nClasses),
     ece: expectedCalibrationError(proba, test.y, nClasses),
+    brier: brierScore(proba, test.y, nClasses),
     rowMicros: singleRowMicros((r) => forest.predictProba(r), test.X, 20_000),
     batchRps: batchRowsPerSecond(forest, bigX, bigRows, nF),
     bytes: String(blob.length),
@@ -386,7 +392,7 @@ for (const requested of rowCounts) {
     parallelS: "—",
   };
   if (!args["no-memory"]) {
-    const childArgs = [SELF, "--child-mem", String(requested), "--trees", String(TREES), "--seed", String(SEED), "--test-rows", String(TEST_ROWS)];
+    const childArgs = [SELF, "--child-mem", String(requested), "--trees", String(TREES), "--seed", String(SEED), "--test-rows", String(TEST_ROWS), "--min-samples-leaf", String(MIN_SAMPLES_LEAF)];
     if (args.csv !== undefined) childArgs.push("--csv", args.csv);
     const res = spawnSync(process.execPath, childArgs, { encoding: "utf8" });
     if (res.status === 0) {
@@ -420,6 +426,7 @@ for (const requested of rowCounts) {
     ratio: skFit.length > 0 ? `${(median(calFit) / median(skFit)).toFixed(3)}x sklearn` : "sklearn skipped",
     acc: accuracy(calProba, test.y, nClasses),
     ece: expectedCalibrationError(calProba, test.y, nClasses),
+    brier: brierScore(calProba, test.y, nClasses),
     rowMicros: singleRowMicros((r) => cal.predictProba(r), test.X, 20_000),
     batchRps: batchRowsPerSecond(cal, bigX, bigRows, nF),
     bytes: String(cal.serialize().length),
@@ -437,6 +444,7 @@ for (const requested of rowCounts) {
       ratio: "",
       acc: accuracy(sk.proba, test.y, nClasses),
       ece: expectedCalibrationError(sk.proba, test.y, nClasses),
+      brier: brierScore(sk.proba, test.y, nClasses),
       rowMicros: null,
       batchRps: sk.predict_rows_per_s,
       bytes: `${sk.pickle_bytes} (pickle)`,
@@ -452,7 +460,7 @@ for (const requested of rowCounts) {
       );
     }
   } else {
-    table.push({ rows: n, library: "sklearn", fitS: null, ratio: `skipped (no sklearn for ${PYTHON})`, acc: null, ece: null, rowMicros: null, batchRps: null, bytes: "", loadMs: null, peakMB: "", parallelS: "" });
+    table.push({ rows: n, library: "sklearn", fitS: null, ratio: `skipped (no sklearn for ${PYTHON})`, acc: null, ece: null, brier: null, rowMicros: null, batchRps: null, bytes: "", loadMs: null, peakMB: "", parallelS: "" });
   }
 
   // ---- ml-random-forest
@@ -465,6 +473,7 @@ for (const requested of rowCounts) {
       ratio: `${(median(mlFit) / median(oursFit)).toFixed(0)}x ours`,
       acc: accuracy(ml.proba, test.y, nClasses),
       ece: expectedCalibrationError(ml.proba, test.y, nClasses),
+      brier: brierScore(ml.proba, test.y, nClasses),
       rowMicros: ml.rowMicros,
       batchRps: ml.batchRps,
       bytes: `${ml.jsonBytes} (JSON)`,
@@ -473,11 +482,14 @@ for (const requested of rowCounts) {
       parallelS: "—",
     });
   } else {
-    table.push({ rows: n, library: "ml-random-forest 2.1", fitS: null, ratio: `skipped (> ${MLRF_MAX} rows)`, acc: null, ece: null, rowMicros: null, batchRps: null, bytes: "", loadMs: null, peakMB: "", parallelS: "" });
+    table.push({ rows: n, library: "ml-random-forest 2.1", fitS: null, ratio: `skipped (> ${MLRF_MAX} rows)`, acc: null, ece: null, brier: null, rowMicros: null, batchRps: null, bytes: "", loadMs: null, peakMB: "", parallelS: "" });
   }
   rmSync(dir, { recursive: true, force: true });
 }
 await pool?.destroy();
+if (MIN_SAMPLES_LEAF !== 1 && table.some((r) => r.library.startsWith("ml-random-forest") && r.fitS !== null)) {
+  notes.push("ml-random-forest keeps the bench's fixed settings (its default minNumSamples 3); --min-samples-leaf applies to ours and scikit-learn.");
+}
 
 const fmt = (v: number | null, d: number): string => (v === null ? "" : v.toFixed(d));
 const fmtInt = (v: number | null): string => (v === null ? "" : Math.round(v).toLocaleString("en-US"));
@@ -488,6 +500,7 @@ const header = [
   "ratio",
   "accuracy",
   "ECE",
+  "Brier",
   "1-row predict µs",
   "batch rows/s",
   "model bytes",
@@ -500,11 +513,11 @@ const lines = [
   `|${header.map(() => "---").join("|")}|`,
   ...table.map(
     (r) =>
-      `| ${r.rows.toLocaleString("en-US")} | ${r.library} | ${fmt(r.fitS, 3)} | ${r.ratio} | ${fmt(r.acc === null ? null : 100 * r.acc, 2)} | ${fmt(r.ece, 4)} | ${fmt(r.rowMicros, 2)} | ${fmtInt(r.batchRps)} | ${r.bytes} | ${fmt(r.loadMs, 2)} | ${r.peakMB} | ${r.parallelS} |`,
+      `| ${r.rows.toLocaleString("en-US")} | ${r.library} | ${fmt(r.fitS, 3)} | ${r.ratio} | ${fmt(r.acc === null ? null : 100 * r.acc, 2)} | ${fmt(r.ece, 4)} | ${fmt(r.brier, 4)} | ${fmt(r.rowMicros, 2)} | ${fmtInt(r.batchRps)} | ${r.bytes} | ${fmt(r.loadMs, 2)} | ${r.peakMB} | ${r.parallelS} |`,
   ),
 ];
 console.log(
-  `${TREES} trees, seed ${SEED}, ${args.csv ?? `synthetic data (${TEST_ROWS} held-out rows)`}, node ${process.version}, ${RUNS} run(s)`,
+  `${TREES} trees, min_samples_leaf ${MIN_SAMPLES_LEAF}, seed ${SEED}, ${args.csv ?? `synthetic data (${TEST_ROWS} held-out rows)`}, node ${process.version}, ${RUNS} run(s)`,
 );
 console.log(lines.join("\n"));
 for (const note of notes) console.log(`- ${note}`);

@@ -1,6 +1,6 @@
 """Fits scikit-learn's RandomForestClassifier for bench/forest.ts.
 
-usage: forest_sklearn.py TRAIN_CSV TEST_CSV TREES SEED PROBA_OUT [auto|impute]
+usage: forest_sklearn.py TRAIN_CSV TEST_CSV TREES SEED PROBA_OUT [auto|impute] [MIN_SAMPLES_LEAF]
 
 CSVs have a header, feature columns then an integer label column; "nan" marks
 a missing value. scikit-learn >= 1.4 takes NaN natively (missing values go
@@ -45,6 +45,7 @@ def load(path):
 def main():
     train_csv, test_csv, trees, seed, proba_out = sys.argv[1:6]
     missing = sys.argv[6] if len(sys.argv) > 6 else "auto"
+    min_samples_leaf = int(sys.argv[7]) if len(sys.argv) > 7 else 1
     X, y = load(train_csv)
     Xt, yt = load(test_csv)
     major, minor = (int(p) for p in sklearn.__version__.split(".")[:2])
@@ -55,6 +56,7 @@ def main():
     model = RandomForestClassifier(
         n_estimators=int(trees),
         max_features="sqrt",
+        min_samples_leaf=min_samples_leaf,
         bootstrap=True,
         n_jobs=1,
         random_state=int(seed) % (2**32),
