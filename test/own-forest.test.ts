@@ -502,6 +502,12 @@ describe("own forest: binary format", () => {
     const padded = new Uint8Array(blob.length + 3);
     padded.set(blob, 3);
     expect(allProba(loadOwnForest(padded.subarray(3)), energy.test.X.slice(0, 50))).toEqual(allProba(forest, energy.test.X.slice(0, 50)));
+    // from an aligned view inside a larger buffer (read in place, not copied)
+    const framed = new Uint8Array(blob.length + 24).fill(0xee);
+    framed.set(blob, 8);
+    const inPlace = loadOwnForest(framed.subarray(8, 8 + blob.length));
+    expect(allProba(inPlace, energy.test.X.slice(0, 50))).toEqual(allProba(forest, energy.test.X.slice(0, 50)));
+    expect(Buffer.from(inPlace.serialize()).equals(Buffer.from(blob))).toBe(true);
   });
 
   it("starts with a magic header and format version", () => {

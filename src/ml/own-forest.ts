@@ -218,7 +218,10 @@ export function fitOwnForest(X: ForestInput, y: readonly number[] | ArrayLike<nu
   return mergeForests([fitTrees(X, y, nClasses, options, [0, options.nEstimators])], y);
 }
 
-/** Rebuilds a forest from serialize()'s bytes; ForestFormatError on anything else. */
+/**
+ * Rebuilds a forest from serialize()'s bytes; ForestFormatError on anything
+ * else. An 8-byte-aligned blob is referenced, not copied (do not change it).
+ */
 export function loadOwnForest(blob: Uint8Array, runtime?: OwnForestRuntime): OwnForest {
   const part = decodePart(blob);
   try {

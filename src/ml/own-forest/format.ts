@@ -122,7 +122,11 @@ function describeBytes(bytes: Uint8Array): string {
   return `${hex} (${JSON.stringify(text)})`;
 }
 
-/** Decodes and checks a blob's framing; the trees themselves are validated by OwnForest. */
+/**
+ * Decodes and checks a blob's framing; the trees themselves are validated by
+ * OwnForest. An 8-byte-aligned blob is referenced, not copied: change it
+ * afterwards and the model's serialize() changes with it.
+ */
 export function decodePart(blob: Uint8Array): ForestPart {
   if (!(blob instanceof Uint8Array)) throw new ForestFormatError(`expected a Uint8Array blob, got ${typeof blob}`);
   const head = blob.subarray(0, 4);
@@ -145,11 +149,13 @@ export function decodePart(blob: Uint8Array): ForestPart {
     throw new ForestFormatError(`truncated own-random-forest blob: ${blob.length} bytes, the header alone is ${HEADER_BYTES}`);
   }
   if (!LITTLE_ENDIAN) throw new ForestFormatError("own-random-forest blobs need a little-endian host");
-  // Copy once into an aligned buffer; sections are then zero-copy views.
-  const bytes = new Uint8Array(blob.length);
-  bytes.set(blob);
-  const buf = bytes.buffer;
-  const dv = new DataView(buf);
+  // An 8-byte-aligned blob is read in place (a model's blob is megabytes, and
+  // first-touching a copy's pages was most of a load); any other is copied
+  // once into an aligned buffer. Sections are views either way.
+  const aligned = blob.byteOffset % 8 === 0;
+  const buf = aligned ? blob.buffer : Uint8Array.from(blob).buffer;
+  const o = aligned ? blob.byteOffset : 0;
+  const dv = new DataView(buf, o, blob.length);
   const headerBytes = dv.getUint16(6, true);
   const total = dv.getUint32(8, true);
   if (headerBytes !== HEADER_BYTES) throw new ForestFormatError(`corrupt own-random-forest blob: header size ${headerBytes}, expected ${HEADER_BYTES}`);
@@ -176,7 +182,7 @@ export function decodePart(blob: Uint8Array): ForestPart {
     );
   }
   const stored = dv.getUint32(12, true);
-  const actual = checksum(new Int32Array(buf, HEADER_BYTES, (total - HEADER_BYTES) / 4));
+  const actual = checksum(new Int32Array(buf, o + HEADER_BYTES, (total - HEADER_BYTES) / 4));
   if (stored !== actual) {
     throw new ForestFormatError(
       `corrupt own-random-forest blob: checksum ${actual.toString(16).padStart(8, "0")} does not match stored ${stored.toString(16).padStart(8, "0")}`,
@@ -189,12 +195,14 @@ export function decodePart(blob: Uint8Array): ForestPart {
     treeStart: 0,
     treeEnd: nTrees,
     totalTrees: nTrees,
-    nBins: new Uint16Array(buf, L.nBins, nFeatures),
-    edges: new Float64Array(buf, L.edges, nEdges),
-    treeNodeCounts: new Int32Array(buf, L.counts, nTrees),
-    codes: new Int16Array(buf, L.codes, nNodes),
-    bins: new Uint8Array(buf, L.bins, nSplits),
-    mixed: new Float32Array(buf, L.mixed, nMixed),
-    calibration: new Float32Array(buf, L.calibration, nCalibration),
+    // what prediction reads after the load is copied (small); the node codes
+    // and split bins are only replayed by the load and re-read by serialize()
+    nBins: new Uint16Array(buf, o + L.nBins, nFeatures).slice(),
+    edges: new Float64Array(buf, o + L.edges, nEdges).slice(),
+    treeNodeCounts: new Int32Array(buf, o + L.counts, nTrees).slice(),
+    codes: new Int16Array(buf, o + L.codes, nNodes),
+    bins: new Uint8Array(buf, o + L.bins, nSplits),
+    mixed: new Float32Array(buf, o + L.mixed, nMixed).slice(),
+    calibration: new Float32Array(buf, o + L.calibration, nCalibration).slice(),
   };
 }
