@@ -117,6 +117,8 @@ describe("energy model pieces", () => {
     const meta = { kind: "population" as const, meanAvg: 2, temperature: 1.2, forestKind: "x" };
     const bytes = encodeEnvelope(meta, new Uint8Array([9, 8]));
     expect(decodeEnvelope(bytes)).toEqual({ meta, forest: new Uint8Array([9, 8]) });
+    // the forest starts 8-byte aligned (its loader then reads it in place)
+    expect(decodeEnvelope(bytes).forest!.byteOffset % 8).toBe(0);
     expect(decodeEnvelope(encodeEnvelope(meta, null)).forest).toBeNull();
     expect(() => decodeEnvelope(new Uint8Array([1, 2, 3]))).toThrow(ForestFormatError);
     const cut = bytes.slice(0, 10);

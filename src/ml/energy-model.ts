@@ -164,14 +164,20 @@ export const ENERGY_POPULATION_FORMAT = "energy-population-v1";
 
 const MAGIC = [0x4d, 0x4c, 0x45, 0x31]; // "MLE1"
 
-/** Packs settings and an optional forest blob: magic, header length, JSON header, forest bytes. */
+/**
+ * Packs settings and an optional forest blob: magic, header length, JSON
+ * header, forest bytes. The JSON is padded with spaces so the forest starts
+ * 8-byte aligned, which lets the forest's loader read it in place.
+ */
 export function encodeEnvelope(meta: UserModelMeta | PopulationMeta, forest: Uint8Array | null): Uint8Array {
-  const header = new TextEncoder().encode(JSON.stringify(meta));
-  const out = new Uint8Array(8 + header.byteLength + (forest?.byteLength ?? 0));
+  const json = new TextEncoder().encode(JSON.stringify(meta));
+  const headerBytes = json.byteLength + ((8 - (json.byteLength % 8)) % 8);
+  const out = new Uint8Array(8 + headerBytes + (forest?.byteLength ?? 0));
   out.set(MAGIC, 0);
-  new DataView(out.buffer).setUint32(4, header.byteLength, true);
-  out.set(header, 8);
-  if (forest !== null) out.set(forest, 8 + header.byteLength);
+  new DataView(out.buffer).setUint32(4, headerBytes, true);
+  out.set(json, 8);
+  out.fill(0x20, 8 + json.byteLength, 8 + headerBytes); // spaces: still valid JSON
+  if (forest !== null) out.set(forest, 8 + headerBytes);
   return out;
 }
 
