@@ -164,6 +164,8 @@ describe("own forest: fitting and predicting", () => {
 describe("own forest: the WebAssembly kernel", () => {
   const jsWalk = (forest: OwnForest): OwnForest => new OwnForestClass(decodePart(forest.serialize()), { kernel: false });
   const kernelWalk = (forest: OwnForest): OwnForest => new OwnForestClass(decodePart(forest.serialize()), { kernelMinNodes: 0 });
+  const wideWalk = (forest: OwnForest): OwnForest =>
+    new OwnForestClass(decodePart(forest.serialize()), { kernelMinNodes: 0, wideSingleMinNodes: 0 });
 
   it("kernel.wasm is what scripts/forest-kernel.ts compiles (run npm run build:kernel)", async () => {
     const bytes = await compileKernel();
@@ -180,6 +182,8 @@ describe("own forest: the WebAssembly kernel", () => {
       expect(js.usesKernel).toBe(false);
       const rows = data.X.slice(2000);
       expect(allProba(forest, rows)).toEqual(allProba(js, rows));
+      // single rows 12 trees at a time (13, 8 and 21 trees: partly filled lane groups)
+      expect(allProba(wideWalk(forest), rows)).toEqual(allProba(js, rows));
       for (const n of [1, 7, 8, 9, 63, 64, 1000]) {
         const X = toFloat64(rows.slice(0, n));
         expect(Array.from(forest.predictProbaBatch(X, n, 5))).toEqual(Array.from(js.predictProbaBatch(X, n, 5)));

@@ -44,6 +44,7 @@ function kernelModule(): object {
 interface KernelExports {
   readonly memory: WasmMemory;
   single(roots: number, nTrees: number, ext: number, leaf: number, C: number, acc: number, sink: number): void;
+  singleWide(roots: number, nTrees: number, ext: number, leaf: number, C: number, acc: number, sink: number): void;
   batch(roots: number, nTrees: number, ext: number, stride: number, nRows: number, leaf: number, C: number, acc: number): void;
 }
 
@@ -57,6 +58,8 @@ export class KernelForest {
   readonly nFeatures: number;
   readonly nClasses: number;
   readonly nTrees: number;
+  /** Whether sumRow walks 12 trees at a time (singleWide) instead of 8. */
+  readonly wideSingle: boolean;
   private readonly exports: KernelExports;
   private readonly rootsAt: number;
   private readonly nodesAt: number;
@@ -76,9 +79,12 @@ export class KernelForest {
   /**
    * Room for nNodes nodes of nTrees trees and nLeafFloats leaf floats (C per
    * leaf index); the caller fills nodes() and leaves(), then setRoots().
+   * wideSingle: walk single rows 12 trees at a time (for forests too big for
+   * the caches; same sums).
    */
-  constructor(nNodes: number, nTrees: number, nLeafFloats: number, nFeatures: number, nClasses: number) {
+  constructor(nNodes: number, nTrees: number, nLeafFloats: number, nFeatures: number, nClasses: number, wideSingle = false) {
     const C = nClasses;
+    this.wideSingle = wideSingle;
     this.nFeatures = nFeatures;
     this.nClasses = C;
     this.nTrees = nTrees;
@@ -139,7 +145,8 @@ export class KernelForest {
 
   /** Sums the classes over all trees for the row in the ext slots at rowSlot, into the C floats at rowSum. */
   sumRow(): void {
-    this.exports.single(this.rootsAt, this.nTrees, this.rowAt, this.leafAt, this.nClasses, this.accAt, this.sinkAt);
+    const walk = this.wideSingle ? this.exports.singleWide : this.exports.single;
+    walk(this.rootsAt, this.nTrees, this.rowAt, this.leafAt, this.nClasses, this.accAt, this.sinkAt);
   }
 
   /**
