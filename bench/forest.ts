@@ -322,6 +322,12 @@ for (const requested of rowCounts) {
   const n = train.X.length;
   const nF = train.X[0]!.length;
   const testX = toFloat64(test.X);
+  /** The quality columns of one library's held-out probabilities. */
+  const quality = (p: ArrayLike<number>): Pick<Row, "acc" | "ece" | "brier"> => ({
+    acc: accuracy(p, test.y, nClasses),
+    ece: expectedCalibrationError(p, test.y, nClasses),
+    brier: brierScore(p, test.y, nClasses),
+  });
   const doMlrf = n <= MLRF_MAX;
   const dir = mkdtempSync(join(tmpdir(), "forest-bench-"));
   if (sklearnOk) {
@@ -381,9 +387,7 @@ for (const requested of rowCounts) {
     library: "ours",
     fitS: median(oursFit),
     ratio: skFit.length > 0 ? `${(median(oursFit) / median(skFit)).toFixed(3)}x sklearn` : "sklearn skipped",
-    acc: accuracy(proba, test.y, nClasses),
-    ece: expectedCalibrationError(proba, test.y, nClasses),
-    brier: brierScore(proba, test.y, nClasses),
+    ...quality(proba),
     rowMicros: singleRowMicros((r) => forest.predictProba(r), test.X, 20_000),
     batchRps: batchRowsPerSecond(forest, bigX, bigRows, nF),
     bytes: String(blob.length),
@@ -424,9 +428,7 @@ for (const requested of rowCounts) {
     library: "ours, calibrate: true",
     fitS: median(calFit),
     ratio: skFit.length > 0 ? `${(median(calFit) / median(skFit)).toFixed(3)}x sklearn` : "sklearn skipped",
-    acc: accuracy(calProba, test.y, nClasses),
-    ece: expectedCalibrationError(calProba, test.y, nClasses),
-    brier: brierScore(calProba, test.y, nClasses),
+    ...quality(calProba),
     rowMicros: singleRowMicros((r) => cal.predictProba(r), test.X, 20_000),
     batchRps: batchRowsPerSecond(cal, bigX, bigRows, nF),
     bytes: String(cal.serialize().length),
@@ -442,9 +444,7 @@ for (const requested of rowCounts) {
       library: `sklearn ${sk.version}`,
       fitS: median(skFit),
       ratio: "",
-      acc: accuracy(sk.proba, test.y, nClasses),
-      ece: expectedCalibrationError(sk.proba, test.y, nClasses),
-      brier: brierScore(sk.proba, test.y, nClasses),
+      ...quality(sk.proba),
       rowMicros: null,
       batchRps: sk.predict_rows_per_s,
       bytes: `${sk.pickle_bytes} (pickle)`,
@@ -471,9 +471,7 @@ for (const requested of rowCounts) {
       library: "ml-random-forest 2.1",
       fitS: median(mlFit),
       ratio: `${(median(mlFit) / median(oursFit)).toFixed(0)}x ours`,
-      acc: accuracy(ml.proba, test.y, nClasses),
-      ece: expectedCalibrationError(ml.proba, test.y, nClasses),
-      brier: brierScore(ml.proba, test.y, nClasses),
+      ...quality(ml.proba),
       rowMicros: ml.rowMicros,
       batchRps: ml.batchRps,
       bytes: `${ml.jsonBytes} (JSON)`,
