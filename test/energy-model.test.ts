@@ -8,9 +8,14 @@ import {
   encodeEnvelope,
   energyModelRow,
   estimateShift,
-  predictPopulation,
+  ENERGY_POOLED_FORMAT,
+  ENERGY_POPULATION_FORMAT,
+  ENERGY_USER_FORMAT,
+  predictBlended,
   predictUser,
   wrapHour,
+  type PooledPopulation,
+  type PopulationModel,
 } from "../src/ml/energy-model.ts";
 import { argmax, score } from "../src/ml/evaluation.ts";
 import { ForestFormatError } from "../src/ml/forest.ts";
@@ -20,12 +25,13 @@ import { syntheticSamples, syntheticUsers, type SyntheticUser } from "../src/ml/
 import {
   DEFAULT_USER_MODEL_SETTINGS,
   activePredictor,
-  fitPopulation,
-  loadPopulation,
-  loadUserModel,
+  fitUserModel,
   trainPopulation,
   trainUserEnergy,
 } from "../src/ml/train-energy.ts";
+import { energyScorer, loadBlendedUser, loadPopulation, loadUserModel, populationIdOf, predictAnyPopulation } from "../src/ml/loaded-model.ts";
+import { forestAlgorithm } from "../src/ml/algorithms.ts";
+import { energyFeatureRow } from "../src/ml/features.ts";
 import runTrainJob from "../src/ml/train-worker.ts";
 import { defaultForestKind } from "../src/ml/algorithms.ts";
 import { mlRandomForest } from "../src/ml/ml-random-forest.ts";
@@ -116,7 +122,13 @@ describe("energy model pieces", () => {
   it("round-trips envelopes and refuses foreign blobs", () => {
     const meta = { kind: "population" as const, meanAvg: 2, temperature: 1.2, forestKind: "x" };
     const bytes = encodeEnvelope(meta, new Uint8Array([9, 8]));
-    expect(decodeEnvelope(bytes)).toEqual({ meta, forest: new Uint8Array([9, 8]) });
+    expect(decodeEnvelope(bytes)).toEqual({ meta, forest: new Uint8Array([9, 8]), parts: [new Uint8Array([9, 8])] });
+    // several parts, each 8-byte aligned, lengths in the header
+    const multi = decodeEnvelope(encodeEnvelope(meta, [new Uint8Array([1, 2, 3]), new Uint8Array(0), new Uint8Array([4])]));
+    expect(multi.parts).toEqual([new Uint8Array([1, 2, 3]), new Uint8Array(0), new Uint8Array([4])]);
+    expect(multi.parts.every((p) => p.byteOffset % 8 === 0)).toBe(true);
+    const lying = encodeEnvelope({ ...meta, parts: [99] } as never, null);
+    expect(() => decodeEnvelope(lying)).toThrow(/does not fit/);
     // the forest starts 8-byte aligned (its loader then reads it in place)
     expect(decodeEnvelope(bytes).forest!.byteOffset % 8).toBe(0);
     expect(decodeEnvelope(encodeEnvelope(meta, null)).forest).toBeNull();
@@ -136,48 +148,61 @@ describe("training jobs", () => {
   const users = syntheticUsers(6, 40);
   const population = trainPopulation({
     kind: "energy-population",
-    users: users.map((u, i) => data(u, 150, 100 + i)),
+    users: users.map((u, i) => ({ userId: `u${i}`, ...data(u, 150, 100 + i) })),
     forestKind: defaultForestKind,
     options: FOREST,
-    alignmentRounds: 1,
   });
-  const pop = loadPopulation(population.modelData);
+  const pop = loadPopulation(population.modelData, true) as PooledPopulation;
   const stored = { modelId: "pop", format: population.format, blob: population.modelData };
 
-  it("evaluates the population on users it never saw and calibrates it", () => {
-    expect(population.evaluation.method).toMatch(/5-fold cross-validation over 6 users, cold start/);
+  it("evaluates the pooled population on users it never saw, against the prior on the same rows", () => {
+    expect(population.format).toBe(ENERGY_POOLED_FORMAT);
+    expect(population.evaluation.method).toMatch(/leave-users-out over 5 folds of 6 users, cold start/);
     expect(population.evaluation.accuracy).toBeGreaterThan(0.45);
+    expect(population.baseline).toMatchObject({ name: "circadian prior", users: 6 });
+    expect(population.baseline!.accuracy).toBeGreaterThan(0.4);
     expect(pop.meta.temperature).toBeGreaterThan(0);
-    for (let h = 0; h < 24; h++) expect(predictPopulation(pop, f(h)).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
+    // one leave-fold-out forest per fold, each loaded only when asked for
+    expect(pop.folds).toHaveLength(5);
+    expect((loadPopulation(population.modelData) as PooledPopulation).folds).toHaveLength(0);
+    for (let h = 0; h < 24; h++) expect(predictAnyPopulation(pop, f(h)).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
     expect(() => trainPopulation({ kind: "energy-population", users: [], forestKind: defaultForestKind, options: FOREST })).toThrow(RangeError);
-    const single = trainPopulation({ kind: "energy-population", users: [data(users[0]!, 40, 1)], forestKind: defaultForestKind, options: FOREST, alignmentRounds: 0 });
+    const single = trainPopulation({ kind: "energy-population", users: [data(users[0]!, 40, 1)], forestKind: defaultForestKind, options: FOREST });
     expect(single.evaluation.method).toMatch(/one user/);
   });
 
-  it("borrows from the population with few samples and beats the spec's forest", () => {
+  it("blends by held-out weights, keeps the spec's recipe as a candidate, and beats it", () => {
     const user = syntheticUsers(1, 77)[0]!;
     const train = data(user, 40, 1);
     const test = data(user, 400, 2);
-    const result = runTrainJob({ kind: "energy-user", ...train, population: stored, forestKind: defaultForestKind, options: FOREST, settings: DEFAULT_USER_MODEL_SETTINGS });
-    const model = loadUserModel(result.modelData);
-    expect(model.forest).not.toBeNull();
-    expect(model.meta.userWeight).toBeCloseTo(40 / 190, 9);
-    const ours = test.samples.filter((x, i) => argmax(predictUser(model, pop, x)) === test.labels[i]).length / 400;
-    const spec = mlRandomForest.fit(train.samples.map((x) => [x.hour_of_day, x.day_of_week, x.tasks_completed_today, x.avg_energy_last_7_days, x.sleep_quality ?? Number.NaN]), train.labels, 3, FOREST);
-    const specAccuracy = test.samples.filter((x, i) => argmax(spec.predictProba([x.hour_of_day, x.day_of_week, x.tasks_completed_today, x.avg_energy_last_7_days, x.sleep_quality ?? Number.NaN])) === test.labels[i]).length / 400;
+    const result = runTrainJob({ kind: "energy-user", userId: "new", ...train, population: stored, forestKind: defaultForestKind, options: FOREST, settings: DEFAULT_USER_MODEL_SETTINGS });
+    const loaded = loadModel(result.format, result.modelData);
+    expect(loaded.kind).toBe("blended");
+    const model = loadBlendedUser(result.modelData);
+    expect(model.spec).not.toBeNull();
+    expect(model.own).not.toBeNull();
+    const weights = Object.values(model.meta.weights);
+    expect(weights.reduce((a, b) => a + b!, 0)).toBeCloseTo(1, 3);
+    expect(Object.keys(model.meta.weights).sort()).toEqual(["level", "own", "pooled", "prior", "spec"]);
+    expect(result.evaluation.weights).toEqual(model.meta.weights);
+    const ours = test.samples.filter((x, i) => argmax(predictBlended(model, pop, x)) === test.labels[i]).length / 400;
+    const spec = mlRandomForest.fit(train.samples.map(energyFeatureRow), train.labels, 3, FOREST);
+    const specAccuracy = test.samples.filter((x, i) => argmax(spec.predictProba(energyFeatureRow(x))) === test.labels[i]).length / 400;
     expect(ours).toBeGreaterThan(specAccuracy);
     expect(result.evaluation.samples).toBe(40);
-    const s = score(test.samples.map((x) => predictUser(model, pop, x)), test.labels);
+    const s = score(test.samples.map((x) => predictBlended(model, pop, x)), test.labels);
     expect(s.ece).toBeLessThan(0.15);
   });
 
-  it("skips the user's own forest with very few samples, and works without any population", () => {
+  it("has no forests below the minimum, and works without any population", () => {
     const user = syntheticUsers(1, 78)[0]!;
-    const few = runTrainJob({ kind: "energy-user", ...data(user, 12, 1), population: null, forestKind: defaultForestKind, options: FOREST, settings: DEFAULT_USER_MODEL_SETTINGS });
-    const model = loadUserModel(few.modelData);
-    expect(model.forest).toBeNull();
+    const few = runTrainJob({ kind: "energy-user", ...data(user, 8, 1), population: null, forestKind: defaultForestKind, options: FOREST, settings: DEFAULT_USER_MODEL_SETTINGS });
+    const model = loadBlendedUser(few.modelData);
+    expect(model.spec).toBeNull();
+    expect(model.own).toBeNull();
     expect(model.meta.populationModelId).toBeNull();
-    expect(predictUser(model, null, f(10)).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
+    expect(Object.keys(model.meta.weights).sort()).toEqual(["level", "prior"]);
+    expect(predictBlended(model, null, f(10)).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
     expect(() => trainUserEnergy({ kind: "energy-user", samples: [], labels: [], population: null, forestKind: defaultForestKind, options: FOREST, settings: DEFAULT_USER_MODEL_SETTINGS })).toThrow(RangeError);
   });
 
@@ -195,19 +220,34 @@ describe("training jobs", () => {
       active: { model: { modelId: "a", format: first.format, blob: first.modelData }, population: stored, unseenFrom: 60 },
     });
     expect(second.comparison?.samples).toBe(30);
-    const legacy = mlRandomForest.fit(all.samples.map((x) => [x.hour_of_day, x.day_of_week, x.tasks_completed_today, x.avg_energy_last_7_days, x.sleep_quality ?? Number.NaN]), all.labels, 3, FOREST);
+    const legacy = mlRandomForest.fit(all.samples.map(energyFeatureRow), all.labels, 3, FOREST);
     const p = activePredictor({ modelId: "l", format: legacy.kind, blob: legacy.serialize() }, null)(f(9));
     expect(p.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
-    expect(activePredictor({ modelId: "p", format: population.format, blob: population.modelData }, null)(f(9))).toEqual(predictPopulation(pop, f(9)));
+    expect(activePredictor({ modelId: "p", format: population.format, blob: population.modelData }, null)(f(9))).toEqual(predictAnyPopulation(pop, f(9)));
     expect(loadModel(population.format, population.modelData).kind).toBe("population");
-    expect(loadModel(first.format, first.modelData).kind).toBe("user");
+    expect(loadModel(first.format, first.modelData).kind).toBe("blended");
     expect(loadModel(legacy.kind, legacy.serialize()).kind).toBe("forest");
   });
 
-  it("aligns users in the population fit", () => {
-    const model = fitPopulation(users.slice(0, 3).map((u, i) => data(u, 60, i)), defaultForestKind, FOREST, 1);
-    expect(model.meta.meanAvg).toBeGreaterThan(1.5);
-    expect(model.meta.meanAvg).toBeLessThan(2.5);
+  it("still reads and predicts with v1 models stored before the blend", () => {
+    const v1pop = { kind: "population" as const, meanAvg: 2, temperature: 1, forestKind: defaultForestKind };
+    const rows = users.flatMap((u, i) => data(u, 40, 300 + i).samples);
+    const labels = users.flatMap((u, i) => data(u, 40, 300 + i).labels);
+    const forest = forestAlgorithm(defaultForestKind).fit(rows.map((x) => energyModelRow(x, 0, 2)), labels, 3, FOREST);
+    const popBlob = encodeEnvelope(v1pop, forest.serialize());
+    const v1 = loadModel(ENERGY_POPULATION_FORMAT, popBlob);
+    expect(v1.kind).toBe("population");
+    const { model } = fitUserModel(rows.slice(0, 40), labels.slice(0, 40), v1.kind === "population" ? (v1.model as never) : null, "p1", defaultForestKind, FOREST, DEFAULT_USER_MODEL_SETTINGS);
+    const userBlob = encodeEnvelope(model.meta, model.forest!.serialize());
+    const user = loadModel(ENERGY_USER_FORMAT, userBlob);
+    expect(user.kind).toBe("user");
+    expect(populationIdOf(user)).toBe("p1");
+    const p = energyScorer(user, v1.kind === "population" ? v1.model : null)(f(9));
+    expect(p).toEqual(predictUser(loadUserModel(userBlob), (v1 as { model: PopulationModel }).model, f(9)));
+    expect(energyScorer(v1, null)(f(9)).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
+    // a v1 population model is a candidate of the blend, at the user's shift
+    const blended = trainUserEnergy({ kind: "energy-user", samples: rows.slice(0, 40), labels: labels.slice(0, 40), population: { modelId: "p1", format: ENERGY_POPULATION_FORMAT, blob: popBlob }, forestKind: defaultForestKind, options: FOREST, settings: DEFAULT_USER_MODEL_SETTINGS });
+    expect(Object.keys(loadBlendedUser(blended.modelData).meta.weights)).toContain("population");
   });
 });
 

@@ -37,6 +37,12 @@ export function modelTypeName(type: ModelType): ModelTypeName | null {
   }
 }
 
+/** The stored blend weights, keeping only finite numbers (older versions have none). */
+function blendWeights(stored: unknown): Record<string, number> {
+  if (stored === null || typeof stored !== "object") return {};
+  return Object.fromEntries(Object.entries(stored).filter((e): e is [string, number] => typeof e[1] === "number" && Number.isFinite(e[1])));
+}
+
 /** The ModelInfo message of a stored version. */
 export function modelInfo(row: ModelRow): ModelInfo {
   const method = row.evaluation["method"];
@@ -56,6 +62,7 @@ export function modelInfo(row: ModelRow): ModelInfo {
     expectedCalibrationError: row.ece ?? 0,
     brierScore: row.brier ?? 0,
     population: row.user_id === POPULATION,
+    blendWeights: blendWeights(row.evaluation["weights"]),
   });
 }
 

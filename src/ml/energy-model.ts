@@ -1,7 +1,10 @@
 import type { EnergyFeatureValues } from "../domain.ts";
 import { applyTemperature } from "./calibration.ts";
 import { circadianPrior } from "./circadian-prior.ts";
+import { mixProbabilities } from "./blend.ts";
+import { energyFeatureRow } from "./features.ts";
 import { ForestFormatError, type Forest } from "./forest.ts";
+import { levelProbabilities, userLevelFeatures, type UserStats } from "./user-stats.ts";
 
 /**
  * The production energy model. A user's model borrows from the population:
@@ -157,45 +160,186 @@ export function predictPopulation(population: PopulationModel, f: EnergyFeatureV
   return applyTemperature(populationProbabilities(population, f, shift), population.meta.temperature);
 }
 
-/** Format names in ml_models.model_format. */
+/** The predictors a user's blended model can mix. */
+export const CANDIDATES = ["spec", "own", "pooled", "population", "prior", "level"] as const;
+/**
+ * One candidate: "spec", the spec's recipe (the user's forest on the five raw
+ * features); "own", the user's forest on engineered features at their shift;
+ * "pooled", the pooled population model given the user's stats; "population",
+ * a v1 population model at the user's shift; "prior", the circadian prior at
+ * their shift; "level", the user's smoothed label frequencies.
+ */
+export type CandidateName = (typeof CANDIDATES)[number];
+
+/** Settings stored with a pooled population model. */
+export interface PooledPopulationMeta {
+  readonly kind: "pooled-population";
+  readonly meanAvg: number;
+  readonly temperature: number;
+  readonly forestKind: string;
+  /** Label frequencies over all users: what a user with no history is assumed to have. */
+  readonly classFrequencies: readonly number[];
+  /** Weights of (pooled model, circadian prior) in a new user's answer, fitted on users the model never saw. */
+  readonly coldWeights: readonly number[];
+  /** User folds; blob part k + 1 is the forest fitted without fold k's users (empty when that left no one). */
+  readonly folds: number;
+}
+
+/** A loaded pooled population: the forest that answers, and the leave-fold-out forests that score it honestly. */
+export interface PooledPopulation {
+  readonly meta: PooledPopulationMeta;
+  readonly forest: Forest;
+  /** Forest k never saw the users of fold k; null where that fold held every user. Empty unless loaded for training. */
+  readonly folds: readonly (Forest | null)[];
+}
+
+/** Settings stored with a user's blended model. */
+export interface BlendedUserMeta {
+  readonly kind: "blended-user";
+  /** The population version the blend was fitted with (null: none). */
+  readonly populationModelId: string | null;
+  readonly shift: number;
+  readonly meanAvg: number;
+  readonly temperature: number;
+  /** Kind of the user's forests (blob parts 0: spec, 1: own), or null when there are none. */
+  readonly forestKind: string | null;
+  /** Weights fitted on held-out rows; candidates not listed weigh 0. */
+  readonly weights: Readonly<Partial<Record<CandidateName, number>>>;
+  readonly stats: UserStats;
+  /** Level the user's frequencies shrink toward (the population's, or uniform). */
+  readonly classFrequencies: readonly number[];
+}
+
+/** A loaded blended user model. */
+export interface BlendedUser {
+  readonly meta: BlendedUserMeta;
+  readonly spec: Forest | null;
+  readonly own: Forest | null;
+}
+
+/** The row the pooled forest sees: engineered features (no shift: the user's stats place their day) and user-level features. */
+export function pooledRow(f: EnergyFeatureValues, stats: UserStats, meanAvg: number, classFrequencies: readonly number[]): number[] {
+  return [...energyModelRow(f, 0, meanAvg), ...userLevelFeatures(stats, f, classFrequencies)];
+}
+
+/** The pooled model's probabilities for a user with these stats (a new user: emptyStats()). */
+export function pooledProbabilities(population: PooledPopulation, stats: UserStats, f: EnergyFeatureValues, forest: Forest = population.forest): number[] {
+  return forest.predictProba(pooledRow(f, stats, population.meta.meanAvg, population.meta.classFrequencies));
+}
+
+/** Any loaded population model. */
+export type AnyPopulation = PopulationModel | PooledPopulation;
+
+/** One candidate's probabilities (null when the model cannot give it). */
+export function candidateProbabilities(
+  name: CandidateName,
+  model: Pick<BlendedUser, "spec" | "own"> & { readonly meta: Pick<BlendedUserMeta, "shift" | "meanAvg" | "stats" | "classFrequencies"> },
+  population: AnyPopulation | null,
+  f: EnergyFeatureValues,
+  pooledForest?: Forest | null,
+): number[] | null {
+  const { meta } = model;
+  switch (name) {
+    case "spec":
+      return model.spec === null ? null : model.spec.predictProba(energyFeatureRow(f));
+    case "own":
+      return model.own === null ? null : model.own.predictProba(energyModelRow(f, meta.shift, meta.meanAvg));
+    case "pooled": {
+      if (population === null || population.meta.kind !== "pooled-population") return null;
+      const forest = pooledForest === undefined ? (population as PooledPopulation).forest : pooledForest;
+      return forest === null ? null : pooledProbabilities(population as PooledPopulation, meta.stats, f, forest);
+    }
+    case "population":
+      return population === null || population.meta.kind !== "population" ? null : populationProbabilities(population as PopulationModel, f, meta.shift);
+    case "prior":
+      return circadianPrior(f.hour_of_day - meta.shift);
+    case "level":
+      return levelProbabilities(meta.stats, meta.classFrequencies);
+  }
+}
+
+/** Probabilities of a blended user model: the weighted candidates, then its temperature. */
+export function predictBlended(model: BlendedUser, population: AnyPopulation | null, f: EnergyFeatureValues): number[] {
+  const weights: number[] = [];
+  const candidates: number[][] = [];
+  for (const name of CANDIDATES) {
+    const w = model.meta.weights[name] ?? 0;
+    if (w <= 0) continue;
+    const p = candidateProbabilities(name, model, population, f);
+    if (p === null) continue;
+    weights.push(w);
+    candidates.push(p);
+  }
+  return applyTemperature(mixProbabilities(weights, candidates), model.meta.temperature);
+}
+
+/** Format names in ml_models.model_format (v1: kept readable for versions stored before the blend). */
 export const ENERGY_USER_FORMAT = "energy-user-v1";
-/** Format name of population models. */
+/** Format name of v1 population models (one aligned forest). */
 export const ENERGY_POPULATION_FORMAT = "energy-population-v1";
+/** Format of a user's blended model: candidates mixed by weights fitted on held-out rows. */
+export const ENERGY_BLENDED_FORMAT = "energy-user-v2";
+/** Format of the pooled population model: one forest over all users with user-level features. */
+export const ENERGY_POOLED_FORMAT = "energy-population-v2";
+
+/** Every kind of header an envelope may carry. */
+export type EnvelopeMeta = UserModelMeta | PopulationMeta | BlendedUserMeta | PooledPopulationMeta;
+const KINDS: readonly string[] = ["user", "population", "blended-user", "pooled-population"];
 
 const MAGIC = [0x4d, 0x4c, 0x45, 0x31]; // "MLE1"
 
+const pad8 = (n: number) => n + ((8 - (n % 8)) % 8);
+
 /**
- * Packs settings and an optional forest blob: magic, header length, JSON
- * header, forest bytes. The JSON is padded with spaces so the forest starts
- * 8-byte aligned, which lets the forest's loader read it in place.
+ * Packs settings and forest blobs: magic, header length, JSON header, then
+ * each blob. The JSON is padded with spaces and each blob to 8 bytes, so
+ * every forest starts 8-byte aligned and its loader reads it in place. With
+ * several blobs (an array) their lengths go into the header as `parts`.
  */
-export function encodeEnvelope(meta: UserModelMeta | PopulationMeta, forest: Uint8Array | null): Uint8Array {
-  const json = new TextEncoder().encode(JSON.stringify(meta));
-  const headerBytes = json.byteLength + ((8 - (json.byteLength % 8)) % 8);
-  const out = new Uint8Array(8 + headerBytes + (forest?.byteLength ?? 0));
+export function encodeEnvelope(meta: EnvelopeMeta, forest: Uint8Array | null | readonly Uint8Array[]): Uint8Array {
+  const parts = forest === null ? [] : forest instanceof Uint8Array ? [forest] : forest;
+  const header = Array.isArray(forest) ? { ...meta, parts: parts.map((p) => p.byteLength) } : meta;
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const headerBytes = pad8(json.byteLength);
+  const bodyBytes = parts.reduce((a, p, i) => a + (i === parts.length - 1 ? p.byteLength : pad8(p.byteLength)), 0);
+  const out = new Uint8Array(8 + headerBytes + bodyBytes);
   out.set(MAGIC, 0);
   new DataView(out.buffer).setUint32(4, headerBytes, true);
   out.set(json, 8);
   out.fill(0x20, 8 + json.byteLength, 8 + headerBytes); // spaces: still valid JSON
-  if (forest !== null) out.set(forest, 8 + headerBytes);
+  let at = 8 + headerBytes;
+  for (const p of parts) {
+    out.set(p, at);
+    at += pad8(p.byteLength);
+  }
   return out;
 }
 
 /** Unpacks encodeEnvelope's bytes; a foreign or cut blob is a ForestFormatError saying what was found. */
-export function decodeEnvelope(blob: Uint8Array): { meta: UserModelMeta | PopulationMeta; forest: Uint8Array | null } {
+export function decodeEnvelope(blob: Uint8Array): { meta: EnvelopeMeta; forest: Uint8Array | null; parts: Uint8Array[] } {
   if (blob.byteLength < 8 || MAGIC.some((b, i) => blob[i] !== b)) {
     throw new ForestFormatError(`not an energy model: expected magic MLE1, found ${blob.byteLength} bytes starting ${[...blob.slice(0, 4)].join(",")}`);
   }
   const length = new DataView(blob.buffer, blob.byteOffset, blob.byteLength).getUint32(4, true);
   if (8 + length > blob.byteLength) throw new ForestFormatError(`energy model header says ${length} bytes but only ${blob.byteLength - 8} follow`);
-  let meta: UserModelMeta | PopulationMeta;
+  let meta: EnvelopeMeta & { parts?: unknown };
   try {
-    meta = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(blob.subarray(8, 8 + length))) as UserModelMeta | PopulationMeta;
+    meta = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(blob.subarray(8, 8 + length))) as EnvelopeMeta;
   } catch {
     throw new ForestFormatError("energy model header is not valid JSON");
   }
   const kind = (meta as { kind?: unknown } | null)?.kind;
-  if (kind !== "user" && kind !== "population") throw new ForestFormatError(`unknown energy model kind ${String(kind)}`);
+  if (typeof kind !== "string" || !KINDS.includes(kind)) throw new ForestFormatError(`unknown energy model kind ${String(kind)}`);
   const rest = blob.subarray(8 + length);
-  return { meta, forest: rest.byteLength === 0 ? null : rest };
+  if (!Array.isArray(meta.parts)) return { meta, forest: rest.byteLength === 0 ? null : rest, parts: rest.byteLength === 0 ? [] : [rest] };
+  const parts: Uint8Array[] = [];
+  let at = 0;
+  for (const size of meta.parts as unknown[]) {
+    if (typeof size !== "number" || !Number.isInteger(size) || size < 0 || at + size > rest.byteLength) {
+      throw new ForestFormatError(`energy model part of ${String(size)} bytes does not fit in the ${rest.byteLength} bytes that follow`);
+    }
+    parts.push(rest.subarray(at, at + size));
+    at += pad8(size);
+  }
+  return { meta, forest: parts[0] ?? null, parts };
 }

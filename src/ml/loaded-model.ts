@@ -1,23 +1,102 @@
+import type { EnergyFeatureValues } from "../domain.ts";
 import { forestAlgorithm } from "./algorithms.ts";
-import { ENERGY_POPULATION_FORMAT, ENERGY_USER_FORMAT, type PopulationModel, type UserModel } from "./energy-model.ts";
+import {
+  ENERGY_BLENDED_FORMAT,
+  ENERGY_POOLED_FORMAT,
+  ENERGY_POPULATION_FORMAT,
+  ENERGY_USER_FORMAT,
+  decodeEnvelope,
+  pooledProbabilities,
+  predictBlended,
+  predictPopulation,
+  predictUser,
+  type AnyPopulation,
+  type BlendedUser,
+  type PooledPopulation,
+  type PopulationModel,
+  type UserModel,
+} from "./energy-model.ts";
+import { applyTemperature } from "./calibration.ts";
+import { emptyStats } from "./user-stats.ts";
+import { mixProbabilities } from "./blend.ts";
+import { circadianPrior } from "./circadian-prior.ts";
+import { energyFeatureRow } from "./features.ts";
 import type { Forest } from "./forest.ts";
-import { loadPopulation, loadUserModel } from "./train-energy.ts";
+
+/** Loads a population model blob of either format; `withFolds` also loads the leave-fold-out forests (training only). */
+export function loadPopulation(blob: Uint8Array, withFolds = false): AnyPopulation {
+  const { meta, parts } = decodeEnvelope(blob);
+  if ((meta.kind !== "population" && meta.kind !== "pooled-population") || parts[0] === undefined) throw new RangeError("not a population model");
+  const algorithm = forestAlgorithm(meta.forestKind);
+  if (meta.kind === "population") return { meta, forest: algorithm.load(parts[0]) };
+  const folds = withFolds ? parts.slice(1).map((p) => (p.byteLength === 0 ? null : algorithm.load(p))) : [];
+  return { meta, forest: algorithm.load(parts[0]), folds };
+}
+
+/** Loads a v1 user model blob (its population is resolved by the caller). */
+export function loadUserModel(blob: Uint8Array): UserModel {
+  const { meta, forest } = decodeEnvelope(blob);
+  if (meta.kind !== "user") throw new RangeError("not a user model");
+  return { meta, forest: forest === null || meta.forestKind === null ? null : forestAlgorithm(meta.forestKind).load(forest) };
+}
+
+/** Loads a blended user model blob (its population is resolved by the caller). */
+export function loadBlendedUser(blob: Uint8Array): BlendedUser {
+  const { meta, parts } = decodeEnvelope(blob);
+  if (meta.kind !== "blended-user") throw new RangeError("not a blended user model");
+  const load = (p: Uint8Array | undefined) => (p === undefined || p.byteLength === 0 || meta.forestKind === null ? null : forestAlgorithm(meta.forestKind).load(p));
+  return { meta, spec: load(parts[0]), own: load(parts[1]) };
+}
+
+/** What a population model says of a user with no data: pooled with empty stats, or v1 at shift 0; calibrated. */
+export function predictAnyPopulation(population: AnyPopulation, f: EnergyFeatureValues): number[] {
+  if (population.meta.kind === "population") return predictPopulation(population as PopulationModel, f);
+  const pooled = population as PooledPopulation;
+  const [w = 1, prior = 0] = pooled.meta.coldWeights;
+  const p = prior > 0 ? mixProbabilities([w, prior], [pooledProbabilities(pooled, emptyStats(), f), circadianPrior(f.hour_of_day)]) : pooledProbabilities(pooled, emptyStats(), f);
+  return applyTemperature(p, pooled.meta.temperature);
+}
 
 /** A stored model read back into memory, whatever its format. */
 export type LoadedModel =
   | { readonly kind: "forest"; readonly forest: Forest }
   | { readonly kind: "user"; readonly model: UserModel }
-  | { readonly kind: "population"; readonly model: PopulationModel };
+  | { readonly kind: "blended"; readonly model: BlendedUser }
+  | { readonly kind: "population"; readonly model: AnyPopulation };
 
 /** Memory a loaded model holds, as far as its forests report it (else the blob's size). */
 export function loadedModelBytes(model: LoadedModel, blobBytes: number): number {
-  const forest = model.kind === "forest" ? model.forest : model.model.forest;
-  return Math.max(blobBytes, forest?.memoryBytes ?? 0);
+  const forests =
+    model.kind === "forest" ? [model.forest] : model.kind === "blended" ? [model.model.spec, model.model.own] : [model.model.forest];
+  return Math.max(blobBytes, forests.reduce((a, f) => a + (f?.memoryBytes ?? 0), 0));
 }
 
 /** Reads a model_data blob by its model_format; throws (ForestFormatError, RangeError) when it cannot. */
 export function loadModel(format: string, blob: Uint8Array): LoadedModel {
+  if (format === ENERGY_BLENDED_FORMAT) return { kind: "blended", model: loadBlendedUser(blob) };
   if (format === ENERGY_USER_FORMAT) return { kind: "user", model: loadUserModel(blob) };
-  if (format === ENERGY_POPULATION_FORMAT) return { kind: "population", model: loadPopulation(blob) };
+  if (format === ENERGY_POPULATION_FORMAT || format === ENERGY_POOLED_FORMAT) return { kind: "population", model: loadPopulation(blob) };
   return { kind: "forest", forest: forestAlgorithm(format).load(blob) };
+}
+
+/** The population version a user's energy model was fitted with, which must be loaded to predict with it (null: none). */
+export function populationIdOf(model: LoadedModel): string | null {
+  return model.kind === "user" || model.kind === "blended" ? model.model.meta.populationModelId : null;
+}
+
+/** Energy probabilities of a loaded model of any format, with the population it was fitted with: the one switch on formats. */
+export function energyScorer(model: LoadedModel, population: AnyPopulation | null): (f: EnergyFeatureValues) => number[] {
+  switch (model.kind) {
+    case "blended":
+      return (f) => predictBlended(model.model, population, f);
+    case "user": {
+      const v1 = population?.meta.kind === "population" ? (population as PopulationModel) : null;
+      return (f) => predictUser(model.model, v1, f);
+    }
+    case "population":
+      return (f) => predictAnyPopulation(model.model, f);
+    case "forest":
+      // A version from before the population model: a forest on the spec's five raw features.
+      return (f) => model.forest.predictProba(energyFeatureRow(f));
+  }
 }

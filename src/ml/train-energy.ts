@@ -1,28 +1,47 @@
 import type { EnergyFeatureValues } from "../domain.ts";
 import { forestAlgorithm } from "./algorithms.ts";
+import { fitBlendWeights, mixProbabilities } from "./blend.ts";
 import { applyTemperature, fitTemperature } from "./calibration.ts";
+import { circadianPrior } from "./circadian-prior.ts";
 import {
-  estimateShiftWith,
-  ENERGY_POPULATION_FORMAT,
-  ENERGY_USER_FORMAT,
-  decodeEnvelope,
+  CANDIDATES,
+  candidateProbabilities,
+  ENERGY_BLENDED_FORMAT,
+  ENERGY_POOLED_FORMAT,
   encodeEnvelope,
   energyModelRow,
   estimateShift,
-  predictPopulation,
+  estimateShiftWith,
+  pooledProbabilities,
+  pooledRow,
   predictUser,
-  type PopulationMeta,
+  type AnyPopulation,
+  type BlendedUserMeta,
+  type CandidateName,
+  type PooledPopulation,
+  type PooledPopulationMeta,
   type PopulationModel,
   type UserModel,
   type UserModelMeta,
 } from "./energy-model.ts";
 import { argmax, heldOutPredictions, score, seededRandom } from "./evaluation.ts";
-import type { ForestOptions } from "./forest.ts";
+import { energyFeatureRow } from "./features.ts";
+import { energyScorer, loadModel, loadPopulation } from "./loaded-model.ts";
+import type { Forest, ForestOptions } from "./forest.ts";
 import type { Comparison, Evaluation, TrainResult } from "./train-model.ts";
+import { addToStats, emptyStats, levelCounts, statsOf, type UserStats } from "./user-stats.ts";
 
 /**
  * Training jobs of the production energy model (see energy-model.ts). Pure:
  * plain data in, plain data out, the same in a worker and in a test.
+ *
+ * A user's model is a blend of candidates (the spec's per-user forest, the
+ * user's forest on engineered features, the pooled population model, the
+ * circadian prior, the user's label frequencies) with weights fitted on the
+ * user's own held-out rows: nothing about which one suits a user is assumed.
+ * The pooled population model is one forest over all users whose rows carry
+ * the user's level and their level near each hour and weekday, estimated from
+ * their other rows, so it learns how much a user's history says about them.
  */
 
 /** A stored model handed to a job. */
@@ -32,19 +51,24 @@ export interface StoredModelBlob {
   readonly blob: Uint8Array;
 }
 
-/** How much a user's own forest counts: w = n / (n + priorWeight). */
+/** Settings of a user's model. */
 export interface UserModelSettings {
+  /** Weight of the population against the user's forest when placing a day moved by drift: w = n / (n + priorWeight). */
   readonly priorWeight: number;
-  /** Fewest samples before a user gets a forest of their own. */
+  /** Fewest samples before a user gets forests of their own. */
   readonly minForestSamples: number;
+  /** Pseudo-rows of the blend weights' prior: how much held-out evidence it takes to move them. */
+  readonly blendStrength: number;
 }
 
-/** Default settings, chosen with `npm run eval`. */
-export const DEFAULT_USER_MODEL_SETTINGS: UserModelSettings = { priorWeight: 150, minForestSamples: 30 };
+/** Default settings. */
+export const DEFAULT_USER_MODEL_SETTINGS: UserModelSettings = { priorWeight: 150, minForestSamples: 10, blendStrength: 3 };
 
 /** Fit a user's model. */
 export interface UserEnergyJob {
   readonly kind: "energy-user";
+  /** Picks the user's fold of the pooled population, whose forest never saw them. */
+  readonly userId?: string;
   readonly samples: readonly EnergyFeatureValues[];
   readonly labels: readonly number[];
   /** The active population model, if any. */
@@ -66,6 +90,8 @@ export interface UserEnergyJob {
 
 /** One user's samples in a population job. */
 export interface UserSamples {
+  /** Decides the user's fold (see userFold); rows without one are folded by position. */
+  readonly userId?: string;
   readonly samples: readonly EnergyFeatureValues[];
   readonly labels: readonly number[];
 }
@@ -76,29 +102,20 @@ export interface PopulationJob {
   readonly users: readonly UserSamples[];
   readonly forestKind: string;
   readonly options: ForestOptions;
-  /** Rounds of (fit forest, re-estimate every user's shift). */
-  readonly alignmentRounds?: number;
 }
 
-/** Loads a population model blob. */
-export function loadPopulation(blob: Uint8Array): PopulationModel {
-  const { meta, forest } = decodeEnvelope(blob);
-  if (meta.kind !== "population" || forest === null) throw new RangeError("not a population model");
-  return { meta, forest: forestAlgorithm(meta.forestKind).load(forest) };
-}
-
-/** Loads a user model blob (its population is resolved by the caller). */
-export function loadUserModel(blob: Uint8Array): UserModel {
-  const { meta, forest } = decodeEnvelope(blob);
-  if (meta.kind !== "user") throw new RangeError("not a user model");
-  return { meta, forest: forest === null || meta.forestKind === null ? null : forestAlgorithm(meta.forestKind).load(forest) };
+/** Deterministic fold of a user id among `folds` (FNV-1a), so a population and a user's job agree without storing a list. */
+export function userFold(userId: string, folds: number): number {
+  let h = 2166136261;
+  for (const ch of userId) h = Math.imul(h ^ ch.codePointAt(0)!, 16777619);
+  return (h >>> 0) % folds;
 }
 
 /**
- * Fits a user's model (temperature 1) on samples, against a population model
- * (or the prior). The user's own forest sees hours on the population's clock
- * (shifted by the user's shift), so when the user's day moves, what it
- * learned still applies once the new shift is known.
+ * Fits the user's own forest on engineered features (temperature 1), at a
+ * shift placed against a v1 population model or the prior. The forest sees
+ * hours on that clock, so when the user's day moves, what it learned still
+ * applies once the new shift is known.
  */
 export function fitUserModel(
   samples: readonly EnergyFeatureValues[],
@@ -149,53 +166,89 @@ export function fitUserModel(
   return { model: { meta, forest }, forestBlob };
 }
 
+/** How much the blend's prior favours each candidate before any held-out evidence: the pooled model, when there is one, most. */
+const CANDIDATE_PRIOR: Readonly<Record<CandidateName, number>> = { spec: 1, own: 1, pooled: 3, population: 2, prior: 1, level: 1 };
+
+/** The candidates fitted on some of a user's rows. */
+interface FittedCandidates {
+  readonly spec: Forest | null;
+  readonly own: Forest | null;
+  readonly shift: number;
+  readonly meanAvg: number;
+  readonly stats: UserStats;
+  readonly classFrequencies: readonly number[];
+}
+
 /** Trains, evaluates (held-out, calibrated) and, when asked, compares with the active model. */
 export function trainUserEnergy(job: UserEnergyJob): TrainResult {
-  const population = job.population === null ? null : loadPopulation(job.population.blob);
+  const population = job.population === null ? null : loadPopulation(job.population.blob, true);
   const populationId = job.population?.modelId ?? null;
   const n = job.samples.length;
   if (n === 0) throw new RangeError("cannot train on 0 samples");
-  const fit = (samples: readonly EnergyFeatureValues[], labels: readonly number[]) =>
-    fitUserModel(samples, labels, population, populationId, job.forestKind, job.options, job.settings, job.earlier, job.shiftPriorSd);
+  const v1Population = population?.meta.kind === "population" ? (population as PopulationModel) : null;
+  const pooled = population?.meta.kind === "pooled-population" ? (population as PooledPopulation) : null;
+  const classFrequencies = pooled?.meta.classFrequencies ?? [1 / 3, 1 / 3, 1 / 3];
+  // The pooled forest that never saw this user's rows scores them honestly; the full one answers afterwards.
+  const honestPooled = pooled === null ? null : pooled.folds.length === 0 ? null : (pooled.folds[userFold(job.userId ?? "", pooled.folds.length)] ?? null);
+
+  const names = CANDIDATES.filter((name) => {
+    if (name === "spec" || name === "own") return n >= job.settings.minForestSamples;
+    if (name === "pooled") return honestPooled !== null;
+    if (name === "population") return v1Population !== null;
+    return true;
+  });
+  const withForests = names.includes("spec");
+  // Inside the folds too: a candidate scored as something else than what it will predict with would be weighed wrongly.
+  const ownSettings = { ...job.settings, minForestSamples: withForests ? 1 : Number.POSITIVE_INFINITY };
+  const fit = (idx: readonly number[] | null): FittedCandidates => {
+    const samples = idx === null ? job.samples : idx.map((i) => job.samples[i]!);
+    const labels = idx === null ? job.labels : idx.map((i) => job.labels[i]!);
+    const own = fitUserModel(samples, labels, v1Population, populationId, job.forestKind, job.options, ownSettings, job.earlier, job.shiftPriorSd);
+    const spec = withForests ? forestAlgorithm(job.forestKind).fit(samples.map(energyFeatureRow), labels, 3, { ...job.options, seed: job.options.seed + 1 }) : null;
+    return { spec, own: own.model.forest, shift: own.model.meta.shift, meanAvg: own.model.meta.meanAvg, stats: statsOf(samples, labels), classFrequencies };
+  };
+  const predictAll = (fitted: FittedCandidates, f: EnergyFeatureValues, pooledForest: Forest | null) =>
+    names.map((name) => candidateProbabilities(name, { spec: fitted.spec, own: fitted.own, meta: fitted }, population, f, pooledForest) ?? circadianPrior(f.hour_of_day));
+
   const held = heldOutPredictions(job.labels, job.options.seed, (train, test) => {
-    const { model } = fit(
-      train.map((i) => job.samples[i]!),
-      train.map((i) => job.labels[i]!),
-    );
-    return test.map((i) => predictUser(model, population, job.samples[i]!));
+    const fitted = fit(train);
+    return test.map((i) => predictAll(fitted, job.samples[i]!, honestPooled).flat());
   });
   const truth = held.rows.map((i) => job.labels[i]!);
+  const perCandidate = names.map((_, k) => held.probabilities.map((flat) => flat.slice(3 * k, 3 * k + 3)));
+  const weights = fitBlendWeights(perCandidate, truth, names.map((name) => CANDIDATE_PRIOR[name]), job.settings.blendStrength);
+  const blended = held.probabilities.map((_, r) => mixProbabilities(weights, perCandidate.map((rows) => rows[r]!)));
   // Too few held-out rows to fit a temperature: keep the population's, which was fitted on many users.
-  const temperature = held.rows.length >= 30 ? fitTemperature(held.probabilities, truth) : (population?.meta.temperature ?? 1);
-  const calibrated = held.probabilities.map((p) => applyTemperature(p, temperature));
-  const evaluation: Evaluation = { ...score(calibrated, truth), method: held.method };
+  const temperature = held.rows.length >= 30 ? fitTemperature(blended, truth) : (population?.meta.temperature ?? 1);
+  const calibrated = blended.map((p) => applyTemperature(p, temperature));
+  const rounded = Object.fromEntries(names.map((name, k) => [name, Math.round(weights[k]! * 1e4) / 1e4]));
+  const evaluation: Evaluation = { ...score(calibrated, truth), method: `${held.method} (blend weights fitted on the same held-out rows)`, weights: rounded };
 
-  const final = fit(job.samples, job.labels);
-  const meta: UserModelMeta = { ...final.model.meta, temperature };
-  const result: TrainResult = { format: ENERGY_USER_FORMAT, modelData: encodeEnvelope(meta, final.forestBlob), evaluation };
+  const final = fit(null);
+  const meta: BlendedUserMeta = {
+    kind: "blended-user",
+    populationModelId: populationId,
+    shift: final.shift,
+    meanAvg: final.meanAvg,
+    temperature,
+    forestKind: final.spec === null && final.own === null ? null : job.forestKind,
+    weights: rounded,
+    stats: final.stats,
+    classFrequencies,
+  };
+  const parts = [final.spec?.serialize() ?? new Uint8Array(0), final.own?.serialize() ?? new Uint8Array(0)];
+  const result: TrainResult = { format: ENERGY_BLENDED_FORMAT, modelData: encodeEnvelope(meta, parts), evaluation };
   if (job.active === undefined) return result;
 
-  const comparison = compare(job, held.rows, calibrated, (f) => {
-    const active = job.active!;
-    const activePopulation = active.population === null ? null : loadPopulation(active.population.blob);
-    return activePredictor(active.model, activePopulation)(f);
-  });
+  const active = job.active;
+  const activePopulation = active.population === null ? null : loadPopulation(active.population.blob);
+  const comparison = compare(job, held.rows, calibrated, activePredictor(active.model, activePopulation));
   return comparison === undefined ? result : { ...result, comparison };
 }
 
 /** Predictions of a stored energy model of any format we have written. */
-export function activePredictor(model: StoredModelBlob, population: PopulationModel | null): (f: EnergyFeatureValues) => number[] {
-  if (model.format === ENERGY_USER_FORMAT) {
-    const user = loadUserModel(model.blob);
-    return (f) => predictUser(user, population, f);
-  }
-  if (model.format === ENERGY_POPULATION_FORMAT) {
-    const pop = loadPopulation(model.blob);
-    return (f) => predictPopulation(pop, f);
-  }
-  // Models from before the population model: a plain forest on the spec's five raw features.
-  const forest = forestAlgorithm(model.format).load(model.blob);
-  return (f) => forest.predictProba([f.hour_of_day, f.day_of_week, f.tasks_completed_today, f.avg_energy_last_7_days, f.sleep_quality ?? Number.NaN]);
+export function activePredictor(model: StoredModelBlob, population: AnyPopulation | null): (f: EnergyFeatureValues) => number[] {
+  return energyScorer(loadModel(model.format, model.blob), population);
 }
 
 function compare(
@@ -216,60 +269,116 @@ function compare(
   return samples === 0 ? undefined : { samples, candidateAccuracy: candidateHits / samples, activeAccuracy: activeHits / samples };
 }
 
+/** History sizes drawn per user when building pooled rows: a share of new users, the rest log-uniform up to 300. */
+const HISTORY_DRAWS = 4;
+const MAX_HISTORY = 300;
+
 /**
- * Fits the population forest with users' hours aligned: fit, re-estimate every
- * user's shift under the fit, refit. Shifts are centred on their median so the
- * population's day stays where the typical user's is.
+ * The pooled forest's training rows. Each row carries its user's stats from a
+ * random subset of their OTHER rows (never its own label), of a random size
+ * from none to hundreds, so the forest learns how far to trust a history of
+ * each length: the situation of every user it will answer.
  */
-export function fitPopulation(users: readonly UserSamples[], forestKind: string, options: ForestOptions, rounds = 2): PopulationModel {
-  const all = users.flatMap((u) => u.samples);
-  const meanAvg = all.length === 0 ? 2 : all.reduce((a, f) => a + f.avg_energy_last_7_days, 0) / all.length;
-  const labels = users.flatMap((u) => [...u.labels]);
-  let shifts = users.map(() => 0);
-  const forestOptions: ForestOptions = { ...options, minSamplesLeaf: options.minSamplesLeaf ?? 5 };
-  const meta: PopulationMeta = { kind: "population", meanAvg, temperature: 1, forestKind };
-  let model: PopulationModel | null = null;
-  for (let round = 0; round <= rounds; round++) {
-    const rows = users.flatMap((u, ui) => u.samples.map((f) => energyModelRow(f, shifts[ui]!, meanAvg)));
-    model = { meta, forest: forestAlgorithm(forestKind).fit(rows, labels, 3, forestOptions) };
-    if (round === rounds) break;
-    const current = model;
-    shifts = users.map((u) => estimateShift(current, u.samples, u.labels));
-    const sorted = [...shifts].sort((a, b) => a - b);
-    const median = sorted[Math.floor(sorted.length / 2)] ?? 0;
-    shifts = shifts.map((s) => s - median);
+export function pooledTrainingRows(
+  users: readonly UserSamples[],
+  meanAvg: number,
+  classFrequencies: readonly number[],
+  seed: number,
+): { rows: number[][]; labels: number[] } {
+  const random = seededRandom(seed);
+  const rows: number[][] = [];
+  const labels: number[] = [];
+  for (const u of users) {
+    const n = u.samples.length;
+    const draws = Array.from({ length: HISTORY_DRAWS }, () => {
+      const most = Math.min(n - 1, MAX_HISTORY);
+      const size = most < 1 || random() < 0.15 ? 0 : Math.min(most, Math.round(Math.exp(random() * Math.log(most + 1))));
+      // Partial Fisher-Yates: a uniform subset of `size` rows.
+      const order = Array.from({ length: n }, (_, i) => i);
+      for (let i = 0; i < size; i++) {
+        const j = i + Math.floor(random() * (n - i));
+        [order[i], order[j]] = [order[j]!, order[i]!];
+      }
+      const chosen = new Set(order.slice(0, size));
+      return { stats: statsOf(u.samples, u.labels, [...chosen]), chosen };
+    });
+    u.samples.forEach((f, i) => {
+      const draw = draws[Math.floor(random() * HISTORY_DRAWS)]!;
+      const label = u.labels[i]!;
+      const inside = draw.chosen.has(i);
+      if (inside) addToStats(draw.stats, f, label, -1);
+      rows.push(pooledRow(f, draw.stats, meanAvg, classFrequencies));
+      if (inside) addToStats(draw.stats, f, label, 1);
+      labels.push(label);
+    });
   }
-  return model!;
+  return { rows, labels };
 }
 
-/** Trains the population model, evaluated on users it never saw, with no data of theirs (cold start). */
+/**
+ * Trains the pooled population model. Users are split into folds by id; the
+ * forest fitted without a fold scores that fold's users cold (no data of
+ * theirs) for the evaluation, and later scores their own rows inside their
+ * user-model fits without having seen them. The circadian prior is scored on
+ * the same rows, so the first population model is activated only if it
+ * beats having none.
+ */
 export function trainPopulation(job: PopulationJob): TrainResult {
   const users = job.users.filter((u) => u.samples.length > 0);
   if (users.length === 0) throw new RangeError("cannot train a population model without samples");
-  const random = seededRandom(job.options.seed);
-  const order = users.map((_, i) => i).sort(() => random() - 0.5);
-  const k = Math.min(5, users.length);
+  const all = users.flatMap((u) => u.samples);
+  const meanAvg = all.reduce((a, f) => a + f.avg_energy_last_7_days, 0) / all.length;
+  const counts = levelCounts(statsOf(all, users.flatMap((u) => [...u.labels])));
+  const total = counts[0] + counts[1] + counts[2];
+  const classFrequencies = counts.map((c) => (c + 1) / (total + 3));
+  const forestKind = job.forestKind;
+  const fitOn = (members: readonly UserSamples[], nEstimators: number, seed: number) => {
+    const { rows, labels } = pooledTrainingRows(members, meanAvg, classFrequencies, seed);
+    return forestAlgorithm(forestKind).fit(rows, labels, 3, { ...job.options, nEstimators, seed, minSamplesLeaf: job.options.minSamplesLeaf ?? 5 });
+  };
+  const k = users.length >= 2 ? Math.min(5, users.length) : 0;
+  const foldOf = users.map((u, i) => (u.userId === undefined ? i % Math.max(1, k) : userFold(u.userId, Math.max(1, k))));
+  const foldForests: (Forest | null)[] = [];
   const probabilities: number[][] = [];
+  const prior: number[][] = [];
   const truth: number[] = [];
-  if (k >= 2) {
-    for (let fold = 0; fold < k; fold++) {
-      const test = order.filter((_, j) => j % k === fold).map((i) => users[i]!);
-      const train = order.filter((_, j) => j % k !== fold).map((i) => users[i]!);
-      const model = fitPopulation(train, job.forestKind, job.options, job.alignmentRounds);
-      for (const u of test) {
-        u.samples.forEach((f, i) => {
-          probabilities.push(predictPopulation(model, f));
-          truth.push(u.labels[i]!);
-        });
-      }
+  const meta0: PooledPopulationMeta = { kind: "pooled-population", meanAvg, temperature: 1, forestKind, classFrequencies, folds: k, coldWeights: [1, 0] };
+  for (let fold = 0; fold < k; fold++) {
+    const train = users.filter((_, i) => foldOf[i] !== fold);
+    const test = users.filter((_, i) => foldOf[i] === fold);
+    if (train.length === 0 || test.length === 0) {
+      foldForests.push(train.length === 0 ? null : fitOn(train, Math.max(10, Math.round(job.options.nEstimators / 2)), job.options.seed + 1 + fold));
+      continue;
+    }
+    const forest = fitOn(train, Math.max(10, Math.round(job.options.nEstimators / 2)), job.options.seed + 1 + fold);
+    foldForests.push(forest);
+    const model: PooledPopulation = { meta: meta0, forest, folds: [] };
+    for (const u of test) {
+      u.samples.forEach((f, i) => {
+        probabilities.push(pooledProbabilities(model, emptyStats(), f));
+        prior.push(circadianPrior(f.hour_of_day));
+        truth.push(u.labels[i]!);
+      });
     }
   }
-  const temperature = fitTemperature(probabilities, truth);
-  const evaluation: Evaluation = {
-    ...score(probabilities.map((p) => applyTemperature(p, temperature)), truth),
-    method: k >= 2 ? `${k}-fold cross-validation over ${users.length} users, cold start (no data of the user)` : "not evaluated: one user",
+  // A new user's answer mixes the pooled model with the prior, by weights fitted on users the folds never saw.
+  const coldWeights = truth.length > 0 ? fitBlendWeights([probabilities, prior], truth, [1, 1]) : [1, 0];
+  const cold = probabilities.map((p, i) => mixProbabilities(coldWeights, [p, prior[i]!]));
+  const temperature = fitTemperature(cold, truth);
+  const scored = score(cold.map((p) => applyTemperature(p, temperature)), truth);
+  const evaluation: Evaluation & { users: number } = {
+    ...scored,
+    weights: { pooled: Math.round(coldWeights[0]! * 1e4) / 1e4, prior: Math.round(coldWeights[1]! * 1e4) / 1e4 },
+    users: users.length,
+    method: truth.length > 0 ? `leave-users-out over ${k} folds of ${users.length} users, cold start (no data of the user)` : "not evaluated: one user",
   };
-  const final = fitPopulation(users, job.forestKind, job.options, job.alignmentRounds);
-  const meta: PopulationMeta = { ...final.meta, temperature };
-  return { format: ENERGY_POPULATION_FORMAT, modelData: encodeEnvelope(meta, final.forest.serialize()), evaluation };
+  const final = fitOn(users, job.options.nEstimators, job.options.seed);
+  const meta: PooledPopulationMeta = { ...meta0, temperature, coldWeights: coldWeights.map((w) => Math.round(w * 1e4) / 1e4) };
+  const parts = [final.serialize(), ...foldForests.map((f) => f?.serialize() ?? new Uint8Array(0))];
+  return {
+    format: ENERGY_POOLED_FORMAT,
+    modelData: encodeEnvelope(meta, parts),
+    evaluation,
+    baseline: { name: "circadian prior", accuracy: score(prior, truth).accuracy, users: users.length },
+  };
 }

@@ -30,6 +30,8 @@ export interface TrainJob {
 export interface Evaluation extends Scores {
   /** e.g. "stratified 5-fold cross-validation". */
   readonly method: string;
+  /** Blended models: each candidate's weight (shown by ListModels). */
+  readonly weights?: Readonly<Record<string, number>>;
 }
 
 /** Both models scored on the same rows, which the active model was not trained on. */
@@ -45,6 +47,8 @@ export interface TrainResult {
   readonly modelData: Uint8Array;
   readonly evaluation: Evaluation;
   readonly comparison?: Comparison;
+  /** What a first version must beat to be activated (the population model: the circadian prior on the same held-out users). */
+  readonly baseline?: { readonly name: string; readonly accuracy: number; readonly users: number };
 }
 
 

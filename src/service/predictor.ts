@@ -3,9 +3,10 @@ import { ENERGY_LABELS, type EnergyFeatureValues, type EnergyLabel } from "../do
 import type { ModelRow } from "../db/models.ts";
 import { ModelLoadFailed } from "../errors.ts";
 import { circadianPrior } from "../ml/circadian-prior.ts";
-import { predictPopulation, predictUser, type PopulationModel } from "../ml/energy-model.ts";
+import type { AnyPopulation } from "../ml/energy-model.ts";
+import { energyScorer, populationIdOf, predictAnyPopulation } from "../ml/loaded-model.ts";
 import { argmax } from "../ml/evaluation.ts";
-import { energyFeatureRow, localHourAndWeekday } from "../ml/features.ts";
+import { localHourAndWeekday } from "../ml/features.ts";
 import type { ActiveModels } from "./active-models.ts";
 import type { ModelCache } from "./model-cache.ts";
 import type { PredictionLog } from "./prediction-log.ts";
@@ -71,7 +72,7 @@ interface ModelChoice {
 
 /** Builds the predictor. */
 export function createPredictor({ activeModels, cache, predictionLog }: PredictorDeps): Predictor {
-  async function population(modelId: string): Promise<PopulationModel> {
+  async function population(modelId: string): Promise<AnyPopulation> {
     const loaded = await cache.get(modelId);
     if (loaded.kind !== "population") throw new ModelLoadFailed(modelId, `expected a population model, found a ${loaded.kind} model`);
     return loaded.model;
@@ -80,20 +81,17 @@ export function createPredictor({ activeModels, cache, predictionLog }: Predicto
   /** The scorer from what is already in memory, or undefined when something must be loaded first. */
   function scorerNow(userId: string): ModelChoice | undefined {
     const own = activeModels.peek(userId, "energy_prediction");
-    if (own === undefined) return undefined;
-    if (own !== null) {
-      const loaded = cache.peek(own.model_id);
-      if (loaded?.kind !== "user") return undefined;
-      const popId = loaded.model.meta.populationModelId;
-      let pop: PopulationModel | null = null;
-      if (popId !== null) {
-        const p = cache.peek(popId);
-        if (p?.kind !== "population") return undefined;
-        pop = p.model;
-      }
-      return { score: (f) => predictUser(loaded.model, pop, f), model: own, source: "user" };
+    if (own === undefined || own === null) return undefined;
+    const loaded = cache.peek(own.model_id);
+    if (loaded === undefined) return undefined;
+    const popId = populationIdOf(loaded);
+    let pop: AnyPopulation | null = null;
+    if (popId !== null) {
+      const p = cache.peek(popId);
+      if (p?.kind !== "population") return undefined;
+      pop = p.model;
     }
-    return undefined;
+    return { score: energyScorer(loaded, pop), model: own, source: "user" };
   }
 
   /** Resolves the model that answers for a user, once per call (or per forecast). */
@@ -101,21 +99,14 @@ export function createPredictor({ activeModels, cache, predictionLog }: Predicto
     const own = await activeModels.get(userId, "energy_prediction");
     if (own !== null) {
       const loaded = await cache.get(own.model_id);
-      if (loaded.kind === "user") {
-        const popId = loaded.model.meta.populationModelId;
-        const pop = popId === null ? null : await population(popId);
-        return { score: (f) => predictUser(loaded.model, pop, f), model: own, source: "user" };
-      }
-      if (loaded.kind === "forest") {
-        // A version from before the population model: a forest on the spec's five raw features.
-        return { score: (f) => loaded.forest.predictProba(energyFeatureRow(f)), model: own, source: "user" };
-      }
-      return { score: (f) => predictPopulation(loaded.model, f), model: own, source: "user" };
+      const popId = populationIdOf(loaded);
+      const pop = popId === null ? null : await population(popId);
+      return { score: energyScorer(loaded, pop), model: own, source: "user" };
     }
     const pop = await activeModels.get(POPULATION, "energy_prediction");
     if (pop !== null) {
       const model = await population(pop.model_id);
-      return { score: (f) => predictPopulation(model, f), model: pop, source: "population" };
+      return { score: (f) => predictAnyPopulation(model, f), model: pop, source: "population" };
     }
     return { score: (f) => circadianPrior(f.hour_of_day), model: null, source: "prior" };
   }

@@ -12,7 +12,7 @@ import {
 } from "../db/models.ts";
 import { countTrainingSamplesAfter, populationSamples, trainingSamplesBefore, trainingSamplesFor } from "../db/training-data.ts";
 import { defaultForestKind } from "../ml/algorithms.ts";
-import { decodeEnvelope, ENERGY_USER_FORMAT } from "../ml/energy-model.ts";
+import { decodeEnvelope, ENERGY_BLENDED_FORMAT, ENERGY_USER_FORMAT } from "../ml/energy-model.ts";
 import { loadedModelBytes, loadModel } from "../ml/loaded-model.ts";
 import type { StoredModelBlob, UserModelSettings, UserSamples } from "../ml/train-energy.ts";
 import type { TrainResult } from "../ml/train-model.ts";
@@ -55,7 +55,7 @@ export interface TrainOutcome {
 }
 
 /** What started a training run, as the activation log records it. */
-export type Trigger = "train" | "retrain:new-samples" | "retrain:drift" | "schedule";
+export type Trigger = "train" | "retrain:new-samples" | "retrain:drift" | "schedule" | "population:first" | "population:growth";
 
 /** Fits, stores and (when good) activates model versions. */
 export interface Trainer {
@@ -122,12 +122,12 @@ export function createTrainer(deps: TrainerDeps): Trainer {
 
   async function planPopulation(): Promise<Plan> {
     const rows = await populationSamples(db, settings.maxPopulationSamples);
-    const byUser = new Map<string, { samples: EnergyFeatureValues[]; labels: number[] }>();
+    const byUser = new Map<string, { userId: string; samples: EnergyFeatureValues[]; labels: number[] }>();
     let lastSeq = 0n;
     for (const row of rows) {
       const label = (ENERGY_LABELS as readonly string[]).indexOf(row.label);
       if (label < 0) continue;
-      const user = byUser.get(row.user_id) ?? { samples: [], labels: [] };
+      const user = byUser.get(row.user_id) ?? { userId: row.user_id, samples: [], labels: [] };
       user.samples.push(row.feature_vector as unknown as EnergyFeatureValues);
       user.labels.push(label);
       byUser.set(row.user_id, user);
@@ -186,15 +186,16 @@ export function createTrainer(deps: TrainerDeps): Trainer {
       earlier = { samples: before.features, labels: before.labels };
     }
     let activePopulation: StoredModelBlob | null = null;
-    if (activeBlob !== null && activeBlob.format === ENERGY_USER_FORMAT) {
+    if (activeBlob !== null && (activeBlob.format === ENERGY_USER_FORMAT || activeBlob.format === ENERGY_BLENDED_FORMAT)) {
       const { meta } = decodeEnvelope(activeBlob.blob);
-      const id = meta.kind === "user" ? meta.populationModelId : null;
+      const id = meta.kind === "user" || meta.kind === "blended-user" ? meta.populationModelId : null;
       activePopulation = id === null ? null : id === population?.modelId ? population : await storedBlob(db, await modelById(db, id));
     }
     return {
       ...base,
       job: {
         kind: "energy-user",
+        userId,
         samples: set.features,
         labels: set.labels,
         population,
@@ -227,7 +228,7 @@ export function createTrainer(deps: TrainerDeps): Trainer {
       format: result.format,
       modelData: result.modelData,
       trainingAccuracy: evaluation.accuracy,
-      evaluation: { ...evaluation, trigger, ...(comparison === undefined ? {} : { comparison }) },
+      evaluation: { ...evaluation, trigger, ...(comparison === undefined ? {} : { comparison }), ...(result.baseline === undefined ? {} : { baseline: result.baseline }) },
       trainingSamples: plan.samples,
       trainingDataSeq: plan.lastSeq,
       trainingSinceSeq: plan.sinceSeq,
@@ -238,7 +239,14 @@ export function createTrainer(deps: TrainerDeps): Trainer {
     const what = userId === POPULATION ? "population" : modelType;
     let activate: boolean;
     let reason: string;
-    if (active === null) {
+    if (active === null && result.baseline !== undefined) {
+      // The first population model must not make anyone worse off than the prior it replaces.
+      activate = evaluation.accuracy > result.baseline.accuracy;
+      reason =
+        `first ${what} model: held-out accuracy ${percent(evaluation.accuracy)} against ${percent(result.baseline.accuracy)} for the ` +
+        `${result.baseline.name} on the same users (${evaluation.method})` +
+        (activate ? "" : "; the prior keeps answering");
+    } else if (active === null) {
       activate = true;
       reason = `first ${what} model (held-out accuracy ${percent(evaluation.accuracy)}, ${evaluation.method})`;
     } else if (comparison !== undefined && comparison.samples >= settings.minComparisonSamples) {

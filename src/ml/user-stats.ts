@@ -1,0 +1,95 @@
+import type { EnergyFeatureValues } from "../domain.ts";
+
+/**
+ * What a pooled model needs to know of one user: how often they reported
+ * each level, overall, around each hour and on each weekday. These are
+ * counts, so a row can be taken out (leave-one-out) and put back in O(1),
+ * and they are small enough (93 numbers) to store with the user's model.
+ *
+ * From them come the user-level features of the pooled model: their level
+ * (smoothed label frequencies), their level around this hour and on this
+ * weekday, each shrunk toward the next coarser estimate by how much data
+ * backs it. A user with no history gets the population's frequencies, so
+ * the same forest answers a new user and a long-standing one.
+ */
+
+/** Label counts of a user's history: 24 hours x 3 levels, then 7 weekdays x 3 levels, flat. */
+export type UserStats = number[];
+
+const HOURS = 24;
+const DAYS = 7;
+const CLASSES = 3;
+/** Pseudo-counts pulling the user's level toward the population's. */
+const LEVEL_PRIOR = 4;
+/** Pseudo-counts pulling the level near an hour (or on a weekday) toward the user's level. */
+const LOCAL_PRIOR = 3;
+/** Width (hours) of the kernel that pools neighbouring hours: 23:00 counts for midnight. */
+const HOUR_WIDTH = 1.5;
+const KERNEL: readonly number[] = Array.from({ length: HOURS }, (_, d) => {
+  const distance = Math.min(d, HOURS - d);
+  return Math.exp(-(distance * distance) / (2 * HOUR_WIDTH * HOUR_WIDTH));
+});
+
+/** Names of the columns userLevelFeatures appends (history size, level, level near this hour, on this weekday). */
+export const USER_LEVEL_FEATURES = ["history_size", "level_low", "level_high", "level_mean", "hour_level", "day_level"] as const;
+
+/** Stats of nobody: what a new user has. */
+export function emptyStats(): UserStats {
+  return new Array<number>((HOURS + DAYS) * CLASSES).fill(0);
+}
+
+/** Adds (sign 1) or removes (sign -1) one labelled row. */
+export function addToStats(stats: UserStats, f: EnergyFeatureValues, label: number, sign = 1): void {
+  const hour = ((Math.floor(f.hour_of_day) % HOURS) + HOURS) % HOURS;
+  const day = ((Math.floor(f.day_of_week) % DAYS) + DAYS) % DAYS;
+  stats[hour * CLASSES + label]! += sign;
+  stats[(HOURS + day) * CLASSES + label]! += sign;
+}
+
+/** Stats of the given rows (all rows when `indexes` is omitted). */
+export function statsOf(samples: readonly EnergyFeatureValues[], labels: readonly number[], indexes?: readonly number[]): UserStats {
+  const stats = emptyStats();
+  if (indexes === undefined) samples.forEach((f, i) => addToStats(stats, f, labels[i]!));
+  else for (const i of indexes) addToStats(stats, samples[i]!, labels[i]!);
+  return stats;
+}
+
+/** Label counts over all hours (each row is counted once, by its hour). */
+export function levelCounts(stats: UserStats): [number, number, number] {
+  const counts: [number, number, number] = [0, 0, 0];
+  for (let h = 0; h < HOURS; h++) for (let c = 0; c < CLASSES; c++) counts[c]! += stats[h * CLASSES + c]!;
+  return counts;
+}
+
+/** The user's smoothed label frequencies: their counts plus LEVEL_PRIOR rows spread as the population's. */
+export function levelProbabilities(stats: UserStats, populationFrequencies: readonly number[]): [number, number, number] {
+  const counts = levelCounts(stats);
+  const n = counts[0] + counts[1] + counts[2];
+  const p = (c: number) => (counts[c]! + LEVEL_PRIOR * (populationFrequencies[c] ?? 1 / 3)) / (n + LEVEL_PRIOR);
+  return [p(0), p(1), p(2)];
+}
+
+/** The user-level columns for a row at features f (see USER_LEVEL_FEATURES). */
+export function userLevelFeatures(stats: UserStats, f: EnergyFeatureValues, populationFrequencies: readonly number[]): number[] {
+  const [low, medium, high] = levelProbabilities(stats, populationFrequencies);
+  const mean = (medium + 2 * high) / (low + medium + high);
+  const counts = levelCounts(stats);
+  const n = counts[0] + counts[1] + counts[2];
+  const hour = ((Math.floor(f.hour_of_day) % HOURS) + HOURS) % HOURS;
+  let weight = 0;
+  let sum = 0;
+  for (let h = 0; h < HOURS; h++) {
+    const k = KERNEL[Math.abs(h - hour)]!;
+    const base = h * CLASSES;
+    const rows = stats[base]! + stats[base + 1]! + stats[base + 2]!;
+    if (rows === 0) continue;
+    weight += k * rows;
+    sum += k * (stats[base + 1]! + 2 * stats[base + 2]!);
+  }
+  const hourLevel = (sum + LOCAL_PRIOR * mean) / (weight + LOCAL_PRIOR);
+  const day = ((Math.floor(f.day_of_week) % DAYS) + DAYS) % DAYS;
+  const d = (HOURS + day) * CLASSES;
+  const dayRows = stats[d]! + stats[d + 1]! + stats[d + 2]!;
+  const dayLevel = (stats[d + 1]! + 2 * stats[d + 2]! + LOCAL_PRIOR * mean) / (dayRows + LOCAL_PRIOR);
+  return [Math.log1p(n), low, high, mean, hourLevel, dayLevel];
+}
