@@ -17,7 +17,7 @@ import {
   type PooledPopulation,
   type PopulationModel,
 } from "../src/ml/energy-model.ts";
-import { argmax, score } from "../src/ml/evaluation.ts";
+import { argmax, score, userFold } from "../src/ml/evaluation.ts";
 import { ForestFormatError } from "../src/ml/forest.ts";
 import { loadModel } from "../src/ml/loaded-model.ts";
 import { bestWindows } from "../src/ml/schedule.ts";
@@ -152,7 +152,7 @@ describe("training jobs", () => {
     forestKind: defaultForestKind,
     options: FOREST,
   });
-  const pop = loadPopulation(population.modelData, true) as PooledPopulation;
+  const pop = loadPopulation(population.modelData, "u1") as PooledPopulation;
   const stored = { modelId: "pop", format: population.format, blob: population.modelData };
 
   it("evaluates the pooled population on users it never saw, against the prior on the same rows", () => {
@@ -163,7 +163,9 @@ describe("training jobs", () => {
     expect(population.baseline!.accuracy).toBeGreaterThan(0.4);
     expect(pop.meta.temperature).toBeGreaterThan(0);
     // one leave-fold-out forest per fold, each loaded only when asked for
-    expect(pop.folds).toHaveLength(5);
+    expect(pop.meta.folds).toBe(5);
+    expect(pop.folds[userFold("u1", 5)]).toBeTruthy();
+    expect(pop.folds.filter((x) => x !== undefined)).toHaveLength(1);
     expect((loadPopulation(population.modelData) as PooledPopulation).folds).toHaveLength(0);
     for (let h = 0; h < 24; h++) expect(predictAnyPopulation(pop, f(h)).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
     expect(() => trainPopulation({ kind: "energy-population", users: [], forestKind: defaultForestKind, options: FOREST })).toThrow(RangeError);

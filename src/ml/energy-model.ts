@@ -189,7 +189,7 @@ export interface PooledPopulationMeta {
 export interface PooledPopulation {
   readonly meta: PooledPopulationMeta;
   readonly forest: Forest;
-  /** Forest k never saw the users of fold k; null where that fold held every user. Empty unless loaded for training. */
+  /** Forest k never saw the users of fold k (null where that fold held every user); only a training job's user's fold is loaded. */
   readonly folds: readonly (Forest | null)[];
 }
 

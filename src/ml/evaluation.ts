@@ -41,6 +41,13 @@ export function stratifiedFolds(labels: readonly number[], k: number, seed: numb
   return folds;
 }
 
+/** Deterministic fold of a user id among `folds` (FNV-1a), so a population and a user's job agree without storing a list. */
+export function userFold(userId: string, folds: number): number {
+  let h = 2166136261;
+  for (const ch of userId) h = Math.imul(h ^ ch.codePointAt(0)!, 16777619);
+  return (h >>> 0) % folds;
+}
+
 /** Held-out predictions: which rows were scored, their probabilities, and how they were held out. */
 export interface HeldOut {
   /** Indexes of the scored rows, ascending. */

@@ -18,18 +18,28 @@ import {
 } from "./energy-model.ts";
 import { applyTemperature } from "./calibration.ts";
 import { emptyStats } from "./user-stats.ts";
+import { userFold } from "./evaluation.ts";
 import { mixProbabilities } from "./blend.ts";
 import { circadianPrior } from "./circadian-prior.ts";
 import { energyFeatureRow } from "./features.ts";
 import type { Forest } from "./forest.ts";
 
-/** Loads a population model blob of either format; `withFolds` also loads the leave-fold-out forests (training only). */
-export function loadPopulation(blob: Uint8Array, withFolds = false): AnyPopulation {
+/**
+ * Loads a population model blob of either format. Given a user id, the
+ * pooled model's leave-fold-out forest of that user's fold is loaded too
+ * (training only: it scores the user's rows without having seen them).
+ */
+export function loadPopulation(blob: Uint8Array, forUser?: string): AnyPopulation {
   const { meta, parts } = decodeEnvelope(blob);
   if ((meta.kind !== "population" && meta.kind !== "pooled-population") || parts[0] === undefined) throw new RangeError("not a population model");
   const algorithm = forestAlgorithm(meta.forestKind);
   if (meta.kind === "population") return { meta, forest: algorithm.load(parts[0]) };
-  const folds = withFolds ? parts.slice(1).map((p) => (p.byteLength === 0 ? null : algorithm.load(p))) : [];
+  const folds: (Forest | null)[] = [];
+  if (forUser !== undefined && meta.folds > 0) {
+    const k = userFold(forUser, meta.folds);
+    const part = parts[k + 1];
+    folds[k] = part === undefined || part.byteLength === 0 ? null : algorithm.load(part);
+  }
   return { meta, forest: algorithm.load(parts[0]), folds };
 }
 

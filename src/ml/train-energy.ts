@@ -24,7 +24,7 @@ import {
   type UserModel,
   type UserModelMeta,
 } from "./energy-model.ts";
-import { argmax, heldOutPredictions, score, seededRandom } from "./evaluation.ts";
+import { argmax, heldOutPredictions, score, seededRandom, userFold } from "./evaluation.ts";
 import { energyFeatureRow } from "./features.ts";
 import { energyScorer, loadModel, loadPopulation } from "./loaded-model.ts";
 import type { Forest, ForestOptions } from "./forest.ts";
@@ -104,13 +104,6 @@ export interface PopulationJob {
   readonly options: ForestOptions;
 }
 
-/** Deterministic fold of a user id among `folds` (FNV-1a), so a population and a user's job agree without storing a list. */
-export function userFold(userId: string, folds: number): number {
-  let h = 2166136261;
-  for (const ch of userId) h = Math.imul(h ^ ch.codePointAt(0)!, 16777619);
-  return (h >>> 0) % folds;
-}
-
 /**
  * Fits the user's own forest on engineered features (temperature 1), at a
  * shift placed against a v1 population model or the prior. The forest sees
@@ -181,7 +174,7 @@ interface FittedCandidates {
 
 /** Trains, evaluates (held-out, calibrated) and, when asked, compares with the active model. */
 export function trainUserEnergy(job: UserEnergyJob): TrainResult {
-  const population = job.population === null ? null : loadPopulation(job.population.blob, true);
+  const population = job.population === null ? null : loadPopulation(job.population.blob, job.userId ?? "");
   const populationId = job.population?.modelId ?? null;
   const n = job.samples.length;
   if (n === 0) throw new RangeError("cannot train on 0 samples");
@@ -189,7 +182,7 @@ export function trainUserEnergy(job: UserEnergyJob): TrainResult {
   const pooled = population?.meta.kind === "pooled-population" ? (population as PooledPopulation) : null;
   const classFrequencies = pooled?.meta.classFrequencies ?? [1 / 3, 1 / 3, 1 / 3];
   // The pooled forest that never saw this user's rows scores them honestly; the full one answers afterwards.
-  const honestPooled = pooled === null ? null : pooled.folds.length === 0 ? null : (pooled.folds[userFold(job.userId ?? "", pooled.folds.length)] ?? null);
+  const honestPooled = pooled === null || pooled.meta.folds === 0 ? null : (pooled.folds[userFold(job.userId ?? "", pooled.meta.folds)] ?? null);
 
   const names = CANDIDATES.filter((name) => {
     if (name === "spec" || name === "own") return n >= job.settings.minForestSamples;
@@ -203,8 +196,10 @@ export function trainUserEnergy(job: UserEnergyJob): TrainResult {
   const fit = (idx: readonly number[] | null): FittedCandidates => {
     const samples = idx === null ? job.samples : idx.map((i) => job.samples[i]!);
     const labels = idx === null ? job.labels : idx.map((i) => job.labels[i]!);
-    const own = fitUserModel(samples, labels, v1Population, populationId, job.forestKind, job.options, ownSettings, job.earlier, job.shiftPriorSd);
-    const spec = withForests ? forestAlgorithm(job.forestKind).fit(samples.map(energyFeatureRow), labels, 3, { ...job.options, seed: job.options.seed + 1 }) : null;
+    // Fold forests only weigh candidates: half the trees keep Train fast at a small cost in the weights' precision.
+    const options = idx === null ? job.options : { ...job.options, nEstimators: Math.max(10, Math.round(job.options.nEstimators / 2)) };
+    const own = fitUserModel(samples, labels, v1Population, populationId, job.forestKind, options, ownSettings, job.earlier, job.shiftPriorSd);
+    const spec = withForests ? forestAlgorithm(job.forestKind).fit(samples.map(energyFeatureRow), labels, 3, { ...options, seed: options.seed + 1 }) : null;
     return { spec, own: own.model.forest, shift: own.model.meta.shift, meanAvg: own.model.meta.meanAvg, stats: statsOf(samples, labels), classFrequencies };
   };
   const predictAll = (fitted: FittedCandidates, f: EnergyFeatureValues, pooledForest: Forest | null) =>
