@@ -1,15 +1,15 @@
-import type { CurvePoint, Method } from "./learning-curves.ts";
-
-const COLORS: Record<Method, string> = {
-  "majority class": "#9e9e9e",
-  "circadian prior": "#8d6e63",
-  "spec per-user forest": "#1e88e5",
-  "population model": "#43a047",
-  "production model": "#e53935",
-};
+/** One line of the chart. */
+export interface Series {
+  readonly name: string;
+  readonly color: string;
+  readonly points: readonly { readonly n: number; readonly accuracy: number }[];
+  /** Dashed (e.g. the same method in another mode). */
+  readonly dashed?: boolean;
+}
 
 /** The learning curves as a standalone SVG line chart (accuracy against samples per user, log scale). */
-export function learningCurveSvg(points: readonly CurvePoint[], bayes: number, title: string): string {
+export function learningCurveSvg(series: readonly Series[], bayes: number, title: string): string {
+  const points = series.flatMap((s) => s.points);
   const W = 760;
   const H = 440;
   const left = 60;
@@ -42,14 +42,15 @@ export function learningCurveSvg(points: readonly CurvePoint[], bayes: number, t
   parts.push(`<text x="${W - right + 8}" y="${y(bayes) + 4}">Bayes ${(bayes * 100).toFixed(1)}%</text>`);
   parts.push(`<line x1="${left}" x2="${W - right}" y1="${y(0.6)}" y2="${y(0.6)}" stroke="#bbb" stroke-dasharray="2 3"/>`);
   let legendY = top + 40;
-  for (const method of Object.keys(COLORS) as Method[]) {
-    const line = points.filter((p) => p.method === method).sort((a, b) => a.n - b.n);
+  for (const s of series) {
+    const line = [...s.points].sort((a, b) => a.n - b.n);
     if (line.length === 0) continue;
+    const dash = s.dashed === true ? ` stroke-dasharray="7 4"` : "";
     const d = line.map((p, i) => `${i === 0 ? "M" : "L"}${x(p.n).toFixed(1)},${y(p.accuracy).toFixed(1)}`).join(" ");
-    parts.push(`<path d="${d}" fill="none" stroke="${COLORS[method]}" stroke-width="2.5"/>`);
-    for (const p of line) parts.push(`<circle cx="${x(p.n)}" cy="${y(p.accuracy)}" r="3.5" fill="${COLORS[method]}"/>`);
-    parts.push(`<line x1="${W - right + 8}" x2="${W - right + 30}" y1="${legendY}" y2="${legendY}" stroke="${COLORS[method]}" stroke-width="3"/>`);
-    parts.push(`<text x="${W - right + 36}" y="${legendY + 4}">${method}</text>`);
+    parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2.5"${dash}/>`);
+    for (const p of line) parts.push(`<circle cx="${x(p.n)}" cy="${y(p.accuracy)}" r="3.5" fill="${s.color}"/>`);
+    parts.push(`<line x1="${W - right + 8}" x2="${W - right + 30}" y1="${legendY}" y2="${legendY}" stroke="${s.color}" stroke-width="3"${dash}/>`);
+    parts.push(`<text x="${W - right + 36}" y="${legendY + 4}">${s.name}</text>`);
     legendY += 22;
   }
   parts.push("</svg>");

@@ -21,16 +21,20 @@ import { createActiveModels } from "./service/active-models.ts";
 import { createKeyedLock } from "./service/keyed-lock.ts";
 import { createPredictionLog, type PredictionLog } from "./service/prediction-log.ts";
 import { createModelCache } from "./service/model-cache.ts";
+import { createPopulationScheduler, type PopulationScheduler, type PopulationScheduleSettings } from "./service/population-schedule.ts";
 import { createPredictor } from "./service/predictor.ts";
 import { createSuggester } from "./service/suggester.ts";
-import { createTrainer, type Trainer, type TrainerSettings, type TrainJobRunner } from "./service/trainer.ts";
+import { createTrainer, POPULATION, type Trainer, type TrainerSettings, type TrainJobRunner } from "./service/trainer.ts";
+
+/** The trainer's settings and the population model's: how it samples and when it refits itself. */
+export type AppSettings = TrainerSettings & PopulationScheduleSettings;
 
 /** Everything the service needs from outside: the database, the worker pool, settings. */
 export interface AppDeps {
   readonly db: DatabasePool;
   readonly runJob: TrainJobRunner;
   readonly log: Logger;
-  readonly settings: TrainerSettings;
+  readonly settings: AppSettings;
   readonly clock?: () => number;
   /** Memory bound of the model cache, in bytes. */
   readonly modelCacheBytes?: number;
@@ -46,16 +50,22 @@ export interface App {
   readonly trainer: Trainer;
   readonly health: HealthService;
   readonly predictionLog: PredictionLog;
-  /** Flushes the prediction log and waits for background retrains. */
+  /** Refits the population model when data grows or the schedule asks (start.ts starts its schedule). */
+  readonly population: PopulationScheduler;
+  /** Flushes the prediction log and waits for background retrains and population fits. */
   close(): Promise<void>;
 }
 
 /** Default training settings (overridable through config). */
-export const DEFAULT_TRAINER_SETTINGS: TrainerSettings = {
-  minSamples: { energy_prediction: 20, task_suggester: 30 },
+export const DEFAULT_TRAINER_SETTINGS: AppSettings = {
+  minSamples: { energy_prediction: 10, task_suggester: 30 },
   maxSamples: 20_000,
-  maxPopulationSamples: 200_000,
+  maxPopulationSamples: 50_000,
+  maxPopulationSamplesPerUser: 500,
   minPopulationUsers: 3,
+  populationAutoTrain: true,
+  populationGrowthFraction: 0.2,
+  populationMinIntervalMs: 60_000,
   userModel: DEFAULT_USER_MODEL_SETTINGS,
   cpuShare: 0.5,
   nEstimators: 100,
@@ -82,14 +92,28 @@ export function createApp(deps: AppDeps): App {
       log.error("background retrain failed", { userId, modelType, error: err instanceof Error ? err.message : String(err) }),
     onActivated,
   });
+  const population = createPopulationScheduler({ db, trainer, settings: deps.settings, clock, log });
   const predictor = createPredictor({ activeModels, cache, predictionLog });
   const suggester = createSuggester({ db, activeModels, cache, predictor, predictionLog });
-  const feedback = createFeedbackRecorder({ db, trainer, predictionLog });
+  const feedback = createFeedbackRecorder({
+    db,
+    trainer,
+    predictionLog,
+    onTrainingSamplesAdded: (modelType) => {
+      if (modelType === "energy_prediction") population.poke();
+    },
+  });
   const health = createHealthService({ initial: { [MlService.typeName]: ServingStatus.SERVING } });
   const reflection = createReflectionService([file_ml_v1_ml]);
   const handlers = {
-    ingestTrainingData: createIngestTrainingDataHandler({ db }),
-    train: createTrainHandler({ trainer }),
+    ingestTrainingData: createIngestTrainingDataHandler({ db, onSamplesStored: () => population.poke() }),
+    train: createTrainHandler({
+      trainer,
+      // A user's version is trained on samples that may have made them count for the population.
+      onTrained: ({ model }) => {
+        if (model.user_id !== POPULATION && model.model_type === "energy_prediction") population.poke();
+      },
+    }),
     predict: createPredictHandler({ predictor }),
     suggestTasks: createSuggestTasksHandler({ suggester, clock }),
     upsertTasks: createUpsertTasksHandler({ db }),
@@ -104,8 +128,10 @@ export function createApp(deps: AppDeps): App {
     trainer,
     health,
     predictionLog,
+    population,
     async close() {
       await predictionLog.close();
+      await population.close();
       await trainer.idle();
     },
     routes(router) {

@@ -1,5 +1,4 @@
-import type { TrainerSettings } from "./service/trainer.ts";
-import { DEFAULT_TRAINER_SETTINGS } from "./app.ts";
+import { DEFAULT_TRAINER_SETTINGS, type AppSettings } from "./app.ts";
 
 /** Everything the service reads from its environment. */
 export interface Config {
@@ -18,7 +17,7 @@ export interface Config {
   readonly activeModelTtlMs: number;
   /** Serve unary gRPC and Connect calls over HTTP/2 on the lean path (FAST_PATH=0 sends everything through connect-node). */
   readonly fastPath: boolean;
-  readonly trainer: TrainerSettings;
+  readonly trainer: AppSettings;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -54,6 +53,11 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
       retrainAfter: integer(env, "RETRAIN_AFTER_SAMPLES", DEFAULT_TRAINER_SETTINGS.retrainAfter, 1, 1_000_000),
       nEstimators: integer(env, "N_ESTIMATORS", DEFAULT_TRAINER_SETTINGS.nEstimators, 1, 2_000),
       cpuShare: integer(env, "TRAIN_CPU_PERCENT", DEFAULT_TRAINER_SETTINGS.cpuShare * 100, 1, 100) / 100,
+      populationAutoTrain: integer(env, "POPULATION_AUTO_TRAIN", DEFAULT_TRAINER_SETTINGS.populationAutoTrain ? 1 : 0, 0, 1) === 1,
+      populationGrowthFraction:
+        integer(env, "POPULATION_GROWTH_PERCENT", Math.round(DEFAULT_TRAINER_SETTINGS.populationGrowthFraction * 100), 0, 100_000) / 100,
+      populationMinIntervalMs:
+        integer(env, "POPULATION_MIN_INTERVAL_SECONDS", DEFAULT_TRAINER_SETTINGS.populationMinIntervalMs / 1000, 0, 365 * 86_400) * 1000,
     },
   };
 }

@@ -8,7 +8,6 @@ import { createErrorInterceptor } from "./server/errors.ts";
 import { listen } from "./server/listen.ts";
 import { createUnaryFastPath } from "./server/unary-fast-path.ts";
 import { createTrainPool } from "./service/train-pool.ts";
-import { POPULATION } from "./service/trainer.ts";
 
 /** A started service. */
 export interface Service {
@@ -48,21 +47,15 @@ export async function startService(config: Config, log: Logger): Promise<Service
   const fastPath = config.fastPath ? createUnaryFastPath(app.unaryHandlers, log) : undefined;
   const server = await listen(app.routes, [createErrorInterceptor(log)], config.port, config.host, fastPath);
   log.info("listening", { port: server.port, host: config.host, startupMs: Date.now() - started });
-  const schedule =
-    config.populationRetrainHours > 0
-      ? setInterval(() => {
-          app.trainer.train(POPULATION, "energy_prediction", "schedule").then(
-            (r) => log.info("population model retrained", { version: r.model.version, activated: r.activated, reason: r.reason }),
-            (err: unknown) => log.info("population model not retrained", { reason: err instanceof Error ? err.message : String(err) }),
-          );
-        }, config.populationRetrainHours * 3_600_000).unref()
-      : null;
+  // Through the population scheduler, so a scheduled refit never runs beside one started by new data.
+  if (config.populationRetrainHours > 0) app.population.scheduleEvery(config.populationRetrainHours * 3_600_000);
+  // A model may be due already: data that arrived while the service was down, or a first start on existing data.
+  app.population.poke();
   let stopping: Promise<void> | null = null;
   return {
     port: server.port,
     stop() {
       stopping ??= (async () => {
-        if (schedule !== null) clearInterval(schedule);
         app.health.shutdown();
         await server.close();
         await app.close();

@@ -157,7 +157,7 @@ describe("training jobs", () => {
 
   it("evaluates the pooled population on users it never saw, against the prior on the same rows", () => {
     expect(population.format).toBe(ENERGY_POOLED_FORMAT);
-    expect(population.evaluation.method).toMatch(/leave-users-out over 5 folds of 6 users, cold start/);
+    expect(population.evaluation.method).toMatch(/leave-users-out cross-validation \(5 folds\) over 6 users, cold start/);
     expect(population.evaluation.accuracy).toBeGreaterThan(0.45);
     expect(population.baseline).toMatchObject({ name: "circadian prior", users: 6 });
     expect(population.baseline!.accuracy).toBeGreaterThan(0.4);

@@ -74,7 +74,7 @@ describe("Train", () => {
     const err = await errorOf(s.client.train({ userId: "few", modelType: E }));
     expect(err.code).toBe(Code.FailedPrecondition);
     expect(err.rawMessage).toContain("has 7");
-    expect(err.rawMessage).toContain("at least 20");
+    expect(err.rawMessage).toContain("at least 10");
   });
 
   it("rejects a missing user or model type", async () => {

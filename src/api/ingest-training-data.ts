@@ -9,8 +9,18 @@ import * as v from "./validate.ts";
 /** Largest batch one call may store. */
 export const MAX_INGEST_BATCH = 10_000;
 
+/** Dependencies of IngestTrainingData. */
+export interface IngestTrainingDataDeps {
+  readonly db: DatabasePool;
+  /** Told after a batch is stored, so the population model can refit itself (never waits, never throws). */
+  readonly onSamplesStored: (stored: number) => void;
+}
+
 /** IngestTrainingData: validates the whole batch first, then stores it in one statement (all or nothing). */
-export function createIngestTrainingDataHandler({ db }: { db: DatabasePool }): ServiceImpl<typeof MlService>["ingestTrainingData"] {
+export function createIngestTrainingDataHandler({
+  db,
+  onSamplesStored,
+}: IngestTrainingDataDeps): ServiceImpl<typeof MlService>["ingestTrainingData"] {
   return async (req) => {
     if (req.samples.length === 0) throw new InvalidInput("samples", "is empty");
     if (req.samples.length > MAX_INGEST_BATCH) {
@@ -37,6 +47,7 @@ export function createIngestTrainingDataHandler({ db }: { db: DatabasePool }): S
       };
     });
     const stored = await insertTrainingSamples(db, rows);
+    onSamplesStored(stored);
     return create(IngestTrainingDataResponseSchema, { stored });
   };
 }

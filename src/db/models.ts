@@ -113,7 +113,7 @@ export async function listModels(db: CommonQueryMethods, userId: string, modelTy
 
 /** Why a version was (or was not) activated, for the activation log. */
 export interface Decision {
-  /** "train", "retrain:new-samples", "retrain:drift", "schedule" or "activate". */
+  /** "train", "retrain:new-samples", "retrain:drift", "schedule", "population:first", "population:growth" or "activate". */
   readonly trigger: string;
   readonly reason: string;
 }

@@ -357,15 +357,22 @@ export function trainPopulation(job: PopulationJob): TrainResult {
     }
   }
   // A new user's answer mixes the pooled model with the prior, by weights fitted on users the folds never saw.
-  const coldWeights = truth.length > 0 ? fitBlendWeights([probabilities, prior], truth, [1, 1]) : [1, 0];
-  const cold = probabilities.map((p, i) => mixProbabilities(coldWeights, [p, prior[i]!]));
+  let coldWeights = truth.length > 0 ? fitBlendWeights([probabilities, prior], truth, [1, 1]) : [1, 0];
+  let cold = probabilities.map((p, i) => mixProbabilities(coldWeights, [p, prior[i]!]));
+  const priorAccuracy = score(prior, truth).accuracy;
+  if (truth.length > 0 && score(cold, truth).accuracy <= priorAccuracy) {
+    // Not better than the prior for new users: they keep the prior, and the model serves only inside
+    // user models, where each user's held-out rows weigh it.
+    coldWeights = [0, 1];
+    cold = prior;
+  }
   const temperature = fitTemperature(cold, truth);
   const scored = score(cold.map((p) => applyTemperature(p, temperature)), truth);
   const evaluation: Evaluation & { users: number } = {
     ...scored,
     weights: { pooled: Math.round(coldWeights[0]! * 1e4) / 1e4, prior: Math.round(coldWeights[1]! * 1e4) / 1e4 },
     users: users.length,
-    method: truth.length > 0 ? `leave-users-out over ${k} folds of ${users.length} users, cold start (no data of the user)` : "not evaluated: one user",
+    method: truth.length > 0 ? `leave-users-out cross-validation (${k} folds) over ${users.length} users, cold start (no data of the user)` : "not evaluated: one user",
   };
   const final = fitOn(users, job.options.nEstimators, job.options.seed);
   const meta: PooledPopulationMeta = { ...meta0, temperature, coldWeights: coldWeights.map((w) => Math.round(w * 1e4) / 1e4) };
@@ -374,6 +381,6 @@ export function trainPopulation(job: PopulationJob): TrainResult {
     format: ENERGY_POOLED_FORMAT,
     modelData: encodeEnvelope(meta, parts),
     evaluation,
-    baseline: { name: "circadian prior", accuracy: score(prior, truth).accuracy, users: users.length },
+    baseline: { name: "circadian prior", accuracy: priorAccuracy, users: users.length },
   };
 }

@@ -36,6 +36,8 @@ export interface FeedbackDeps {
   readonly db: DatabasePool;
   readonly trainer: Trainer;
   readonly predictionLog: PredictionLog;
+  /** Told after an answer became training samples, so the population model can refit itself (never waits, never throws). */
+  readonly onTrainingSamplesAdded: (modelType: ModelTypeName) => void;
 }
 
 // Rows written by Predict and SuggestTasks; parsed because the database can change under the code.
@@ -111,7 +113,7 @@ function planSuggestion(row: PredictionRow, input: FeedbackInput): Plan {
 }
 
 /** Builds the recorder: answers are stored once; the same answer again is a no-op, a different one an error. */
-export function createFeedbackRecorder({ db, trainer, predictionLog }: FeedbackDeps): FeedbackRecorder {
+export function createFeedbackRecorder({ db, trainer, predictionLog, onTrainingSamplesAdded }: FeedbackDeps): FeedbackRecorder {
   /** How many recent answers show a user's active energy model doing much worse than promised (0: no drift). */
   async function drifted(model: ModelRow | null): Promise<number> {
     if (model === null || !model.is_active || model.user_id === POPULATION || model.model_type !== "energy_prediction") return 0;
@@ -149,6 +151,7 @@ export function createFeedbackRecorder({ db, trainer, predictionLog }: FeedbackD
         return { recorded: true, modelAccuracy: updated?.accuracy_score ?? 0, plan, userId: row.user_id, model: updated };
       });
       const trainingSampleAdded = outcome.recorded && outcome.plan.samples.length > 0;
+      if (trainingSampleAdded) onTrainingSamplesAdded(outcome.plan.modelType);
       const driftWindow = outcome.recorded ? await drifted(outcome.model) : 0;
       const driftDetected = driftWindow > 0;
       let retrainScheduled = false;

@@ -34,6 +34,8 @@ export interface TrainerSettings {
   readonly maxSamples: number;
   /** Newest samples (of all users) used per fit of the population model. */
   readonly maxPopulationSamples: number;
+  /** Newest samples each user contributes to a population fit (the total stays bounded by maxPopulationSamples). */
+  readonly maxPopulationSamplesPerUser: number;
   /** Fewest users with data before a population model is trained. */
   readonly minPopulationUsers: number;
   readonly nEstimators: number;
@@ -121,7 +123,7 @@ export function createTrainer(deps: TrainerDeps): Trainer {
   const options = (userId: string, modelType: string) => ({ nEstimators: settings.nEstimators, seed: seedFor(userId, modelType), calibrate: false });
 
   async function planPopulation(): Promise<Plan> {
-    const rows = await populationSamples(db, settings.maxPopulationSamples);
+    const rows = await populationSamples(db, settings.maxPopulationSamples, settings.maxPopulationSamplesPerUser);
     const byUser = new Map<string, { userId: string; samples: EnergyFeatureValues[]; labels: number[] }>();
     let lastSeq = 0n;
     for (const row of rows) {
@@ -240,8 +242,9 @@ export function createTrainer(deps: TrainerDeps): Trainer {
     let activate: boolean;
     let reason: string;
     if (active === null && result.baseline !== undefined) {
-      // The first population model must not make anyone worse off than the prior it replaces.
-      activate = evaluation.accuracy > result.baseline.accuracy;
+      // The first population model must not make anyone worse off than the prior it replaces
+      // (where it cannot beat the prior for new users, its cold answer is the prior's).
+      activate = evaluation.accuracy >= result.baseline.accuracy;
       reason =
         `first ${what} model: held-out accuracy ${percent(evaluation.accuracy)} against ${percent(result.baseline.accuracy)} for the ` +
         `${result.baseline.name} on the same users (${evaluation.method})` +

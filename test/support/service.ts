@@ -1,9 +1,8 @@
 import { createClient, createRouterTransport, type Client } from "@connectrpc/connect";
 import { MlService } from "../../gen/ml/v1/ml_pb.ts";
-import { createApp, DEFAULT_TRAINER_SETTINGS, type App } from "../../src/app.ts";
+import { createApp, DEFAULT_TRAINER_SETTINGS, type App, type AppSettings } from "../../src/app.ts";
 import { silentLogger } from "../../src/logger.ts";
 import { createErrorInterceptor } from "../../src/server/errors.ts";
-import type { TrainerSettings } from "../../src/service/trainer.ts";
 import { createTrainPool, type TrainPool } from "../../src/service/train-pool.ts";
 import { freshDatabase, type TestDatabase } from "./database.ts";
 
@@ -16,12 +15,16 @@ export interface TestService {
   close(): Promise<void>;
 }
 
-/** Settings that keep tests quick: fewer trees, same rules. */
-export const TEST_SETTINGS: TrainerSettings = { ...DEFAULT_TRAINER_SETTINGS, nEstimators: 25 };
+/**
+ * Settings that keep tests quick: fewer trees, same rules. The population
+ * model does not refit itself unless a test asks (populationAutoTrain), so a
+ * test's explicit Train calls see exactly the versions the test made.
+ */
+export const TEST_SETTINGS: AppSettings = { ...DEFAULT_TRAINER_SETTINGS, nEstimators: 25, populationAutoTrain: false };
 
 /** Builds a TestService; `clock` fixes "now" for SuggestTasks. */
 export async function startTestService(
-  options: { settings?: Partial<TrainerSettings>; clock?: () => number } = {},
+  options: { settings?: Partial<AppSettings>; clock?: () => number } = {},
 ): Promise<TestService> {
   const db = await freshDatabase();
   const pool = createTrainPool(1);
