@@ -162,6 +162,9 @@ export function fitUserModel(
 /** How much the blend's prior favours each candidate before any held-out evidence: the pooled model, when there is one, most. */
 const CANDIDATE_PRIOR: Readonly<Record<CandidateName, number>> = { spec: 1, own: 1, pooled: 3, population: 2, prior: 1, level: 1 };
 
+/** Blend weights below this are set to 0: the candidate's forest is then never walked at prediction time. */
+const MIN_WEIGHT = 0.04;
+
 /** The candidates fitted on some of a user's rows. */
 interface FittedCandidates {
   readonly spec: Forest | null;
@@ -211,7 +214,11 @@ export function trainUserEnergy(job: UserEnergyJob): TrainResult {
   });
   const truth = held.rows.map((i) => job.labels[i]!);
   const perCandidate = names.map((_, k) => held.probabilities.map((flat) => flat.slice(3 * k, 3 * k + 3)));
-  const weights = fitBlendWeights(perCandidate, truth, names.map((name) => CANDIDATE_PRIOR[name]), job.settings.blendStrength);
+  const fitted = fitBlendWeights(perCandidate, truth, names.map((name) => CANDIDATE_PRIOR[name]), job.settings.blendStrength);
+  // A candidate that adds almost nothing still costs a forest walk per Predict: drop it (and score the blend without it).
+  const kept = fitted.map((w) => (w < MIN_WEIGHT ? 0 : w));
+  const keptSum = kept.reduce((a, b) => a + b, 0);
+  const weights = keptSum > 0 ? kept.map((w) => w / keptSum) : fitted;
   const blended = held.probabilities.map((_, r) => mixProbabilities(weights, perCandidate.map((rows) => rows[r]!)));
   // Too few held-out rows to fit a temperature: keep the population's, which was fitted on many users.
   const temperature = held.rows.length >= 30 ? fitTemperature(blended, truth) : (population?.meta.temperature ?? 1);
@@ -231,7 +238,9 @@ export function trainUserEnergy(job: UserEnergyJob): TrainResult {
     stats: final.stats,
     classFrequencies,
   };
-  const parts = [final.spec?.serialize() ?? new Uint8Array(0), final.own?.serialize() ?? new Uint8Array(0)];
+  // A forest of weight 0 is not stored: it would only be loaded and kept in memory.
+  const part = (forest: Forest | null, name: CandidateName) => (forest === null || (rounded[name] ?? 0) === 0 ? new Uint8Array(0) : forest.serialize());
+  const parts = [part(final.spec, "spec"), part(final.own, "own")];
   const result: TrainResult = { format: ENERGY_BLENDED_FORMAT, modelData: encodeEnvelope(meta, parts), evaluation };
   if (job.active === undefined) return result;
 
