@@ -21,7 +21,7 @@ import { createActiveModels } from "./service/active-models.ts";
 import { createKeyedLock } from "./service/keyed-lock.ts";
 import { createPredictionLog, type PredictionLog } from "./service/prediction-log.ts";
 import { createModelCache } from "./service/model-cache.ts";
-import { createPopulationScheduler, type PopulationScheduler, type PopulationScheduleSettings } from "./service/population-schedule.ts";
+import { createPopulationScheduler, FIT_COST_FACTOR, type PopulationScheduler, type PopulationScheduleSettings } from "./service/population-schedule.ts";
 import { createPredictor } from "./service/predictor.ts";
 import { createSuggester } from "./service/suggester.ts";
 import { createTrainer, POPULATION, type Trainer, type TrainerSettings, type TrainJobRunner } from "./service/trainer.ts";
@@ -65,7 +65,8 @@ export const DEFAULT_TRAINER_SETTINGS: AppSettings = {
   minPopulationUsers: 3,
   populationAutoTrain: true,
   populationGrowthFraction: 0.2,
-  populationMinIntervalMs: 60_000,
+  populationMinIntervalMs: 5_000,
+  populationFitCostFactor: FIT_COST_FACTOR,
   userModel: DEFAULT_USER_MODEL_SETTINGS,
   cpuShare: 0.5,
   nEstimators: 100,

@@ -107,4 +107,17 @@ describe("pooled population without leaks", () => {
     expect(unseen[0]!).toBeLessThan(seen[0]! - 0.25);
     expect(userFold("odd-one", 5)).toBe(userFold("odd-one", 5));
   });
+
+  it("meets the active population head to head on the rows it never saw", () => {
+    const old = Array.from({ length: 4 }, (_, i) => user(40, 30 + i, night, `early-${i}`));
+    const first = trainPopulation({ kind: "energy-population", users: old, forestKind: defaultForestKind, options: FOREST });
+    const later = Array.from({ length: 4 }, (_, i) => ({ ...user(40, 40 + i, night, `late-${i}`), unseenFrom: 0 }));
+    const all = [...old.map((u) => ({ ...u, unseenFrom: u.samples.length })), ...later];
+    const active = { modelId: "p1", format: first.format, blob: first.modelData };
+    const second = trainPopulation({ kind: "energy-population", users: all, forestKind: defaultForestKind, options: FOREST, active });
+    expect(second.comparison?.samples).toBe(160);
+    expect(second.comparison!.candidateAccuracy).toBeGreaterThan(0.5);
+    expect(second.comparison!.activeAccuracy).toBeGreaterThan(0.5);
+    expect(trainPopulation({ kind: "energy-population", users: old, forestKind: defaultForestKind, options: FOREST, active }).comparison).toBeUndefined();
+  });
 });

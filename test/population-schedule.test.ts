@@ -6,6 +6,7 @@ import type { Logger } from "../src/logger.ts";
 import { syntheticSamples, syntheticUsers } from "../src/ml/synthetic.ts";
 import {
   createPopulationScheduler,
+  FIT_COST_FACTOR,
   decidePopulationFit,
   type PopulationPolicySettings,
   type PopulationState,
@@ -111,7 +112,7 @@ async function populationTriggers(s: TestService): Promise<string[]> {
 describe("the app: a population model without any Train call", () => {
   let s: TestService;
   beforeAll(async () => {
-    s = await startTestService({ settings: { populationAutoTrain: true, populationMinIntervalMs: 0 } });
+    s = await startTestService({ settings: { populationAutoTrain: true, populationMinIntervalMs: 0, populationFitCostFactor: 0 } });
   });
   afterAll(async () => {
     await s?.close();
@@ -317,5 +318,52 @@ describe("the scheduler", () => {
     // Without a per-user bound, the newest rows overall: the last two users' and member-0's one.
     const uncapped = await populationSamples(s.db.pool, 2 * cap);
     expect(new Set(uncapped.map((r) => r.user_id))).toEqual(new Set(["member-0", "member-4", "member-3"]));
+  });
+});
+
+describe("the scheduler's interval after a slow fit", () => {
+  let s: TestService;
+  beforeAll(async () => {
+    s = await startTestService();
+    for (const i of [0, 1, 2]) await s.client.ingestTrainingData({ samples: samplesOf(i) });
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it("waits at least FIT_COST_FACTOR times the last fit's duration before the next growth fit", async () => {
+    let now = 1_000 * MINUTE;
+    const timers: { at: number; run: () => void }[] = [];
+    const setTimer: SetTimer = (run, delayMs) => {
+      const timer = { at: now + delayMs, run };
+      timers.push(timer);
+      return () => timers.splice(timers.indexOf(timer), 1);
+    };
+    const triggers: string[] = [];
+    const trainer: Pick<Trainer, "train"> = {
+      async train(userId, modelType, trigger) {
+        triggers.push(trigger ?? "?");
+        const outcome = await s.app.trainer.train(userId, modelType, trigger);
+        now += 10_000; // a fit of 10 s on the scheduler's clock
+        return outcome;
+      },
+    };
+    const settings = { ...TEST_SETTINGS, populationAutoTrain: true, populationMinIntervalMs: 1_000, populationFitCostFactor: FIT_COST_FACTOR };
+    const scheduler = createPopulationScheduler({ db: s.db.pool, trainer, settings, clock: () => now, log: { info() {}, error() {} }, setTimer });
+    scheduler.poke();
+    await scheduler.idle();
+    expect(triggers).toEqual(["population:first"]);
+    await s.client.ingestTrainingData({ samples: [...samplesOf(3), ...samplesOf(4)] });
+    now += 5_000;
+    scheduler.poke();
+    await scheduler.idle();
+    // Growth, but the interval is 10 x 10 s from the fit's end, not the configured 1 s.
+    expect(triggers).toHaveLength(1);
+    expect(timers.map((t) => t.at)).toEqual([now - 5_000 + FIT_COST_FACTOR * 10_000]);
+    now = timers[0]!.at;
+    timers.shift()!.run();
+    await scheduler.idle();
+    expect(triggers).toEqual(["population:first", "population:growth"]);
+    await scheduler.close();
   });
 });

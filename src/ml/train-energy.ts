@@ -90,6 +90,8 @@ export interface UserEnergyJob {
 
 /** One user's samples in a population job. */
 export interface UserSamples {
+  /** Index of the first row the active population version never saw (default: none unseen). */
+  readonly unseenFrom?: number;
   /** Decides the user's fold (see userFold); rows without one are folded by position. */
   readonly userId?: string;
   readonly samples: readonly EnergyFeatureValues[];
@@ -100,6 +102,8 @@ export interface UserSamples {
 export interface PopulationJob {
   readonly kind: "energy-population";
   readonly users: readonly UserSamples[];
+  /** The active population version: both answer new users on the rows it never saw. */
+  readonly active?: StoredModelBlob;
   readonly forestKind: string;
   readonly options: ForestOptions;
 }
@@ -346,6 +350,8 @@ export function trainPopulation(job: PopulationJob): TrainResult {
   const probabilities: number[][] = [];
   const prior: number[][] = [];
   const truth: number[] = [];
+  const unseen: boolean[] = [];
+  const rowsOf: EnergyFeatureValues[] = [];
   const meta0: PooledPopulationMeta = { kind: "pooled-population", meanAvg, temperature: 1, forestKind, classFrequencies, folds: k, coldWeights: [1, 0] };
   for (let fold = 0; fold < k; fold++) {
     const train = users.filter((_, i) => foldOf[i] !== fold);
@@ -362,6 +368,8 @@ export function trainPopulation(job: PopulationJob): TrainResult {
         probabilities.push(pooledProbabilities(model, emptyStats(), f));
         prior.push(circadianPrior(f.hour_of_day));
         truth.push(u.labels[i]!);
+        rowsOf.push(f);
+        unseen.push(i >= (u.unseenFrom ?? u.samples.length));
       });
     }
   }
@@ -385,11 +393,27 @@ export function trainPopulation(job: PopulationJob): TrainResult {
   };
   const final = fitOn(users, job.options.nEstimators, job.options.seed);
   const meta: PooledPopulationMeta = { ...meta0, temperature, coldWeights: coldWeights.map((w) => Math.round(w * 1e4) / 1e4) };
+  let comparison: Comparison | undefined;
+  if (job.active !== undefined) {
+    // Head to head for new users, on rows the active version never saw (this one's from users its folds never saw).
+    const activeAnswer = activePredictor(job.active, null);
+    let samples = 0;
+    let candidateHits = 0;
+    let activeHits = 0;
+    truth.forEach((y, r) => {
+      if (!unseen[r]) return;
+      samples++;
+      if (argmax(cold[r]!) === y) candidateHits++;
+      if (argmax(activeAnswer(rowsOf[r]!)) === y) activeHits++;
+    });
+    if (samples > 0) comparison = { samples, candidateAccuracy: candidateHits / samples, activeAccuracy: activeHits / samples };
+  }
   const parts = [final.serialize(), ...foldForests.map((f) => f?.serialize() ?? new Uint8Array(0))];
   return {
     format: ENERGY_POOLED_FORMAT,
     modelData: encodeEnvelope(meta, parts),
     evaluation,
     baseline: { name: "circadian prior", accuracy: priorAccuracy, users: users.length },
+    ...(comparison === undefined ? {} : { comparison }),
   };
 }

@@ -11,6 +11,8 @@ export interface PopulationScheduleSettings {
   readonly populationGrowthFraction: number;
   /** Fewest milliseconds between a fit and the next fit started by growth or the schedule. */
   readonly populationMinIntervalMs: number;
+  /** The interval after a fit is also at least this many times the fit's duration (see FIT_COST_FACTOR). */
+  readonly populationFitCostFactor: number;
 }
 
 /** What the policy needs to know of the settings. */
@@ -115,6 +117,14 @@ export function decidePopulationFit(state: PopulationState, settings: Population
   };
 }
 
+/**
+ * Default populationFitCostFactor: a fit of a few users (a second) may follow
+ * the next growth within seconds, one of 50,000 rows (a minute) waits ten, so
+ * population fits never take more than about a tenth of a training worker
+ * however fast data grows.
+ */
+export const FIT_COST_FACTOR = 10;
+
 /** Starts a one-shot timer and returns what cancels it; injected so tests control time. */
 export type SetTimer = (run: () => void, delayMs: number) => () => void;
 
@@ -177,6 +187,8 @@ export function createPopulationScheduler(deps: PopulationSchedulerDeps): Popula
   // The last fit this process made, on its own clock; other versions are dated by their age in the database.
   let ownFit: { readonly modelId: string; readonly at: number } | null = null;
   let lastFailure: PopulationFit | null = null;
+  // How long this process's last fit took: the interval grows with it, so fits stay a small share of a worker.
+  let lastDurationMs = 0;
   let retry: { readonly at: number; readonly cancel: () => void } | null = null;
   let periodic: (() => void) | null = null;
 
@@ -197,16 +209,19 @@ export function createPopulationScheduler(deps: PopulationSchedulerDeps): Popula
     const lastFit: PopulationFit | null =
       last === null ? null : { users: last.users, samples: last.samples, at: ownFit?.modelId === last.modelId ? ownFit.at : now - last.ageMs };
     const current = { users: counts.users, samples: counts.samples };
-    const decision = decidePopulationFit({ current, lastFit, lastFailure, scheduled, now }, settings);
+    const interval = Math.max(settings.populationMinIntervalMs, settings.populationFitCostFactor * lastDurationMs);
+    const decision = decidePopulationFit({ current, lastFit, lastFailure, scheduled, now }, { ...settings, populationMinIntervalMs: interval });
     if (!decision.due) {
       if (decision.retryAt !== null) armRetry(decision.retryAt);
       if (scheduled) log.info("population model not refitted", { reason: decision.why });
       return;
     }
     log.info("population fit started", { trigger: decision.trigger, reason: decision.why });
+    const began = clock();
     try {
       const outcome = await trainer.train(POPULATION, "energy_prediction", decision.trigger);
       ownFit = { modelId: outcome.model.model_id, at: clock() };
+      lastDurationMs = clock() - began;
       lastFailure = null;
       log.info("population model trained", {
         trigger: decision.trigger,

@@ -122,20 +122,22 @@ export function createTrainer(deps: TrainerDeps): Trainer {
   // (npm run eval with it on: suggestions' top-3 hit 79.2% vs 83.8%).
   const options = (userId: string, modelType: string) => ({ nEstimators: settings.nEstimators, seed: seedFor(userId, modelType), calibrate: false });
 
-  async function planPopulation(): Promise<Plan> {
+  async function planPopulation(active: ModelRow | null): Promise<Plan> {
     const rows = await populationSamples(db, settings.maxPopulationSamples, settings.maxPopulationSamplesPerUser);
-    const byUser = new Map<string, { userId: string; samples: EnergyFeatureValues[]; labels: number[] }>();
+    const byUser = new Map<string, { userId: string; samples: EnergyFeatureValues[]; labels: number[]; unseenFrom: number }>();
     let lastSeq = 0n;
     for (const row of rows) {
       const label = (ENERGY_LABELS as readonly string[]).indexOf(row.label);
       if (label < 0) continue;
-      const user = byUser.get(row.user_id) ?? { userId: row.user_id, samples: [], labels: [] };
+      const user = byUser.get(row.user_id) ?? { userId: row.user_id, samples: [], labels: [], unseenFrom: -1 };
+      // Rows come oldest first: the first one after the active version's data starts what it never saw.
+      if (user.unseenFrom < 0 && active !== null && row.seq > active.training_data_seq) user.unseenFrom = user.samples.length;
       user.samples.push(row.feature_vector as unknown as EnergyFeatureValues);
       user.labels.push(label);
       byUser.set(row.user_id, user);
       if (row.seq > lastSeq) lastSeq = row.seq;
     }
-    const users: UserSamples[] = [...byUser.values()];
+    const users: UserSamples[] = [...byUser.values()].map((u) => ({ ...u, unseenFrom: u.unseenFrom < 0 ? u.samples.length : u.unseenFrom }));
     const total = users.reduce((a, u) => a + u.samples.length, 0);
     const need = settings.minSamples.energy_prediction * settings.minPopulationUsers;
     if (users.length < settings.minPopulationUsers || total < need) {
@@ -148,8 +150,15 @@ export function createTrainer(deps: TrainerDeps): Trainer {
           `from at least ${settings.minPopulationUsers} users (add samples with IngestTrainingData, then call Train again)`,
       );
     }
+    const activeBlob = await storedBlob(db, active);
     return {
-      job: { kind: "energy-population", users, forestKind: defaultForestKind, options: options(POPULATION, "population") },
+      job: {
+        kind: "energy-population",
+        users,
+        forestKind: defaultForestKind,
+        options: options(POPULATION, "population"),
+        ...(activeBlob === null ? {} : { active: activeBlob }),
+      },
       samples: total,
       lastSeq,
       sinceSeq: 0n,
@@ -220,7 +229,7 @@ export function createTrainer(deps: TrainerDeps): Trainer {
     const active = await activeModel(db, userId, modelType);
     const plan =
       userId === POPULATION && modelType === "energy_prediction"
-        ? await planPopulation()
+        ? await planPopulation(active)
         : await planUser(userId, modelType, active, sinceOverride);
     const result = await runJob({ ...plan.job, cpuShare: settings.cpuShare }, signal);
     const { evaluation, comparison } = result;
