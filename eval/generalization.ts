@@ -180,7 +180,7 @@ export function evaluateSetting(familyIndex: number, variant: Variant, mode: Mod
         bucket.accuracies.push(hits / test.length);
       }
     });
-    const base = { family: family.name, variant, mode, n };
+    const base = { family: FAMILIES[familyIndex]!.name, variant, mode, n };
     for (const m of GEN_METHODS) {
       const b = perMethod.get(m)!;
       const s = score(b.probs, b.labels);

@@ -65,7 +65,8 @@ describe("blend weights", () => {
     const data = user(60, 3, flat);
     const result = trainUserEnergy({ kind: "energy-user", ...data, population: null, forestKind: defaultForestKind, options: FOREST, settings: DEFAULT_USER_MODEL_SETTINGS });
     const model = loadBlendedUser(result.modelData);
-    expect(model.meta.weights.level ?? 0).toBeGreaterThan(0.4);
+    const w = model.meta.weights;
+    expect((w.level ?? 0) + (w.profile ?? 0) + (w.weekday ?? 0)).toBeGreaterThan(0.5);
     const test = user(300, 4, flat);
     const medium = test.samples.filter((f) => argmax(predictBlended(model, null, f)) === 1).length;
     expect(medium / 300).toBeGreaterThan(0.9);

@@ -4,7 +4,7 @@ import { circadianPrior } from "./circadian-prior.ts";
 import { mixProbabilities } from "./blend.ts";
 import { energyFeatureRow } from "./features.ts";
 import { ForestFormatError, type Forest } from "./forest.ts";
-import { levelProbabilities, userLevelFeatures, type UserStats } from "./user-stats.ts";
+import { dayProfile, hourProfile, levelProbabilities, userLevelFeatures, type UserStats } from "./user-stats.ts";
 
 /**
  * The production energy model. A user's model borrows from the population:
@@ -161,13 +161,15 @@ export function predictPopulation(population: PopulationModel, f: EnergyFeatureV
 }
 
 /** The predictors a user's blended model can mix. */
-export const CANDIDATES = ["spec", "own", "pooled", "population", "prior", "level"] as const;
+export const CANDIDATES = ["spec", "own", "pooled", "population", "prior", "level", "profile", "weekday"] as const;
 /**
  * One candidate: "spec", the spec's recipe (the user's forest on the five raw
  * features); "own", the user's forest on engineered features at their shift;
  * "pooled", the pooled population model given the user's stats; "population",
  * a v1 population model at the user's shift; "prior", the circadian prior at
- * their shift; "level", the user's smoothed label frequencies.
+ * their shift; "level", the user's smoothed label frequencies; "profile" and
+ * "weekday", their label frequencies around this hour and on this weekday,
+ * shrunk toward their level (no forest: right from a handful of samples).
  */
 export type CandidateName = (typeof CANDIDATES)[number];
 
@@ -255,6 +257,10 @@ export function candidateProbabilities(
       return circadianPrior(f.hour_of_day - meta.shift);
     case "level":
       return levelProbabilities(meta.stats, meta.classFrequencies);
+    case "profile":
+      return hourProfile(meta.stats, f, meta.classFrequencies);
+    case "weekday":
+      return dayProfile(meta.stats, f, meta.classFrequencies);
   }
 }
 

@@ -164,7 +164,7 @@ export function fitUserModel(
 }
 
 /** How much the blend's prior favours each candidate before any held-out evidence: the pooled model, when there is one, most. */
-const CANDIDATE_PRIOR: Readonly<Record<CandidateName, number>> = { spec: 1, own: 1, pooled: 3, population: 2, prior: 1, level: 1 };
+const CANDIDATE_PRIOR: Readonly<Record<CandidateName, number>> = { spec: 1, own: 1, pooled: 3, population: 2, prior: 1, level: 1, profile: 1, weekday: 1 };
 
 /** Blend weights below this are set to 0: the candidate's forest is then never walked at prediction time. */
 const MIN_WEIGHT = 0.04;

@@ -93,3 +93,29 @@ export function userLevelFeatures(stats: UserStats, f: EnergyFeatureValues, popu
   const dayLevel = (stats[d + 1]! + 2 * stats[d + 2]! + LOCAL_PRIOR * mean) / (dayRows + LOCAL_PRIOR);
   return [Math.log1p(n), low, high, mean, hourLevel, dayLevel];
 }
+
+/** The user's own label frequencies around this hour (kernel-pooled over neighbouring hours), shrunk toward their level. */
+export function hourProfile(stats: UserStats, f: EnergyFeatureValues, populationFrequencies: readonly number[]): [number, number, number] {
+  const level = levelProbabilities(stats, populationFrequencies);
+  const hour = ((Math.floor(f.hour_of_day) % HOURS) + HOURS) % HOURS;
+  const sums = [0, 0, 0];
+  let weight = 0;
+  for (let h = 0; h < HOURS; h++) {
+    const k = KERNEL[Math.abs(h - hour)]!;
+    const base = h * CLASSES;
+    for (let c = 0; c < CLASSES; c++) sums[c]! += k * stats[base + c]!;
+    weight += k * (stats[base]! + stats[base + 1]! + stats[base + 2]!);
+  }
+  const p = (c: number) => (sums[c]! + LOCAL_PRIOR * level[c]!) / (weight + LOCAL_PRIOR);
+  return [p(0), p(1), p(2)];
+}
+
+/** The user's own label frequencies on this weekday, shrunk toward their level. */
+export function dayProfile(stats: UserStats, f: EnergyFeatureValues, populationFrequencies: readonly number[]): [number, number, number] {
+  const level = levelProbabilities(stats, populationFrequencies);
+  const day = ((Math.floor(f.day_of_week) % DAYS) + DAYS) % DAYS;
+  const d = (HOURS + day) * CLASSES;
+  const rows = stats[d]! + stats[d + 1]! + stats[d + 2]!;
+  const p = (c: number) => (stats[d + c]! + LOCAL_PRIOR * level[c]!) / (rows + LOCAL_PRIOR);
+  return [p(0), p(1), p(2)];
+}
