@@ -195,7 +195,9 @@ export function evaluateSetting(familyIndex: number, variant: Variant, mode: Mod
           : {};
       points.push({ ...base, method: m, accuracy, ece: s.ece, brier: s.brier, ...extra });
     }
-    points.push({ ...base, method: "bayes", accuracy: bayesAccuracy(bayes), ece: 0, brier: 0 });
+    // The generator's own probabilities on the same rows: their ECE is the sampling noise floor of every ECE here.
+    const truth = score(bayes.map((s) => [...s.probabilities]), bayes.map(label));
+    points.push({ ...base, method: "bayes", accuracy: bayesAccuracy(bayes), ece: truth.ece, brier: truth.brier });
   }
   return points;
 }

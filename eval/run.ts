@@ -77,16 +77,17 @@ say(
     `(which no model saw). **fresh**: no population model at first, users arrive one by one and the population model trains itself ` +
     `by the service's policy; **established**: a population model was trained first on ${cfg.background} other users of the same family ` +
     `x ${cfg.backgroundSamples} samples. spec = the spec's recipe (a per-user forest, 100 trees, on the five raw features); ` +
-    `prod = the production model; majority = the user's most frequent training label; Bayes from the generator's own probabilities. ` +
+    `prod = the production model; majority = the user's most frequent training label; Bayes from the generator's own probabilities ` +
+    `(Bayes ECE: the ECE of those true probabilities on the same rows, i.e. the sampling noise floor of an ECE over ${cfg.users * cfg.test} rows). ` +
     `Variants: base; noise30 (30% of labels random); nosleep (half the users never report sleep).`,
 );
-const summary: { family: string; mode: Mode; diff50: number; worst: number; worstAt: string; ece200: number }[] = [];
+const summary: { family: string; mode: Mode; diff50: number; worst: number; worstAt: string; ece200: number; floor200: number }[] = [];
 for (const family of FAMILIES.map((f) => f.name)) {
   say();
   say(`### ${family}: ${FAMILIES.find((f) => f.name === family)!.description}`);
   say();
-  say("| variant | mode | n | majority | spec | prod | prod − spec | Bayes | prod ECE | blend weights (mean) |");
-  say("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+  say("| variant | mode | n | majority | spec | prod | prod − spec | Bayes | prod ECE | Bayes ECE | blend weights (mean) |");
+  say("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
   for (const variant of cfg.variants) {
     for (const mode of MODES) {
       for (const n of cfg.sizes) {
@@ -95,7 +96,8 @@ for (const family of FAMILIES.map((f) => f.name)) {
         const w = Object.entries(prod.weights ?? {}).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ");
         say(
           `| ${variant} | ${mode} | ${n} | ${pct(get(family, variant, mode, n, "majority label").accuracy)} | ${pct(spec.accuracy)} | ${pct(prod.accuracy)} | ` +
-            `${pts(prod.accuracy - spec.accuracy)} | ${pct(get(family, variant, mode, n, "bayes").accuracy)} | ${prod.ece.toFixed(3)} | ${w} |`,
+            `${pts(prod.accuracy - spec.accuracy)} | ${pct(get(family, variant, mode, n, "bayes").accuracy)} | ${prod.ece.toFixed(3)} | ` +
+            `${get(family, variant, mode, n, "bayes").ece.toFixed(3)} | ${w} |`,
         );
       }
     }
@@ -112,15 +114,16 @@ for (const family of FAMILIES.map((f) => f.name)) {
       worst: worst.d,
       worstAt: worst.at,
       ece200: Math.max(...cfg.variants.map((v) => get(family, v, mode, cfg.sizes.at(-1)!, "production").ece)),
+      floor200: Math.max(...cfg.variants.map((v) => get(family, v, mode, cfg.sizes.at(-1)!, "bayes").ece)),
     });
   }
 }
 say();
 say("### Summary");
 say();
-say(`| family | mode | prod − spec at 50 (base) | worst prod − spec at n >= 50 (any variant) | worst ECE at ${cfg.sizes.at(-1)} |`);
-say("| --- | --- | ---: | ---: | ---: |");
-for (const r of summary) say(`| ${r.family} | ${r.mode} | ${pts(r.diff50)} | ${pts(r.worst)} (${r.worstAt}) | ${r.ece200.toFixed(3)} |`);
+say(`| family | mode | prod − spec at 50 (base) | worst prod − spec at n >= 50 (any variant) | worst ECE at ${cfg.sizes.at(-1)} | worst Bayes ECE (noise floor) |`);
+say("| --- | --- | ---: | ---: | ---: | ---: |");
+for (const r of summary) say(`| ${r.family} | ${r.mode} | ${pts(r.diff50)} | ${pts(r.worst)} (${r.worstAt}) | ${r.ece200.toFixed(3)} | ${r.floor200.toFixed(3)} |`);
 for (const mode of MODES) {
   const rows = summary.filter((r) => r.mode === mode);
   const avgAll = mean(
