@@ -7,21 +7,21 @@ import { ForestFormatError, type Forest } from "./forest.ts";
 import { dayProfile, hourProfile, levelProbabilities, userLevelFeatures, type UserStats } from "./user-stats.ts";
 
 /**
- * The production energy model. A user's model borrows from the population:
+ * The production energy model.
  *
- *   p = calibrate( w · p_user(x) + (1 − w) · p_population(x aligned by the user's shift) )
+ * v2 (energy-user-v2, energy-population-v2): a user's model is a blend of
+ * candidates, p = calibrate( sum_k w_k p_k(x) ), with weights fitted on the
+ * user's held-out rows (train-energy.ts). The candidates: the spec's
+ * per-user forest on raw features, a per-user forest on the features below
+ * at the user's shift, the pooled population model given the user's stats
+ * (user-stats.ts), the circadian prior at the shift, and the user's level,
+ * hour and weekday profiles. Nothing decides in advance which suits a user.
  *
- * - The population model is one forest over all users' samples with each
- *   user's hours shifted by their chronotype, so it learns the shape of a
- *   day rather than the average of differently timed days.
- * - A user's shift is estimated from their own samples (maximum likelihood
- *   under the population model, with a prior that keeps it near 0 when
- *   samples are few); a handful of samples already places their day.
- * - The user's own forest adds what the population cannot know, weighted by
- *   w = n / (n + k): little at first, most of the answer with a long history.
- * - A temperature fitted on held-out predictions calibrates the result.
- *
- * Without a population model, the circadian prior plays its part.
+ * v1 (energy-user-v1, energy-population-v1), still read for versions stored
+ * before v2: p = calibrate( w p_user + (1 - w) p_population at the user's
+ * shift ) with w = n / (n + 150), the population being one forest over
+ * users' hours aligned by their shifts. A v1 population model is also a
+ * candidate ("population") of a v2 user's blend.
  */
 
 /** Column names of the forest rows below (cyclical hour and weekday, baseline relative to the population, NaN = missing). */
