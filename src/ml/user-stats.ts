@@ -44,6 +44,7 @@ export function addToStats(stats: UserStats, f: EnergyFeatureValues, label: numb
   const day = ((Math.floor(f.day_of_week) % DAYS) + DAYS) % DAYS;
   stats[hour * CLASSES + label]! += sign;
   stats[(HOURS + day) * CLASSES + label]! += sign;
+  summaries.delete(stats);
 }
 
 /** Stats of the given rows (all rows when `indexes` is omitted). */
@@ -69,53 +70,74 @@ export function levelProbabilities(stats: UserStats, populationFrequencies: read
   return [p(0), p(1), p(2)];
 }
 
-/** The user-level columns for a row at features f (see USER_LEVEL_FEATURES). */
-export function userLevelFeatures(stats: UserStats, f: EnergyFeatureValues, populationFrequencies: readonly number[]): number[] {
-  const [low, medium, high] = levelProbabilities(stats, populationFrequencies);
+/** Everything the per-query functions need from one user's stats, computed once per stats array (a loaded model's never change). */
+interface Summary {
+  readonly frequencies: readonly number[];
+  readonly level: [number, number, number];
+  readonly n: number;
+  readonly mean: number;
+  readonly hourLevel: readonly number[];
+  readonly dayLevel: readonly number[];
+  readonly hourProfile: readonly (readonly [number, number, number])[];
+  readonly dayProfile: readonly (readonly [number, number, number])[];
+}
+
+const summaries = new WeakMap<UserStats, Summary>();
+
+function summarise(stats: UserStats, populationFrequencies: readonly number[]): Summary {
+  const known = summaries.get(stats);
+  if (known !== undefined && known.frequencies.every((x, c) => x === populationFrequencies[c])) return known;
+  const level = levelProbabilities(stats, populationFrequencies);
+  const [low, medium, high] = level;
   const mean = (medium + 2 * high) / (low + medium + high);
   const counts = levelCounts(stats);
   const n = counts[0] + counts[1] + counts[2];
-  const hour = ((Math.floor(f.hour_of_day) % HOURS) + HOURS) % HOURS;
-  let weight = 0;
-  let sum = 0;
-  for (let h = 0; h < HOURS; h++) {
-    const k = KERNEL[Math.abs(h - hour)]!;
-    const base = h * CLASSES;
-    const rows = stats[base]! + stats[base + 1]! + stats[base + 2]!;
-    if (rows === 0) continue;
-    weight += k * rows;
-    sum += k * (stats[base + 1]! + 2 * stats[base + 2]!);
+  const hourLevel: number[] = [];
+  const hourProfile: [number, number, number][] = [];
+  for (let hour = 0; hour < HOURS; hour++) {
+    let weight = 0;
+    let sum = 0;
+    const sums = [0, 0, 0];
+    for (let h = 0; h < HOURS; h++) {
+      const k = KERNEL[Math.abs(h - hour)]!;
+      const base = h * CLASSES;
+      const rows = stats[base]! + stats[base + 1]! + stats[base + 2]!;
+      if (rows === 0) continue;
+      weight += k * rows;
+      sum += k * (stats[base + 1]! + 2 * stats[base + 2]!);
+      for (let c = 0; c < CLASSES; c++) sums[c]! += k * stats[base + c]!;
+    }
+    hourLevel.push((sum + LOCAL_PRIOR * mean) / (weight + LOCAL_PRIOR));
+    hourProfile.push([0, 1, 2].map((c) => (sums[c]! + LOCAL_PRIOR * level[c]!) / (weight + LOCAL_PRIOR)) as [number, number, number]);
   }
-  const hourLevel = (sum + LOCAL_PRIOR * mean) / (weight + LOCAL_PRIOR);
-  const day = ((Math.floor(f.day_of_week) % DAYS) + DAYS) % DAYS;
-  const d = (HOURS + day) * CLASSES;
-  const dayRows = stats[d]! + stats[d + 1]! + stats[d + 2]!;
-  const dayLevel = (stats[d + 1]! + 2 * stats[d + 2]! + LOCAL_PRIOR * mean) / (dayRows + LOCAL_PRIOR);
-  return [Math.log1p(n), low, high, mean, hourLevel, dayLevel];
+  const dayLevel: number[] = [];
+  const dayProfile: [number, number, number][] = [];
+  for (let day = 0; day < DAYS; day++) {
+    const d = (HOURS + day) * CLASSES;
+    const rows = stats[d]! + stats[d + 1]! + stats[d + 2]!;
+    dayLevel.push((stats[d + 1]! + 2 * stats[d + 2]! + LOCAL_PRIOR * mean) / (rows + LOCAL_PRIOR));
+    dayProfile.push([0, 1, 2].map((c) => (stats[d + c]! + LOCAL_PRIOR * level[c]!) / (rows + LOCAL_PRIOR)) as [number, number, number]);
+  }
+  const summary = { frequencies: populationFrequencies, level, n, mean, hourLevel, dayLevel, hourProfile, dayProfile };
+  summaries.set(stats, summary);
+  return summary;
+}
+
+const hourOf = (f: EnergyFeatureValues) => ((Math.floor(f.hour_of_day) % HOURS) + HOURS) % HOURS;
+const dayOf = (f: EnergyFeatureValues) => ((Math.floor(f.day_of_week) % DAYS) + DAYS) % DAYS;
+
+/** The user-level columns for a row at features f (see USER_LEVEL_FEATURES). */
+export function userLevelFeatures(stats: UserStats, f: EnergyFeatureValues, populationFrequencies: readonly number[]): number[] {
+  const s = summarise(stats, populationFrequencies);
+  return [Math.log1p(s.n), s.level[0], s.level[2], s.mean, s.hourLevel[hourOf(f)]!, s.dayLevel[dayOf(f)]!];
 }
 
 /** The user's own label frequencies around this hour (kernel-pooled over neighbouring hours), shrunk toward their level. */
 export function hourProfile(stats: UserStats, f: EnergyFeatureValues, populationFrequencies: readonly number[]): [number, number, number] {
-  const level = levelProbabilities(stats, populationFrequencies);
-  const hour = ((Math.floor(f.hour_of_day) % HOURS) + HOURS) % HOURS;
-  const sums = [0, 0, 0];
-  let weight = 0;
-  for (let h = 0; h < HOURS; h++) {
-    const k = KERNEL[Math.abs(h - hour)]!;
-    const base = h * CLASSES;
-    for (let c = 0; c < CLASSES; c++) sums[c]! += k * stats[base + c]!;
-    weight += k * (stats[base]! + stats[base + 1]! + stats[base + 2]!);
-  }
-  const p = (c: number) => (sums[c]! + LOCAL_PRIOR * level[c]!) / (weight + LOCAL_PRIOR);
-  return [p(0), p(1), p(2)];
+  return [...summarise(stats, populationFrequencies).hourProfile[hourOf(f)]!] as [number, number, number];
 }
 
 /** The user's own label frequencies on this weekday, shrunk toward their level. */
 export function dayProfile(stats: UserStats, f: EnergyFeatureValues, populationFrequencies: readonly number[]): [number, number, number] {
-  const level = levelProbabilities(stats, populationFrequencies);
-  const day = ((Math.floor(f.day_of_week) % DAYS) + DAYS) % DAYS;
-  const d = (HOURS + day) * CLASSES;
-  const rows = stats[d]! + stats[d + 1]! + stats[d + 2]!;
-  const p = (c: number) => (stats[d + c]! + LOCAL_PRIOR * level[c]!) / (rows + LOCAL_PRIOR);
-  return [p(0), p(1), p(2)];
+  return [...summarise(stats, populationFrequencies).dayProfile[dayOf(f)]!] as [number, number, number];
 }
