@@ -99,7 +99,11 @@ describe("pooled population without leaks", () => {
     const result = trainPopulation({ kind: "energy-population", users: [oddRows, ...others], forestKind: defaultForestKind, options: FOREST });
     const pop = loadPopulation(result.modelData, "odd-one") as PooledPopulation;
     expect(pop.meta.folds).toBe(5);
-    const fold = pop.folds[userFold("odd-one", 5)]!;
+    const fold = pop.honest!;
+    expect(fold).not.toBe(pop.forest);
+    // a user the population never trained on may be scored by the full forest
+    const stranger = loadPopulation(result.modelData, "stranger") as PooledPopulation;
+    expect(stranger.honest).toBe(stranger.forest);
     const f = oddRows.samples[0]!;
     const seen = pooledProbabilities(pop, emptyStats(), f);
     const unseen = pooledProbabilities(pop, emptyStats(), f, fold);
@@ -107,6 +111,8 @@ describe("pooled population without leaks", () => {
     expect(seen[0]!).toBeGreaterThan(0.4);
     expect(unseen[0]!).toBeLessThan(seen[0]! - 0.25);
     expect(userFold("odd-one", 5)).toBe(userFold("odd-one", 5));
+    // folds are dealt so that none is empty, and stored
+    expect(new Set(Object.values(pop.meta.userFolds ?? {}))).toEqual(new Set([0, 1, 2, 3, 4]));
   });
 
   it("meets the active population head to head on the rows it never saw", () => {

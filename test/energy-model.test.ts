@@ -17,7 +17,7 @@ import {
   type PooledPopulation,
   type PopulationModel,
 } from "../src/ml/energy-model.ts";
-import { argmax, score, userFold } from "../src/ml/evaluation.ts";
+import { argmax, score } from "../src/ml/evaluation.ts";
 import { ForestFormatError } from "../src/ml/forest.ts";
 import { loadModel } from "../src/ml/loaded-model.ts";
 import { bestWindows } from "../src/ml/schedule.ts";
@@ -164,9 +164,10 @@ describe("training jobs", () => {
     expect(pop.meta.temperature).toBeGreaterThan(0);
     // one leave-fold-out forest per fold, each loaded only when asked for
     expect(pop.meta.folds).toBe(5);
-    expect(pop.folds[userFold("u1", 5)]).toBeTruthy();
-    expect(pop.folds.filter((x) => x !== undefined)).toHaveLength(1);
-    expect((loadPopulation(population.modelData) as PooledPopulation).folds).toHaveLength(0);
+    expect(pop.honest).toBeTruthy();
+    expect(pop.honest).not.toBe(pop.forest);
+    expect((loadPopulation(population.modelData) as PooledPopulation).honest).toBeUndefined();
+    expect(Object.keys(pop.meta.userFolds ?? {})).toHaveLength(6);
     for (let h = 0; h < 24; h++) expect(predictAnyPopulation(pop, f(h)).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
     expect(() => trainPopulation({ kind: "energy-population", users: [], forestKind: defaultForestKind, options: FOREST })).toThrow(RangeError);
     const single = trainPopulation({ kind: "energy-population", users: [data(users[0]!, 40, 1)], forestKind: defaultForestKind, options: FOREST });

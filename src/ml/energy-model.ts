@@ -185,14 +185,20 @@ export interface PooledPopulationMeta {
   readonly coldWeights: readonly number[];
   /** User folds; blob part k + 1 is the forest fitted without fold k's users (empty when that left no one). */
   readonly folds: number;
+  /** Each trained-on user's fold (populations of up to FOLD_MAP_USERS users; larger ones fold by a hash of the id). */
+  readonly userFolds?: Readonly<Record<string, number>>;
 }
 
 /** A loaded pooled population: the forest that answers, and the leave-fold-out forests that score it honestly. */
 export interface PooledPopulation {
   readonly meta: PooledPopulationMeta;
   readonly forest: Forest;
-  /** Forest k never saw the users of fold k (null where that fold held every user); only a training job's user's fold is loaded. */
-  readonly folds: readonly (Forest | null)[];
+  /**
+   * Loaded for a training job's user only: a forest that never saw their rows
+   * (their fold's, or the full forest when they were not in the population);
+   * null when there is none, undefined when not asked for.
+   */
+  readonly honest?: Forest | null;
 }
 
 /** Settings stored with a user's blended model. */

@@ -26,21 +26,22 @@ import type { Forest } from "./forest.ts";
 
 /**
  * Loads a population model blob of either format. Given a user id, the
- * pooled model's leave-fold-out forest of that user's fold is loaded too
- * (training only: it scores the user's rows without having seen them).
+ * pooled model's forest that never saw that user is loaded too (training
+ * only: it scores the user's rows without having seen them).
  */
 export function loadPopulation(blob: Uint8Array, forUser?: string): AnyPopulation {
   const { meta, parts } = decodeEnvelope(blob);
   if ((meta.kind !== "population" && meta.kind !== "pooled-population") || parts[0] === undefined) throw new RangeError("not a population model");
   const algorithm = forestAlgorithm(meta.forestKind);
   if (meta.kind === "population") return { meta, forest: algorithm.load(parts[0]) };
-  const folds: (Forest | null)[] = [];
-  if (forUser !== undefined && meta.folds > 0) {
-    const k = userFold(forUser, meta.folds);
-    const part = parts[k + 1];
-    folds[k] = part === undefined || part.byteLength === 0 ? null : algorithm.load(part);
-  }
-  return { meta, forest: algorithm.load(parts[0]), folds };
+  const forest = algorithm.load(parts[0]);
+  if (forUser === undefined) return { meta, forest };
+  const mapped = meta.userFolds === undefined ? undefined : (meta.userFolds[forUser] ?? null);
+  // A user the population never trained on may be scored by the full forest.
+  if (mapped === null) return { meta, forest, honest: forest };
+  if (meta.folds === 0) return { meta, forest, honest: null };
+  const part = parts[(mapped ?? userFold(forUser, meta.folds)) + 1];
+  return { meta, forest, honest: part === undefined || part.byteLength === 0 ? null : algorithm.load(part) };
 }
 
 /** Loads a v1 user model blob (its population is resolved by the caller). */

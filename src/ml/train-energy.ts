@@ -189,7 +189,7 @@ export function trainUserEnergy(job: UserEnergyJob): TrainResult {
   const pooled = population?.meta.kind === "pooled-population" ? (population as PooledPopulation) : null;
   const classFrequencies = pooled?.meta.classFrequencies ?? [1 / 3, 1 / 3, 1 / 3];
   // The pooled forest that never saw this user's rows scores them honestly; the full one answers afterwards.
-  const honestPooled = pooled === null || pooled.meta.folds === 0 ? null : (pooled.folds[userFold(job.userId ?? "", pooled.meta.folds)] ?? null);
+  const honestPooled = pooled?.honest ?? null;
 
   const names = CANDIDATES.filter((name) => {
     if (name === "spec" || name === "own") return n >= job.settings.minForestSamples;
@@ -277,6 +277,9 @@ function compare(
   return samples === 0 ? undefined : { samples, candidateAccuracy: candidateHits / samples, activeAccuracy: activeHits / samples };
 }
 
+/** Largest population whose users' folds are stored with it (an id and a digit each: about 200 KB). */
+export const FOLD_MAP_USERS = 5000;
+
 /** History sizes drawn per user when building pooled rows: a share of new users, the rest log-uniform up to 300. */
 const HISTORY_DRAWS = 4;
 const MAX_HISTORY = 300;
@@ -345,14 +348,30 @@ export function trainPopulation(job: PopulationJob): TrainResult {
     return forestAlgorithm(forestKind).fit(rows, labels, 3, { ...job.options, nEstimators, seed, minSamplesLeaf: job.options.minSamplesLeaf ?? 5 });
   };
   const k = users.length >= 2 ? Math.min(5, users.length) : 0;
+  // Up to FOLD_MAP_USERS users, folds are dealt in turn (in the order of their ids' hashes) and stored, so
+  // every fold has users; beyond, a hash of the id spreads them evenly enough and needs no map.
+  const mapped = users.length <= FOLD_MAP_USERS && users.every((u) => u.userId !== undefined);
   const foldOf = users.map((u, i) => (u.userId === undefined ? i % Math.max(1, k) : userFold(u.userId, Math.max(1, k))));
+  if (mapped) {
+    const order = users.map((u, i) => ({ i, h: userFold(u.userId!, 2 ** 32) })).sort((a, b) => a.h - b.h || a.i - b.i);
+    order.forEach(({ i }, position) => (foldOf[i] = position % Math.max(1, k)));
+  }
   const foldForests: (Forest | null)[] = [];
   const probabilities: number[][] = [];
   const prior: number[][] = [];
   const truth: number[] = [];
   const unseen: boolean[] = [];
   const rowsOf: EnergyFeatureValues[] = [];
-  const meta0: PooledPopulationMeta = { kind: "pooled-population", meanAvg, temperature: 1, forestKind, classFrequencies, folds: k, coldWeights: [1, 0] };
+  const meta0: PooledPopulationMeta = {
+    kind: "pooled-population",
+    meanAvg,
+    temperature: 1,
+    forestKind,
+    classFrequencies,
+    folds: k,
+    coldWeights: [1, 0],
+    ...(mapped ? { userFolds: Object.fromEntries(users.map((u, i) => [u.userId!, foldOf[i]!])) } : {}),
+  };
   for (let fold = 0; fold < k; fold++) {
     const train = users.filter((_, i) => foldOf[i] !== fold);
     const test = users.filter((_, i) => foldOf[i] === fold);
@@ -362,7 +381,7 @@ export function trainPopulation(job: PopulationJob): TrainResult {
     }
     const forest = fitOn(train, Math.max(10, Math.round(job.options.nEstimators / 2)), job.options.seed + 1 + fold);
     foldForests.push(forest);
-    const model: PooledPopulation = { meta: meta0, forest, folds: [] };
+    const model: PooledPopulation = { meta: meta0, forest };
     for (const u of test) {
       u.samples.forEach((f, i) => {
         probabilities.push(pooledProbabilities(model, emptyStats(), f));
