@@ -6,7 +6,7 @@ import { pooledProbabilities, predictBlended, type PooledPopulation } from "../s
 import { argmax, seededRandom, userFold } from "../src/ml/evaluation.ts";
 import { loadBlendedUser, loadPopulation } from "../src/ml/loaded-model.ts";
 import { DEFAULT_USER_MODEL_SETTINGS, pooledTrainingRows, trainPopulation, trainUserEnergy, type UserSamples } from "../src/ml/train-energy.ts";
-import { emptyStats, USER_LEVEL_FEATURES } from "../src/ml/user-stats.ts";
+import { addToStats, emptyStats, statsOf, USER_LEVEL_FEATURES, userLevelFeatures } from "../src/ml/user-stats.ts";
 
 const FOREST = { nEstimators: 30, seed: 9 };
 
@@ -126,5 +126,31 @@ describe("pooled population without leaks", () => {
     expect(second.comparison!.candidateAccuracy).toBeGreaterThan(0.5);
     expect(second.comparison!.activeAccuracy).toBeGreaterThan(0.5);
     expect(trainPopulation({ kind: "energy-population", users: old, forestKind: defaultForestKind, options: FOREST, active }).comparison).toBeUndefined();
+  });
+});
+
+describe("user stats", () => {
+  it("say how this user's level moves with the hour, the weekday, their sleep and their workload", () => {
+    // High after good sleep, low after poor sleep, whatever the hour.
+    const sleeper = user(200, 50, (f) => (f.sleep_quality === null ? 1 : f.sleep_quality >= 0.75 ? 2 : f.sleep_quality < 0.5 ? 0 : 1));
+    const stats = statsOf(sleeper.samples, sleeper.labels);
+    const freq = [1 / 3, 1 / 3, 1 / 3];
+    const at = (sleep: number | null, tasks = 0) => ({ hour_of_day: 10, day_of_week: 2, tasks_completed_today: tasks, avg_energy_last_7_days: 2, sleep_quality: sleep });
+    const col = (name: (typeof USER_LEVEL_FEATURES)[number]) => USER_LEVEL_FEATURES.indexOf(name);
+    const good = userLevelFeatures(stats, at(0.9), freq);
+    const poor = userLevelFeatures(stats, at(0.2), freq);
+    expect(good[col("sleep_level")]!).toBeGreaterThan(1.6);
+    expect(poor[col("sleep_level")]!).toBeLessThan(0.4);
+    // the hour says little for this user: its level stays near their mean
+    expect(Math.abs(good[col("hour_level")]! - good[col("level_mean")]!)).toBeLessThan(0.3);
+    // a row taken out and put back leaves the same features
+    addToStats(stats, sleeper.samples[0]!, sleeper.labels[0]!, -1);
+    addToStats(stats, sleeper.samples[0]!, sleeper.labels[0]!, 1);
+    expect(userLevelFeatures(stats, at(0.9), freq)).toEqual(good);
+    // nobody: the population's level everywhere, history size 0
+    const none = userLevelFeatures(emptyStats(), at(0.9, 7), freq);
+    expect(none[col("history_size")]).toBe(0);
+    expect(none[col("sleep_level")]).toBeCloseTo(1, 9);
+    expect(none[col("load_level")]).toBeCloseTo(1, 9);
   });
 });

@@ -2,23 +2,41 @@ import type { EnergyFeatureValues } from "../domain.ts";
 
 /**
  * What a pooled model needs to know of one user: how often they reported
- * each level, overall, around each hour and on each weekday. These are
- * counts, so a row can be taken out (leave-one-out) and put back in O(1),
- * and they are small enough (93 numbers) to store with the user's model.
+ * each level, overall, around each hour, on each weekday, after a night of
+ * poor, fair or good sleep (or none reported), and with few, some or many
+ * tasks done. These are counts, so a row can be taken out (leave-one-out)
+ * and put back in O(1), and they are small enough (114 numbers) to store
+ * with the user's model.
  *
  * From them come the user-level features of the pooled model: their level
- * (smoothed label frequencies), their level around this hour and on this
- * weekday, each shrunk toward the next coarser estimate by how much data
- * backs it. A user with no history gets the population's frequencies, so
+ * (smoothed label frequencies), and their level near this hour, on this
+ * weekday, at this sleep and at this workload, each shrunk toward their
+ * level by how much data backs it: how this user, not users in general,
+ * responds to each. A user with no history gets the population's frequencies, so
  * the same forest answers a new user and a long-standing one.
  */
 
-/** Label counts of a user's history: 24 hours x 3 levels, then 7 weekdays x 3 levels, flat. */
+/** Label counts of a user's history: 24 hours, 7 weekdays, 4 sleep bands, 3 workload bands, each x 3 levels, flat. */
 export type UserStats = number[];
 
 const HOURS = 24;
 const DAYS = 7;
+const SLEEPS = 4;
+const LOADS = 3;
 const CLASSES = 3;
+const SLEEP_AT = HOURS + DAYS;
+const LOAD_AT = SLEEP_AT + SLEEPS;
+
+/** Sleep band: 0 not reported, 1 poor (< 0.5), 2 fair (< 0.75), 3 good. */
+function sleepBand(f: EnergyFeatureValues): number {
+  const q = f.sleep_quality;
+  return q === null ? 0 : q < 0.5 ? 1 : q < 0.75 ? 2 : 3;
+}
+
+/** Workload band: 0-1, 2-4, 5 or more tasks done today. */
+function loadBand(f: EnergyFeatureValues): number {
+  return f.tasks_completed_today < 2 ? 0 : f.tasks_completed_today < 5 ? 1 : 2;
+}
 /** Pseudo-counts pulling the user's level toward the population's. */
 const LEVEL_PRIOR = 4;
 /** Pseudo-counts pulling the level near an hour (or on a weekday) toward the user's level. */
@@ -30,12 +48,12 @@ const KERNEL: readonly number[] = Array.from({ length: HOURS }, (_, d) => {
   return Math.exp(-(distance * distance) / (2 * HOUR_WIDTH * HOUR_WIDTH));
 });
 
-/** Names of the columns userLevelFeatures appends (history size, level, level near this hour, on this weekday). */
-export const USER_LEVEL_FEATURES = ["history_size", "level_low", "level_high", "level_mean", "hour_level", "day_level"] as const;
+/** Names of the columns userLevelFeatures appends (history size, level, level near this hour, on this weekday, at this sleep and workload). */
+export const USER_LEVEL_FEATURES = ["history_size", "level_low", "level_high", "level_mean", "hour_level", "day_level", "sleep_level", "load_level"] as const;
 
 /** Stats of nobody: what a new user has. */
 export function emptyStats(): UserStats {
-  return new Array<number>((HOURS + DAYS) * CLASSES).fill(0);
+  return new Array<number>((LOAD_AT + LOADS) * CLASSES).fill(0);
 }
 
 /** Adds (sign 1) or removes (sign -1) one labelled row. */
@@ -44,6 +62,8 @@ export function addToStats(stats: UserStats, f: EnergyFeatureValues, label: numb
   const day = ((Math.floor(f.day_of_week) % DAYS) + DAYS) % DAYS;
   stats[hour * CLASSES + label]! += sign;
   stats[(HOURS + day) * CLASSES + label]! += sign;
+  stats[(SLEEP_AT + sleepBand(f)) * CLASSES + label]! += sign;
+  stats[(LOAD_AT + loadBand(f)) * CLASSES + label]! += sign;
   summaries.delete(stats);
 }
 
@@ -80,6 +100,8 @@ interface Summary {
   readonly dayLevel: readonly number[];
   readonly hourProfile: readonly (readonly [number, number, number])[];
   readonly dayProfile: readonly (readonly [number, number, number])[];
+  readonly sleepLevel: readonly number[];
+  readonly loadLevel: readonly number[];
 }
 
 const summaries = new WeakMap<UserStats, Summary>();
@@ -110,15 +132,23 @@ function summarise(stats: UserStats, populationFrequencies: readonly number[]): 
     hourLevel.push((sum + LOCAL_PRIOR * mean) / (weight + LOCAL_PRIOR));
     hourProfile.push([0, 1, 2].map((c) => (sums[c]! + LOCAL_PRIOR * level[c]!) / (weight + LOCAL_PRIOR)) as [number, number, number]);
   }
-  const dayLevel: number[] = [];
-  const dayProfile: [number, number, number][] = [];
-  for (let day = 0; day < DAYS; day++) {
-    const d = (HOURS + day) * CLASSES;
-    const rows = stats[d]! + stats[d + 1]! + stats[d + 2]!;
-    dayLevel.push((stats[d + 1]! + 2 * stats[d + 2]! + LOCAL_PRIOR * mean) / (rows + LOCAL_PRIOR));
-    dayProfile.push([0, 1, 2].map((c) => (stats[d + c]! + LOCAL_PRIOR * level[c]!) / (rows + LOCAL_PRIOR)) as [number, number, number]);
-  }
-  const summary = { frequencies: populationFrequencies, level, n, mean, hourLevel, dayLevel, hourProfile, dayProfile };
+  const band = (at: number, count: number) => {
+    const levels: number[] = [];
+    const profiles: [number, number, number][] = [];
+    for (let b = 0; b < count; b++) {
+      const d = (at + b) * CLASSES;
+      const rows = stats[d]! + stats[d + 1]! + stats[d + 2]!;
+      levels.push((stats[d + 1]! + 2 * stats[d + 2]! + LOCAL_PRIOR * mean) / (rows + LOCAL_PRIOR));
+      profiles.push([0, 1, 2].map((c) => (stats[d + c]! + LOCAL_PRIOR * level[c]!) / (rows + LOCAL_PRIOR)) as [number, number, number]);
+    }
+    return { levels, profiles };
+  };
+  const days = band(HOURS, DAYS);
+  const dayLevel = days.levels;
+  const dayProfile = days.profiles;
+  const sleepLevel = band(SLEEP_AT, SLEEPS).levels;
+  const loadLevel = band(LOAD_AT, LOADS).levels;
+  const summary = { frequencies: populationFrequencies, level, n, mean, hourLevel, dayLevel, hourProfile, dayProfile, sleepLevel, loadLevel };
   summaries.set(stats, summary);
   return summary;
 }
@@ -129,7 +159,7 @@ const dayOf = (f: EnergyFeatureValues) => ((Math.floor(f.day_of_week) % DAYS) + 
 /** The user-level columns for a row at features f (see USER_LEVEL_FEATURES). */
 export function userLevelFeatures(stats: UserStats, f: EnergyFeatureValues, populationFrequencies: readonly number[]): number[] {
   const s = summarise(stats, populationFrequencies);
-  return [Math.log1p(s.n), s.level[0], s.level[2], s.mean, s.hourLevel[hourOf(f)]!, s.dayLevel[dayOf(f)]!];
+  return [Math.log1p(s.n), s.level[0], s.level[2], s.mean, s.hourLevel[hourOf(f)]!, s.dayLevel[dayOf(f)]!, s.sleepLevel[sleepBand(f)]!, s.loadLevel[loadBand(f)]!];
 }
 
 /** The user's own label frequencies around this hour (kernel-pooled over neighbouring hours), shrunk toward their level. */
