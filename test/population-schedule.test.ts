@@ -148,15 +148,46 @@ describe("the app: a population model without any Train call", () => {
   });
 });
 
-describe("the scheduler", () => {
+/** A service with three users who have enough samples, and the app's own scheduler off (TEST_SETTINGS): each test builds one it can watch. */
+function serviceWithThreeUsers(): () => TestService {
   let s: TestService;
   beforeAll(async () => {
-    // The app's own scheduler stays off (TEST_SETTINGS); each test builds one it can watch.
     s = await startTestService();
     for (const i of [0, 1, 2]) await s.client.ingestTrainingData({ samples: samplesOf(i) });
   });
   afterAll(async () => {
     await s?.close();
+  });
+  return () => s;
+}
+
+/** A clock the test moves by hand, with one-shot timers that fire() runs once due. */
+function fakeTime(start: number) {
+  const time = {
+    now: start,
+    timers: [] as { at: number; run: () => void }[],
+    setTimer: ((run, delayMs) => {
+      const timer = { at: time.now + delayMs, run };
+      time.timers.push(timer);
+      return () => {
+        const i = time.timers.indexOf(timer);
+        if (i >= 0) time.timers.splice(i, 1);
+      };
+    }) as SetTimer,
+    fire(): void {
+      const due = time.timers.filter((t) => t.at <= time.now);
+      for (const t of due) time.timers.splice(time.timers.indexOf(t), 1);
+      for (const t of due) t.run();
+    },
+  };
+  return time;
+}
+
+describe("the scheduler", () => {
+  const service = serviceWithThreeUsers();
+  let s: TestService;
+  beforeAll(() => {
+    s = service();
   });
 
   function recordingLog(): Logger & { errors: string[] } {
@@ -193,21 +224,8 @@ describe("the scheduler", () => {
   });
 
   it("runs one fit at a time, turns pokes during a fit into one re-check, and waits out the interval", async () => {
-    let now = 1_000 * MINUTE;
-    const timers: { at: number; run: () => void }[] = [];
-    const setTimer: SetTimer = (run, delayMs) => {
-      const timer = { at: now + delayMs, run };
-      timers.push(timer);
-      return () => {
-        const i = timers.indexOf(timer);
-        if (i >= 0) timers.splice(i, 1);
-      };
-    };
-    const fire = (): void => {
-      const due = timers.filter((t) => t.at <= now);
-      for (const t of due) timers.splice(timers.indexOf(t), 1);
-      for (const t of due) t.run();
-    };
+    const time = fakeTime(1_000 * MINUTE);
+    const { timers, setTimer } = time;
     let checks = 0;
     const db = new Proxy(s.db.pool, {
       get(target, key) {
@@ -246,7 +264,7 @@ describe("the scheduler", () => {
       db,
       trainer,
       settings: { ...TEST_SETTINGS, populationAutoTrain: true, populationMinIntervalMs: MINUTE },
-      clock: () => now,
+      clock: () => time.now,
       log: recordingLog(),
       setTimer,
     });
@@ -261,22 +279,22 @@ describe("the scheduler", () => {
     // One re-check after the fit: 3 -> 5 users is growth, but the fit was 0 s ago.
     expect(checks).toBe(2);
     expect(triggers).toEqual(["population:first"]);
-    expect(timers.map((t) => t.at)).toEqual([now + MINUTE]);
+    expect(timers.map((t) => t.at)).toEqual([time.now + MINUTE]);
 
     scheduler.poke();
     await scheduler.idle();
     expect(timers).toHaveLength(1);
 
-    now += MINUTE;
-    fire();
+    time.now += MINUTE;
+    time.fire();
     await scheduler.idle();
     expect(triggers).toEqual(["population:first", "population:growth"]);
     expect(most).toBe(1);
 
     // The periodic schedule goes through the same loop: nothing changed, no fit; a new sample and a later tick, a fit.
     scheduler.scheduleEvery(24 * 60 * MINUTE);
-    now += 24 * 60 * MINUTE;
-    fire();
+    time.now += 24 * 60 * MINUTE;
+    time.fire();
     await scheduler.idle();
     expect(triggers).toHaveLength(2);
     expect(timers).toHaveLength(1);
@@ -284,8 +302,8 @@ describe("the scheduler", () => {
     scheduler.poke();
     await scheduler.idle();
     expect(triggers).toHaveLength(2);
-    now += 24 * 60 * MINUTE;
-    fire();
+    time.now += 24 * 60 * MINUTE;
+    time.fire();
     await scheduler.idle();
     expect(triggers).toEqual(["population:first", "population:growth", "schedule"]);
     expect(await populationTriggers(s)).toEqual(["population:first", "population:growth", "schedule"]);
@@ -322,45 +340,34 @@ describe("the scheduler", () => {
 });
 
 describe("the scheduler's interval after a slow fit", () => {
-  let s: TestService;
-  beforeAll(async () => {
-    s = await startTestService();
-    for (const i of [0, 1, 2]) await s.client.ingestTrainingData({ samples: samplesOf(i) });
-  });
-  afterAll(async () => {
-    await s?.close();
-  });
+  const service = serviceWithThreeUsers();
 
   it("waits at least FIT_COST_FACTOR times the last fit's duration before the next growth fit", async () => {
-    let now = 1_000 * MINUTE;
-    const timers: { at: number; run: () => void }[] = [];
-    const setTimer: SetTimer = (run, delayMs) => {
-      const timer = { at: now + delayMs, run };
-      timers.push(timer);
-      return () => timers.splice(timers.indexOf(timer), 1);
-    };
+    const s = service();
+    const time = fakeTime(1_000 * MINUTE);
+    const { timers, setTimer } = time;
     const triggers: string[] = [];
     const trainer: Pick<Trainer, "train"> = {
       async train(userId, modelType, trigger) {
         triggers.push(trigger ?? "?");
         const outcome = await s.app.trainer.train(userId, modelType, trigger);
-        now += 10_000; // a fit of 10 s on the scheduler's clock
+        time.now += 10_000; // a fit of 10 s on the scheduler's clock
         return outcome;
       },
     };
     const settings = { ...TEST_SETTINGS, populationAutoTrain: true, populationMinIntervalMs: 1_000, populationFitCostFactor: FIT_COST_FACTOR };
-    const scheduler = createPopulationScheduler({ db: s.db.pool, trainer, settings, clock: () => now, log: { info() {}, error() {} }, setTimer });
+    const scheduler = createPopulationScheduler({ db: s.db.pool, trainer, settings, clock: () => time.now, log: { info() {}, error() {} }, setTimer });
     scheduler.poke();
     await scheduler.idle();
     expect(triggers).toEqual(["population:first"]);
     await s.client.ingestTrainingData({ samples: [...samplesOf(3), ...samplesOf(4)] });
-    now += 5_000;
+    time.now += 5_000;
     scheduler.poke();
     await scheduler.idle();
     // Growth, but the interval is 10 x 10 s from the fit's end, not the configured 1 s.
     expect(triggers).toHaveLength(1);
-    expect(timers.map((t) => t.at)).toEqual([now - 5_000 + FIT_COST_FACTOR * 10_000]);
-    now = timers[0]!.at;
+    expect(timers.map((t) => t.at)).toEqual([time.now - 5_000 + FIT_COST_FACTOR * 10_000]);
+    time.now = timers[0]!.at;
     timers.shift()!.run();
     await scheduler.idle();
     expect(triggers).toEqual(["population:first", "population:growth"]);

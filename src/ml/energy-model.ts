@@ -226,12 +226,12 @@ export interface BlendedUser {
 }
 
 /** The row the pooled forest sees: engineered features (no shift: the user's stats place their day) and user-level features. */
-export function pooledRow(f: EnergyFeatureValues, stats: UserStats, meanAvg: number, classFrequencies: readonly number[]): number[] {
+export function pooledRow(f: EnergyFeatureValues, stats: Readonly<UserStats>, meanAvg: number, classFrequencies: readonly number[]): number[] {
   return [...energyModelRow(f, 0, meanAvg), ...userLevelFeatures(stats, f, classFrequencies)];
 }
 
-/** The pooled model's probabilities for a user with these stats (a new user: emptyStats()). */
-export function pooledProbabilities(population: PooledPopulation, stats: UserStats, f: EnergyFeatureValues, forest: Forest = population.forest): number[] {
+/** The pooled model's probabilities for a user with these stats (a new user: NO_HISTORY). */
+export function pooledProbabilities(population: PooledPopulation, stats: Readonly<UserStats>, f: EnergyFeatureValues, forest: Forest = population.forest): number[] {
   return forest.predictProba(pooledRow(f, stats, population.meta.meanAvg, population.meta.classFrequencies));
 }
 

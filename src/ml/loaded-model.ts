@@ -17,7 +17,7 @@ import {
   type UserModel,
 } from "./energy-model.ts";
 import { applyTemperature } from "./calibration.ts";
-import { emptyStats } from "./user-stats.ts";
+import { NO_HISTORY } from "./user-stats.ts";
 import { userFold } from "./evaluation.ts";
 import { mixProbabilities } from "./blend.ts";
 import { circadianPrior } from "./circadian-prior.ts";
@@ -64,7 +64,7 @@ export function predictAnyPopulation(population: AnyPopulation, f: EnergyFeature
   if (population.meta.kind === "population") return predictPopulation(population as PopulationModel, f);
   const pooled = population as PooledPopulation;
   const [w = 1, prior = 0] = pooled.meta.coldWeights;
-  const p = prior > 0 ? mixProbabilities([w, prior], [pooledProbabilities(pooled, emptyStats(), f), circadianPrior(f.hour_of_day)]) : pooledProbabilities(pooled, emptyStats(), f);
+  const p = prior > 0 ? mixProbabilities([w, prior], [pooledProbabilities(pooled, NO_HISTORY, f), circadianPrior(f.hour_of_day)]) : pooledProbabilities(pooled, NO_HISTORY, f);
   return applyTemperature(p, pooled.meta.temperature);
 }
 

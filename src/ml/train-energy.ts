@@ -29,7 +29,7 @@ import { energyFeatureRow } from "./features.ts";
 import { energyScorer, loadModel, loadPopulation } from "./loaded-model.ts";
 import type { Forest, ForestOptions } from "./forest.ts";
 import type { Comparison, Evaluation, TrainResult } from "./train-model.ts";
-import { addToStats, emptyStats, levelCounts, statsOf, type UserStats } from "./user-stats.ts";
+import { addToStats, NO_HISTORY, levelCounts, statsOf, type UserStats } from "./user-stats.ts";
 
 /**
  * Training jobs of the production energy model (see energy-model.ts). Pure:
@@ -384,7 +384,7 @@ export function trainPopulation(job: PopulationJob): TrainResult {
     const model: PooledPopulation = { meta: meta0, forest };
     for (const u of test) {
       u.samples.forEach((f, i) => {
-        probabilities.push(pooledProbabilities(model, emptyStats(), f));
+        probabilities.push(pooledProbabilities(model, NO_HISTORY, f));
         prior.push(circadianPrior(f.hour_of_day));
         truth.push(u.labels[i]!);
         rowsOf.push(f);

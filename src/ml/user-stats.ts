@@ -76,19 +76,27 @@ export function statsOf(samples: readonly EnergyFeatureValues[], labels: readonl
 }
 
 /** Label counts over all hours (each row is counted once, by its hour). */
-export function levelCounts(stats: UserStats): [number, number, number] {
+export function levelCounts(stats: Readonly<UserStats>): [number, number, number] {
   const counts: [number, number, number] = [0, 0, 0];
   for (let h = 0; h < HOURS; h++) for (let c = 0; c < CLASSES; c++) counts[c]! += stats[h * CLASSES + c]!;
   return counts;
 }
 
 /** The user's smoothed label frequencies: their counts plus LEVEL_PRIOR rows spread as the population's. */
-export function levelProbabilities(stats: UserStats, populationFrequencies: readonly number[]): [number, number, number] {
+function smoothedLevel(stats: Readonly<UserStats>, populationFrequencies: readonly number[]): [number, number, number] {
   const counts = levelCounts(stats);
   const n = counts[0] + counts[1] + counts[2];
   const p = (c: number) => (counts[c]! + LEVEL_PRIOR * (populationFrequencies[c] ?? 1 / 3)) / (n + LEVEL_PRIOR);
   return [p(0), p(1), p(2)];
 }
+
+/** The user's smoothed label frequencies (what the "level" candidate answers), from the stats' summary. */
+export function levelProbabilities(stats: Readonly<UserStats>, populationFrequencies: readonly number[]): [number, number, number] {
+  return [...summarise(stats, populationFrequencies).level] as [number, number, number];
+}
+
+/** A history of nobody, shared: what a new user's row is built from at prediction time (never to be added to). */
+export const NO_HISTORY: Readonly<UserStats> = Object.freeze(emptyStats());
 
 /** Everything the per-query functions need from one user's stats, computed once per stats array (a loaded model's never change). */
 interface Summary {
@@ -104,12 +112,12 @@ interface Summary {
   readonly loadLevel: readonly number[];
 }
 
-const summaries = new WeakMap<UserStats, Summary>();
+const summaries = new WeakMap<Readonly<UserStats>, Summary>();
 
-function summarise(stats: UserStats, populationFrequencies: readonly number[]): Summary {
+function summarise(stats: Readonly<UserStats>, populationFrequencies: readonly number[]): Summary {
   const known = summaries.get(stats);
   if (known !== undefined && known.frequencies.every((x, c) => x === populationFrequencies[c])) return known;
-  const level = levelProbabilities(stats, populationFrequencies);
+  const level = smoothedLevel(stats, populationFrequencies);
   const [low, medium, high] = level;
   const mean = (medium + 2 * high) / (low + medium + high);
   const counts = levelCounts(stats);
@@ -157,17 +165,17 @@ const hourOf = (f: EnergyFeatureValues) => ((Math.floor(f.hour_of_day) % HOURS) 
 const dayOf = (f: EnergyFeatureValues) => ((Math.floor(f.day_of_week) % DAYS) + DAYS) % DAYS;
 
 /** The user-level columns for a row at features f (see USER_LEVEL_FEATURES). */
-export function userLevelFeatures(stats: UserStats, f: EnergyFeatureValues, populationFrequencies: readonly number[]): number[] {
+export function userLevelFeatures(stats: Readonly<UserStats>, f: EnergyFeatureValues, populationFrequencies: readonly number[]): number[] {
   const s = summarise(stats, populationFrequencies);
   return [Math.log1p(s.n), s.level[0], s.level[2], s.mean, s.hourLevel[hourOf(f)]!, s.dayLevel[dayOf(f)]!, s.sleepLevel[sleepBand(f)]!, s.loadLevel[loadBand(f)]!];
 }
 
 /** The user's own label frequencies around this hour (kernel-pooled over neighbouring hours), shrunk toward their level. */
-export function hourProfile(stats: UserStats, f: EnergyFeatureValues, populationFrequencies: readonly number[]): [number, number, number] {
+export function hourProfile(stats: Readonly<UserStats>, f: EnergyFeatureValues, populationFrequencies: readonly number[]): [number, number, number] {
   return [...summarise(stats, populationFrequencies).hourProfile[hourOf(f)]!] as [number, number, number];
 }
 
 /** The user's own label frequencies on this weekday, shrunk toward their level. */
-export function dayProfile(stats: UserStats, f: EnergyFeatureValues, populationFrequencies: readonly number[]): [number, number, number] {
+export function dayProfile(stats: Readonly<UserStats>, f: EnergyFeatureValues, populationFrequencies: readonly number[]): [number, number, number] {
   return [...summarise(stats, populationFrequencies).dayProfile[dayOf(f)]!] as [number, number, number];
 }
