@@ -200,13 +200,15 @@ export function trainUserEnergy(job: UserEnergyJob): TrainResult {
   const withForests = names.includes("spec");
   // Inside the folds too: a candidate scored as something else than what it will predict with would be weighed wrongly.
   const ownSettings = { ...job.settings, minForestSamples: withForests ? 1 : Number.POSITIVE_INFINITY };
-  const fit = (idx: readonly number[] | null): FittedCandidates => {
+  const noForest = { ...job.settings, minForestSamples: Number.POSITIVE_INFINITY };
+  // `forests`: which of the user's forests to fit (the final fit skips those the blend gave no weight).
+  const fit = (idx: readonly number[] | null, forests = { spec: withForests, own: withForests }): FittedCandidates => {
     const samples = idx === null ? job.samples : idx.map((i) => job.samples[i]!);
     const labels = idx === null ? job.labels : idx.map((i) => job.labels[i]!);
     // Fold forests only weigh candidates: half the trees keep Train fast at a small cost in the weights' precision.
     const options = idx === null ? job.options : { ...job.options, nEstimators: Math.max(10, Math.round(job.options.nEstimators / 2)) };
-    const own = fitUserModel(samples, labels, v1Population, populationId, job.forestKind, options, ownSettings, job.earlier, job.shiftPriorSd);
-    const spec = withForests ? forestAlgorithm(job.forestKind).fit(samples.map(energyFeatureRow), labels, 3, { ...options, seed: options.seed + 1 }) : null;
+    const own = fitUserModel(samples, labels, v1Population, populationId, job.forestKind, options, forests.own ? ownSettings : noForest, job.earlier, job.shiftPriorSd);
+    const spec = forests.spec ? forestAlgorithm(job.forestKind).fit(samples.map(energyFeatureRow), labels, 3, { ...options, seed: options.seed + 1 }) : null;
     return { spec, own: own.model.forest, shift: own.model.meta.shift, meanAvg: own.model.meta.meanAvg, stats: statsOf(samples, labels), classFrequencies };
   };
   const predictAll = (fitted: FittedCandidates, f: EnergyFeatureValues, pooledForest: Forest | null) =>
@@ -230,7 +232,7 @@ export function trainUserEnergy(job: UserEnergyJob): TrainResult {
   const rounded = Object.fromEntries(names.map((name, k) => [name, Math.round(weights[k]! * 1e4) / 1e4]));
   const evaluation: Evaluation = { ...score(calibrated, truth), method: `${held.method} (blend weights fitted on the same held-out rows)`, weights: rounded };
 
-  const final = fit(null);
+  const final = fit(null, { spec: (rounded["spec"] ?? 0) > 0, own: (rounded["own"] ?? 0) > 0 });
   const meta: BlendedUserMeta = {
     kind: "blended-user",
     populationModelId: populationId,
@@ -242,9 +244,8 @@ export function trainUserEnergy(job: UserEnergyJob): TrainResult {
     stats: final.stats,
     classFrequencies,
   };
-  // A forest of weight 0 is not stored: it would only be loaded and kept in memory.
-  const part = (forest: Forest | null, name: CandidateName) => (forest === null || (rounded[name] ?? 0) === 0 ? new Uint8Array(0) : forest.serialize());
-  const parts = [part(final.spec, "spec"), part(final.own, "own")];
+  // A forest of weight 0 was not fitted: it would only be stored, loaded and kept in memory.
+  const parts = [final.spec?.serialize() ?? new Uint8Array(0), final.own?.serialize() ?? new Uint8Array(0)];
   const result: TrainResult = { format: ENERGY_BLENDED_FORMAT, modelData: encodeEnvelope(meta, parts), evaluation };
   if (job.active === undefined) return result;
 
