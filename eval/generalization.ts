@@ -68,6 +68,8 @@ export interface GenPoint {
   readonly accuracy: number;
   readonly ece: number;
   readonly brier: number;
+  /** Mean top-class probability: above the accuracy is over-confident, below it under-confident. */
+  readonly confidence: number;
   /** Mean blend weights of the production models (production rows only). */
   readonly weights?: Record<string, number>;
   /** Population fits and activations in the fresh mode. */
@@ -82,6 +84,7 @@ export function familyVariant(family: Family, variant: Variant): Family {
   return family;
 }
 
+const meanConfidence = (probs: readonly (readonly number[])[]) => probs.reduce((a, p) => a + Math.max(...p), 0) / Math.max(1, probs.length);
 const label = (s: SyntheticSample) => ENERGY_LABELS.indexOf(s.energy);
 const toUser = (userId: string, s: readonly SyntheticSample[]): UserSamples => ({ userId, samples: s.map((x) => x.features), labels: s.map(label) });
 
@@ -193,11 +196,11 @@ export function evaluateSetting(familyIndex: number, variant: Variant, mode: Mod
               populationActive: population === null ? 0 : 1,
             }
           : {};
-      points.push({ ...base, method: m, accuracy, ece: s.ece, brier: s.brier, ...extra });
+      points.push({ ...base, method: m, accuracy, ece: s.ece, brier: s.brier, confidence: meanConfidence(b.probs), ...extra });
     }
     // The generator's own probabilities on the same rows: their ECE is the sampling noise floor of every ECE here.
     const truth = score(bayes.map((s) => [...s.probabilities]), bayes.map(label));
-    points.push({ ...base, method: "bayes", accuracy: bayesAccuracy(bayes), ece: truth.ece, brier: truth.brier });
+    points.push({ ...base, method: "bayes", accuracy: bayesAccuracy(bayes), ece: truth.ece, brier: truth.brier, confidence: meanConfidence(bayes.map((s) => [...s.probabilities])) });
   }
   return points;
 }
