@@ -75,6 +75,8 @@ export interface GenPoint {
   /** Population fits and activations in the fresh mode. */
   readonly populationFits?: number;
   readonly populationActive?: number;
+  /** Users re-blended with the newest population model (fresh mode). */
+  readonly reblended?: number;
 }
 
 /** The family with a variant applied. */
@@ -118,11 +120,20 @@ export function evaluateSetting(familyIndex: number, variant: Variant, mode: Mod
     let last: { users: number; samples: number } | null = null;
     const arrived: UserSamples[] = [];
     const bayes: SyntheticSample[] = [];
-    users.forEach((u, ui) => {
-      const train = streams[ui]!.slice(0, n);
-      const test = streams[ui]!.slice(maxN, maxN + cfg.testSize);
-      bayes.push(...test);
-      const mine = toUser(`user-${ui}`, train);
+    // Arrivals: each user is trained with the population active when they arrive.
+    const fitUser = (ui: number, mine: UserSamples, with_: TrainResult | null) =>
+      trainUserEnergy({
+        kind: "energy-user",
+        userId: mine.userId!,
+        samples: mine.samples,
+        labels: mine.labels,
+        population: with_ === null ? null : { modelId: "population", format: with_.format, blob: with_.modelData },
+        forestKind: defaultForestKind,
+        options: { nEstimators: cfg.nEstimators, seed: seed + ui, calibrate: false },
+        settings: DEFAULT_USER_MODEL_SETTINGS,
+      });
+    const fitted: ({ result: TrainResult; population: TrainResult | null } | null)[] = users.map((_, ui) => {
+      const mine = toUser(`user-${ui}`, streams[ui]!.slice(0, n));
       if (mode === "fresh") {
         arrived.push(mine);
         const eligible = arrived.filter((a) => a.samples.length >= cfg.minSamples);
@@ -134,27 +145,36 @@ export function evaluateSetting(familyIndex: number, variant: Variant, mode: Mod
           population = fitPopulationLikeService(eligible, cfg, population);
         }
       }
-      const pop: AnyPopulation | null = population === null ? null : loadPopulation(population.modelData);
+      return n >= cfg.minSamples ? { result: fitUser(ui, mine, population), population } : null;
+    });
+    // After a population model activates, the service re-blends users fitted with an older one (or none), and keeps
+    // the new version when it scores at least the old one on the same held-out rows (src/service/trainer.ts).
+    let reblended = 0;
+    fitted.forEach((f, ui) => {
+      if (f === null || f.population === population) return;
+      const again = fitUser(ui, toUser(`user-${ui}`, streams[ui]!.slice(0, n)), population);
+      if (again.evaluation.accuracy >= f.result.evaluation.accuracy) {
+        fitted[ui] = { result: again, population };
+        reblended++;
+      }
+    });
+    users.forEach((_, ui) => {
+      const train = streams[ui]!.slice(0, n);
+      const test = streams[ui]!.slice(maxN, maxN + cfg.testSize);
+      bayes.push(...test);
+      const mine = toUser(`user-${ui}`, train);
       let production: (f: SyntheticSample["features"]) => number[];
-      if (n >= cfg.minSamples) {
-        const result = trainUserEnergy({
-          kind: "energy-user",
-          userId: mine.userId!,
-          samples: mine.samples,
-          labels: mine.labels,
-          population: population === null ? null : { modelId: "population", format: population.format, blob: population.modelData },
-          forestKind: defaultForestKind,
-          options: { nEstimators: cfg.nEstimators, seed: seed + ui, calibrate: false },
-          settings: DEFAULT_USER_MODEL_SETTINGS,
-        });
-        const loaded = loadModel(result.format, result.modelData);
+      const mineFitted = fitted[ui];
+      if (mineFitted != null) {
+        const loaded = loadModel(mineFitted.result.format, mineFitted.result.modelData);
         if (loaded.kind === "blended") {
           trained++;
           for (const [k, w] of Object.entries(loaded.model.meta.weights)) weightSums[k] = (weightSums[k] ?? 0) + (w ?? 0);
         }
-        production = energyScorer(loaded, pop);
+        production = energyScorer(loaded, mineFitted.population === null ? null : loadPopulation(mineFitted.population.modelData));
       } else {
-        // No user model yet: Predict answers from the population model, or the prior.
+        // No user model yet: Predict answers from the active population model, or the prior.
+        const pop: AnyPopulation | null = population === null ? null : loadPopulation(population.modelData);
         production = pop === null ? (f) => circadianPrior(f.hour_of_day) : energyScorer({ kind: "population", model: pop }, null);
       }
       const counts = [1, 1, 1];
@@ -194,6 +214,7 @@ export function evaluateSetting(familyIndex: number, variant: Variant, mode: Mod
               weights: Object.fromEntries(Object.entries(weightSums).map(([k, w]) => [k, trained === 0 ? 0 : w / trained])),
               populationFits: fits,
               populationActive: population === null ? 0 : 1,
+              reblended,
             }
           : {};
       points.push({ ...base, method: m, accuracy, ece: s.ece, brier: s.brier, confidence: meanConfidence(b.probs), ...extra });

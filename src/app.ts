@@ -72,6 +72,7 @@ export const DEFAULT_TRAINER_SETTINGS: AppSettings = {
   nEstimators: 100,
   retrainAfter: 20,
   minComparisonSamples: 10,
+  maxReblendUsers: 10_000,
 };
 
 /** Wires handlers to their dependencies; the only place that knows every part. */

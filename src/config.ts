@@ -53,6 +53,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
       retrainAfter: integer(env, "RETRAIN_AFTER_SAMPLES", DEFAULT_TRAINER_SETTINGS.retrainAfter, 1, 1_000_000),
       nEstimators: integer(env, "N_ESTIMATORS", DEFAULT_TRAINER_SETTINGS.nEstimators, 1, 2_000),
       cpuShare: integer(env, "TRAIN_CPU_PERCENT", DEFAULT_TRAINER_SETTINGS.cpuShare * 100, 1, 100) / 100,
+      maxReblendUsers: integer(env, "REBLEND_MAX_USERS", DEFAULT_TRAINER_SETTINGS.maxReblendUsers, 0, 10_000_000),
       populationAutoTrain: integer(env, "POPULATION_AUTO_TRAIN", DEFAULT_TRAINER_SETTINGS.populationAutoTrain ? 1 : 0, 0, 1) === 1,
       populationGrowthFraction:
         integer(env, "POPULATION_GROWTH_PERCENT", Math.round(DEFAULT_TRAINER_SETTINGS.populationGrowthFraction * 100), 0, 100_000) / 100,

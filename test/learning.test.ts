@@ -78,6 +78,44 @@ describe("population model and cold start", () => {
   });
 });
 
+describe("re-blending after a population model activates", () => {
+  // A service of its own: no population model may exist before this test's.
+  let t: TestService;
+  beforeAll(async () => {
+    t = await startTestService({ clock: () => NOW });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it("refits users who trained before it with it, in the background, and logs each decision", async () => {
+    const users = syntheticUsers(4, 21);
+    for (const [i, u] of users.entries()) {
+      await t.client.ingestTrainingData({ samples: sampleMessages(`early-${i}`, syntheticSamples(u, 40, 30 + i)) });
+    }
+    // Two users train while no population model exists (a fresh deployment's first arrivals).
+    const before = await t.client.train({ userId: "early-0", modelType: E });
+    await t.client.train({ userId: "early-1", modelType: E });
+    expect((await t.client.listModels({ population: true, modelType: E })).models).toHaveLength(0);
+    const pop = await t.client.train({ population: true, modelType: E });
+    expect(pop.activated).toBe(true);
+    expect(Object.keys(before.model!.blendWeights)).not.toContain("pooled");
+    await t.app.trainer.idle();
+    for (const userId of ["early-0", "early-1"]) {
+      const log = (await t.client.listActivations({ userId, modelType: E })).activations;
+      expect(log[0]).toMatchObject({ version: "v2", trigger: "population:reblend" });
+      const v2 = (await t.client.listModels({ userId, modelType: E })).models.find((m) => m.version === "v2")!;
+      // The new version borrows from the population (it is a candidate of its blend) and was judged on the same rows.
+      expect(Object.keys(v2.blendWeights)).toContain("pooled");
+      expect(v2.isActive).toBe(log[0]!.activated);
+    }
+    // A user who trained with the active population already is left alone; users without a model are not trained.
+    const again = await t.client.train({ userId: "early-0", modelType: E });
+    expect(again.model?.version).toBe("v3");
+    expect((await t.client.listModels({ userId: "early-2", modelType: E })).models).toHaveLength(0);
+  });
+});
+
 describe("drift", () => {
   it("detects a run of wrong answers and retrains on the recent samples", async () => {
     const [user] = syntheticUsers(1, 31, { sharpness: 8, labelNoise: 0 });

@@ -62,6 +62,21 @@ export interface NewModel {
   readonly brier: number;
 }
 
+/**
+ * Users whose active energy model was fitted with another population model
+ * than this one (or none, or before the id was recorded): those a new
+ * population may improve. Fewest samples first, where borrowing helps most.
+ */
+export async function usersFittedWithoutPopulation(db: CommonQueryMethods, populationModelId: string, limit: number): Promise<readonly string[]> {
+  const rows = await db.any(sql.type(z.object({ user_id: z.string() }))`
+    SELECT user_id FROM ml_models
+    WHERE model_type = 'energy_prediction' AND is_active AND user_id <> ''
+      AND (evaluation->>'population_model_id') IS DISTINCT FROM ${populationModelId}
+    ORDER BY training_samples ASC NULLS FIRST, user_id
+    LIMIT ${limit}`);
+  return rows.map((r) => r.user_id);
+}
+
 /** Stores a new, inactive version numbered one past the user's latest. */
 export async function insertModel(db: CommonQueryMethods, model: NewModel): Promise<ModelRow> {
   const accuracy = Math.round(model.trainingAccuracy * 10_000) / 10_000;
@@ -113,7 +128,7 @@ export async function listModels(db: CommonQueryMethods, userId: string, modelTy
 
 /** Why a version was (or was not) activated, for the activation log. */
 export interface Decision {
-  /** "train", "retrain:new-samples", "retrain:drift", "schedule", "population:first", "population:growth" or "activate". */
+  /** "train", "retrain:new-samples", "retrain:drift", "schedule", "population:first", "population:growth", "population:reblend" or "activate". */
   readonly trigger: string;
   readonly reason: string;
 }

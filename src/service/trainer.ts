@@ -8,6 +8,7 @@ import {
   logDecision,
   modelBlob,
   modelById,
+  usersFittedWithoutPopulation,
   type ModelRow,
 } from "../db/models.ts";
 import { countTrainingSamplesAfter, populationSamples, trainingSamplesBefore, trainingSamplesFor } from "../db/training-data.ts";
@@ -47,6 +48,8 @@ export interface TrainerSettings {
   readonly userModel: UserModelSettings;
   /** Share of one core a training worker may use (0-1], so that serving keeps its latency while models fit. */
   readonly cpuShare: number;
+  /** Most users re-blended after a population model activates (0: none); each is one user Train in the background. */
+  readonly maxReblendUsers: number;
 }
 
 /** What Train answers. */
@@ -57,7 +60,7 @@ export interface TrainOutcome {
 }
 
 /** What started a training run, as the activation log records it. */
-export type Trigger = "train" | "retrain:new-samples" | "retrain:drift" | "schedule" | "population:first" | "population:growth";
+export type Trigger = "train" | "retrain:new-samples" | "retrain:drift" | "schedule" | "population:first" | "population:growth" | "population:reblend";
 
 /** Fits, stores and (when good) activates model versions. */
 export interface Trainer {
@@ -239,7 +242,14 @@ export function createTrainer(deps: TrainerDeps): Trainer {
       format: result.format,
       modelData: result.modelData,
       trainingAccuracy: evaluation.accuracy,
-      evaluation: { ...evaluation, trigger, ...(comparison === undefined ? {} : { comparison }), ...(result.baseline === undefined ? {} : { baseline: result.baseline }) },
+      evaluation: {
+        ...evaluation,
+        trigger,
+        ...(comparison === undefined ? {} : { comparison }),
+        ...(result.baseline === undefined ? {} : { baseline: result.baseline }),
+        // Which population the blend borrowed from: a newer one re-blends the users fitted without it.
+        ...(plan.job.kind === "energy-user" ? { population_model_id: plan.job.population?.modelId ?? null } : {}),
+      },
       trainingSamples: plan.samples,
       trainingDataSeq: plan.lastSeq,
       trainingSinceSeq: plan.sinceSeq,
@@ -286,7 +296,36 @@ export function createTrainer(deps: TrainerDeps): Trainer {
     const loaded = loadModel(result.format, result.modelData);
     cache.put(model.model_id, loaded, loadedModelBytes(loaded, result.modelData.byteLength));
     if (activate) deps.onActivated?.(model);
+    if (activate && userId === POPULATION) reblendAfter(model.model_id);
     return { model, activated: activate, reason };
+  }
+
+  // The population a user's blend borrows from is fixed when the user trains: users who trained before the
+  // first population model (on a fresh deployment, the first arrivals) or before a better one would keep the
+  // old one until their next retrain. So each activation re-blends them, one at a time in the background;
+  // each new version goes through the usual decision (kept only if it scores at least the active one).
+  let reblending: string | null = null;
+  function reblendAfter(populationModelId: string): void {
+    if (settings.maxReblendUsers <= 0) return;
+    reblending = populationModelId;
+    const run = async () => {
+      const users = await usersFittedWithoutPopulation(db, populationModelId, settings.maxReblendUsers);
+      for (const userId of users) {
+        // A newer population superseded this one: its own pass takes over.
+        if (reblending !== populationModelId) return;
+        await lock
+          .run(`energy_prediction:${userId}`, async () => {
+            // The user may have trained since the list was read, with this population already.
+            const active = await activeModel(db, userId, "energy_prediction");
+            if (active === null || active.evaluation["population_model_id"] === populationModelId) return;
+            await trainNow(userId, "energy_prediction", "population:reblend");
+          })
+          .catch((err: unknown) => deps.onBackgroundError(err, userId, "energy_prediction"));
+      }
+    };
+    const task = run().catch((err: unknown) => deps.onBackgroundError(err, POPULATION, "energy_prediction"));
+    background.add(task);
+    void task.finally(() => background.delete(task));
   }
 
   function inBackground(key: string, run: () => Promise<TrainOutcome>, userId: string, modelType: ModelTypeName): void {
