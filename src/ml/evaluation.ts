@@ -1,18 +1,14 @@
+import { Mulberry32 } from "./own-forest/rng.ts";
+
 /**
  * Held-out evaluation: stratified folds and the scores we store for every
  * model version. Pure and seeded so an evaluation can be rerun exactly.
  */
 
-/** A small seeded PRNG (mulberry32): same seed, same folds, on every platform. */
+/** Uniform floats in [0, 1) from the forest's mulberry32 (one RNG in the codebase): same seed, same folds, on every platform. */
 export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Mulberry32(seed);
+  return () => rng.nextU32() / 4294967296;
 }
 
 /** Assigns each row a fold 0..k-1 so that every class is spread evenly over the folds. */
