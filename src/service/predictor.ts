@@ -4,7 +4,7 @@ import type { ModelRow } from "../db/models.ts";
 import { ModelLoadFailed } from "../errors.ts";
 import { circadianPrior } from "../ml/circadian-prior.ts";
 import type { AnyPopulation } from "../ml/energy-model.ts";
-import { energyScorer, populationIdOf, predictAnyPopulation } from "../ml/loaded-model.ts";
+import { energyScorer, populationIdOf, predictAnyPopulation, type LoadedModel } from "../ml/loaded-model.ts";
 import { argmax } from "../ml/evaluation.ts";
 import { localHourAndWeekday } from "../ml/features.ts";
 import type { ActiveModels } from "./active-models.ts";
@@ -78,30 +78,32 @@ export function createPredictor({ activeModels, cache, predictionLog }: Predicto
     return loaded.model;
   }
 
-  /** The scorer from what is already in memory, or undefined when something must be loaded first. */
+  /** How a user's own model answers, with the population it was fitted with. */
+  function userChoice(own: ModelRow, loaded: LoadedModel, pop: AnyPopulation | null): ModelChoice {
+    return { score: energyScorer(loaded, pop), model: own, source: "user" };
+  }
+
+  /** The scorer from what is already in memory (no await on the hot path), or undefined when something must be loaded first. */
   function scorerNow(userId: string): ModelChoice | undefined {
     const own = activeModels.peek(userId, "energy_prediction");
     if (own === undefined || own === null) return undefined;
     const loaded = cache.peek(own.model_id);
     if (loaded === undefined) return undefined;
     const popId = populationIdOf(loaded);
-    let pop: AnyPopulation | null = null;
-    if (popId !== null) {
-      const p = cache.peek(popId);
-      if (p?.kind !== "population") return undefined;
-      pop = p.model;
-    }
-    return { score: energyScorer(loaded, pop), model: own, source: "user" };
+    if (popId === null) return userChoice(own, loaded, null);
+    const pop = cache.peek(popId);
+    return pop?.kind === "population" ? userChoice(own, loaded, pop.model) : undefined;
   }
 
-  /** Resolves the model that answers for a user, once per call (or per forecast). */
+  /** Resolves the model that answers for a user, once per call (or per forecast), loading what is not in memory. */
   async function scorerFor(userId: string): Promise<ModelChoice> {
+    const now = scorerNow(userId);
+    if (now !== undefined) return now;
     const own = await activeModels.get(userId, "energy_prediction");
     if (own !== null) {
       const loaded = await cache.get(own.model_id);
       const popId = populationIdOf(loaded);
-      const pop = popId === null ? null : await population(popId);
-      return { score: energyScorer(loaded, pop), model: own, source: "user" };
+      return userChoice(own, loaded, popId === null ? null : await population(popId));
     }
     const pop = await activeModels.get(POPULATION, "energy_prediction");
     if (pop !== null) {
