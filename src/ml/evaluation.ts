@@ -131,3 +131,20 @@ export function score(probabilities: readonly (readonly number[])[], labels: rea
   }
   return { accuracy: correct / n, brier: brier / n, ece, samples: n };
 }
+
+/**
+ * Head to head on the rows the active version never saw: each row's label,
+ * the candidate's held-out probabilities, and the active version's answer.
+ * Undefined when there is no such row (the caller falls back to stored scores).
+ */
+export function headToHead(
+  rows: readonly { readonly label: number; readonly candidate: readonly number[]; readonly active: () => readonly number[] }[],
+): { samples: number; candidateAccuracy: number; activeAccuracy: number } | undefined {
+  let candidateHits = 0;
+  let activeHits = 0;
+  for (const row of rows) {
+    if (argmax(row.candidate) === row.label) candidateHits++;
+    if (argmax(row.active()) === row.label) activeHits++;
+  }
+  return rows.length === 0 ? undefined : { samples: rows.length, candidateAccuracy: candidateHits / rows.length, activeAccuracy: activeHits / rows.length };
+}

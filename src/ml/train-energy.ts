@@ -24,7 +24,7 @@ import {
   type UserModel,
   type UserModelMeta,
 } from "./energy-model.ts";
-import { argmax, heldOutPredictions, score, seededRandom, userFold } from "./evaluation.ts";
+import { headToHead, heldOutPredictions, score, seededRandom, userFold } from "./evaluation.ts";
 import { energyFeatureRow } from "./features.ts";
 import { energyScorer, loadModel, loadPopulation } from "./loaded-model.ts";
 import type { Forest, ForestOptions } from "./forest.ts";
@@ -266,16 +266,10 @@ function compare(
   candidate: readonly number[][],
   activePredict: (f: EnergyFeatureValues) => number[],
 ): Comparison | undefined {
-  let samples = 0;
-  let candidateHits = 0;
-  let activeHits = 0;
-  idx.forEach((i, k) => {
-    if (i < job.active!.unseenFrom) return;
-    samples++;
-    if (argmax(candidate[k]!) === job.labels[i]) candidateHits++;
-    if (argmax(activePredict(job.samples[i]!)) === job.labels[i]) activeHits++;
-  });
-  return samples === 0 ? undefined : { samples, candidateAccuracy: candidateHits / samples, activeAccuracy: activeHits / samples };
+  const unseenFrom = job.active!.unseenFrom;
+  return headToHead(
+    idx.flatMap((i, k) => (i < unseenFrom ? [] : [{ label: job.labels[i]!, candidate: candidate[k]!, active: () => activePredict(job.samples[i]!) }])),
+  );
 }
 
 /** Largest population whose users' folds are stored with it (an id and a digit each: about 200 KB). */
@@ -417,16 +411,7 @@ export function trainPopulation(job: PopulationJob): TrainResult {
   if (job.active !== undefined) {
     // Head to head for new users, on rows the active version never saw (this one's from users its folds never saw).
     const activeAnswer = activePredictor(job.active, null);
-    let samples = 0;
-    let candidateHits = 0;
-    let activeHits = 0;
-    truth.forEach((y, r) => {
-      if (!unseen[r]) return;
-      samples++;
-      if (argmax(cold[r]!) === y) candidateHits++;
-      if (argmax(activeAnswer(rowsOf[r]!)) === y) activeHits++;
-    });
-    if (samples > 0) comparison = { samples, candidateAccuracy: candidateHits / samples, activeAccuracy: activeHits / samples };
+    comparison = headToHead(truth.flatMap((label, r) => (unseen[r] ? [{ label, candidate: cold[r]!, active: () => activeAnswer(rowsOf[r]!) }] : [])));
   }
   const parts = [final.serialize(), ...foldForests.map((f) => f?.serialize() ?? new Uint8Array(0))];
   return {

@@ -1,5 +1,5 @@
 import { forestAlgorithm } from "./algorithms.ts";
-import { argmax, heldOutPredictions, score, type Scores } from "./evaluation.ts";
+import { headToHead, heldOutPredictions, score, type Scores } from "./evaluation.ts";
 import type { ForestOptions } from "./forest.ts";
 
 /**
@@ -73,18 +73,11 @@ export function trainModel(job: TrainJob): TrainResult {
   if (job.active === undefined) return result;
 
   const active = forestAlgorithm(job.active.format).load(job.active.blob);
-  let samples = 0;
-  let candidateHits = 0;
-  let activeHits = 0;
-  held.rows.forEach((i, k) => {
-    if (i < job.active!.unseenFrom) return;
-    samples++;
-    if (argmax(held.probabilities[k]!) === job.labels[i]) candidateHits++;
-    if (argmax(active.predictProba(job.rows[i]!)) === job.labels[i]) activeHits++;
-  });
-  if (samples === 0) return result;
-  return {
-    ...result,
-    comparison: { samples, candidateAccuracy: candidateHits / samples, activeAccuracy: activeHits / samples },
-  };
+  const unseenFrom = job.active.unseenFrom;
+  const comparison = headToHead(
+    held.rows.flatMap((i, k) =>
+      i < unseenFrom ? [] : [{ label: job.labels[i]!, candidate: held.probabilities[k]!, active: () => active.predictProba(job.rows[i]!) }],
+    ),
+  );
+  return comparison === undefined ? result : { ...result, comparison };
 }

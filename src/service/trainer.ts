@@ -18,6 +18,7 @@ import { loadedModelBytes, loadModel } from "../ml/loaded-model.ts";
 import type { StoredModelBlob, UserModelSettings, UserSamples } from "../ml/train-energy.ts";
 import type { TrainResult } from "../ml/train-model.ts";
 import type { AnyTrainJob } from "../ml/train-worker.ts";
+import { decideActivation } from "./activation-decision.ts";
 import type { KeyedLock } from "./keyed-lock.ts";
 import type { ModelCache } from "./model-cache.ts";
 import { toTrainingSet } from "./training-set.ts";
@@ -84,10 +85,6 @@ export interface TrainerDeps {
   readonly onBackgroundError: (err: unknown, userId: string, modelType: ModelTypeName) => void;
   /** Called after a version becomes active, so per-user caches can drop the old one. */
   readonly onActivated?: (model: ModelRow) => void;
-}
-
-function percent(x: number): string {
-  return `${(x * 100).toFixed(1)}%`;
 }
 
 /** Deterministic per-user seed, so retraining on the same data gives the same model. */
@@ -258,34 +255,9 @@ export function createTrainer(deps: TrainerDeps): Trainer {
     });
 
     const what = userId === POPULATION ? "population" : modelType;
-    let activate: boolean;
-    let reason: string;
-    if (active === null && result.baseline !== undefined) {
-      // The first population model must not make anyone worse off than the prior it replaces
-      // (where it cannot beat the prior for new users, its cold answer is the prior's).
-      activate = evaluation.accuracy >= result.baseline.accuracy;
-      reason =
-        `first ${what} model: held-out accuracy ${percent(evaluation.accuracy)} against ${percent(result.baseline.accuracy)} for the ` +
-        `${result.baseline.name} on the same users (${evaluation.method})` +
-        (activate ? "" : "; the prior keeps answering");
-    } else if (active === null) {
-      activate = true;
-      reason = `first ${what} model (held-out accuracy ${percent(evaluation.accuracy)}, ${evaluation.method})`;
-    } else if (comparison !== undefined && comparison.samples >= settings.minComparisonSamples) {
-      activate = comparison.candidateAccuracy >= comparison.activeAccuracy;
-      reason =
-        `on the ${comparison.samples} most recent samples, which ${active.version} never saw, the new version scored ` +
-        `${percent(comparison.candidateAccuracy)} against ${percent(comparison.activeAccuracy)}` +
-        (activate ? "" : `; ${active.version} stays active`);
-    } else {
-      const previous = active.training_accuracy ?? 0;
-      activate = evaluation.accuracy >= previous;
-      reason =
-        `by ${evaluation.method}, the new version scored ${percent(evaluation.accuracy)} against ` +
-        `${percent(previous)} for ${active.version}` +
-        (comparison === undefined ? "" : ` (only ${comparison.samples} new samples, too few for a head-to-head test)`) +
-        (activate ? "" : `; ${active.version} stays active`);
-    }
+    const decided = decideActivation(active, result, what, settings.minComparisonSamples);
+    const activate = decided.activate;
+    let reason = decided.reason;
     if (trigger === "retrain:drift") {
       reason = `drift in live accuracy; the user's day re-placed from the ${plan.samples} most recent samples (older ones realigned); ${reason}`;
     }
