@@ -162,7 +162,7 @@ type Conditional = (f: EnergyFeatureValues, sleep: number) => Triple;
 /** P(label | features): the conditional when sleep is reported, its mean over the user's sleep distribution when not. */
 function marginalOverSleep(habits: Habits, f: EnergyFeatureValues, conditional: Conditional): Triple {
   if (f.sleep_quality !== null) return conditional(f, f.sleep_quality);
-  const sum = [0, 0, 0];
+  const sum: [number, number, number] = [0, 0, 0];
   for (let i = 0; i < SLEEP_GRID.length; i++) {
     const w = habits.sleepWeights[i]!;
     if (w < 1e-9) continue;
