@@ -16,6 +16,7 @@ import { DEFAULT_USER_MODEL_SETTINGS } from "./ml/train-energy.ts";
 import { createHealthService, ServingStatus, type HealthService } from "./server/health.ts";
 import { createReflectionService } from "./server/reflection.ts";
 import type { FastPathRoutes } from "./server/unary-fast-path.ts";
+import type { Metrics } from "./metrics.ts";
 import { createFeedbackRecorder } from "./service/feedback.ts";
 import { createActiveModels } from "./service/active-models.ts";
 import { createKeyedLock } from "./service/keyed-lock.ts";
@@ -40,6 +41,8 @@ export interface AppDeps {
   readonly modelCacheBytes?: number;
   /** Seconds another instance's activation may take to be seen here. */
   readonly activeModelTtlMs?: number;
+  /** Where the parts report what operators scrape (absent: nothing is measured). */
+  readonly metrics?: Metrics;
 }
 
 /** The wired service: its routes and the parts shutdown and tests reach for. */
@@ -81,12 +84,28 @@ export function createApp(deps: AppDeps): App {
   const clock = deps.clock ?? Date.now;
   const cache = createModelCache(db, deps.modelCacheBytes);
   const activeModels = createActiveModels(db, deps.activeModelTtlMs === undefined ? {} : { ttlMs: deps.activeModelTtlMs });
-  const predictionLog = createPredictionLog(db, log);
+  const metrics = deps.metrics;
+  const predictionLog = createPredictionLog(db, log, metrics === undefined ? {} : { onWrite: metrics.observePredictionWrite });
+  metrics?.watch({ modelCache: cache, activeModels, predictionLog });
+  const runJob: TrainJobRunner =
+    metrics === undefined
+      ? deps.runJob
+      : async (job, signal) => {
+          const started = performance.now();
+          let outcome: "ok" | "error" = "error";
+          try {
+            const result = await deps.runJob(job, signal);
+            outcome = "ok";
+            return result;
+          } finally {
+            metrics.observeTraining(job.kind ?? "forest", outcome, (performance.now() - started) / 1000);
+          }
+        };
   const onActivated = (model: { user_id: string; model_type: "energy_prediction" | "task_suggester" }) =>
     activeModels.invalidate(model.user_id, model.model_type);
   const trainer = createTrainer({
     db,
-    runJob: deps.runJob,
+    runJob,
     lock: createKeyedLock(),
     cache,
     settings: deps.settings,
@@ -104,6 +123,7 @@ export function createApp(deps: AppDeps): App {
     onTrainingSamplesAdded: (modelType) => {
       if (modelType === "energy_prediction") population.poke();
     },
+    ...(metrics === undefined ? {} : { onEnergyAnswer: metrics.observeFeedback }),
   });
   const health = createHealthService({ initial: { [MlService.typeName]: ServingStatus.SERVING } });
   const reflection = createReflectionService([file_ml_v1_ml]);

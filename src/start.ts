@@ -4,7 +4,9 @@ import { startEmbeddedDatabase, type EmbeddedDatabase } from "./db/embedded.ts";
 import { migrate } from "./db/migrate.ts";
 import { createDatabasePool } from "./db/pool.ts";
 import type { Logger } from "./logger.ts";
+import { createMetrics } from "./metrics.ts";
 import { createErrorInterceptor } from "./server/errors.ts";
+import { createMetricsInterceptor, serveMetrics } from "./server/metrics.ts";
 import { listen } from "./server/listen.ts";
 import { createUnaryFastPath } from "./server/unary-fast-path.ts";
 import { createTrainPool } from "./service/train-pool.ts";
@@ -12,6 +14,8 @@ import { createTrainPool } from "./service/train-pool.ts";
 /** A started service. */
 export interface Service {
   readonly port: number;
+  /** Port of /metrics, when METRICS_PORT is set. */
+  readonly metricsPort: number | null;
   /** Stops accepting calls, finishes in-flight work and background retrains, closes everything. */
   stop(): Promise<void>;
 }
@@ -36,6 +40,8 @@ export async function startService(config: Config, log: Logger): Promise<Service
   const applied = await migrate(db);
   log.info("database migrated", { applied });
   const trainPool = createTrainPool(config.trainThreads ?? undefined);
+  const metrics = config.metricsPort === null ? undefined : createMetrics();
+  metrics?.watch({ trainQueue: () => trainPool.queue(), dbPool: () => db.state() });
   const app = createApp({
     db,
     runJob: (job, signal) => trainPool.run(job, signal),
@@ -43,10 +49,14 @@ export async function startService(config: Config, log: Logger): Promise<Service
     settings: config.trainer,
     modelCacheBytes: config.modelCacheBytes,
     activeModelTtlMs: config.activeModelTtlMs,
+    ...(metrics === undefined ? {} : { metrics }),
   });
   const fastPath = config.fastPath ? createUnaryFastPath(app.unaryHandlers, log) : undefined;
-  const server = await listen(app.routes, [createErrorInterceptor(log)], config.port, config.host, fastPath);
-  log.info("listening", { port: server.port, host: config.host, startupMs: Date.now() - started });
+  // The metrics interceptor comes first, so it times the whole chain and sees the code the caller gets.
+  const interceptors = [...(metrics === undefined ? [] : [createMetricsInterceptor(metrics)]), createErrorInterceptor(log)];
+  const server = await listen(app.routes, interceptors, config.port, config.host, fastPath);
+  const metricsServer = metrics === undefined || config.metricsPort === null ? null : await serveMetrics(metrics, config.metricsPort, config.host);
+  log.info("listening", { port: server.port, host: config.host, metricsPort: metricsServer?.port ?? null, startupMs: Date.now() - started });
   // Through the population scheduler, so a scheduled refit never runs beside one started by new data.
   if (config.populationRetrainHours > 0) app.population.scheduleEvery(config.populationRetrainHours * 3_600_000);
   // A model may be due already: data that arrived while the service was down, or a first start on existing data.
@@ -54,10 +64,12 @@ export async function startService(config: Config, log: Logger): Promise<Service
   let stopping: Promise<void> | null = null;
   return {
     port: server.port,
+    metricsPort: metricsServer?.port ?? null,
     stop() {
       stopping ??= (async () => {
         app.health.shutdown();
         await server.close();
+        await metricsServer?.close();
         await app.close();
         await trainPool.close();
         await db.end();

@@ -20,10 +20,10 @@ beforeAll(async () => {
   let env: Record<string, string>;
   if (testServerUrl !== undefined) {
     database = await freshDatabase({ migrate: false });
-    env = { DATABASE_URL: database.url, PORT: "0", TRAIN_THREADS: "1" };
+    env = { DATABASE_URL: database.url, PORT: "0", TRAIN_THREADS: "1", METRICS_PORT: "0" };
   } else {
     dataDir = mkdtempSync(join(tmpdir(), "ml-start-"));
-    env = { DATA_DIR: dataDir, PORT: "0", TRAIN_THREADS: "1" };
+    env = { DATA_DIR: dataDir, PORT: "0", TRAIN_THREADS: "1", METRICS_PORT: "0" };
   }
   service = await startService(readConfig(env), silentLogger);
 });
@@ -53,6 +53,39 @@ describe("startService", () => {
     }
     const health = createClient(Health, createGrpcTransport({ baseUrl }));
     expect((await health.check({ service: "ml.v1.MlService" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+  });
+
+  it("serves Prometheus metrics on METRICS_PORT: calls by RPC, protocol and code, queues, caches, pool, event loop", async () => {
+    expect(service.metricsPort).toBeGreaterThan(0);
+    const scrape = async () => {
+      const res = await fetch(`http://127.0.0.1:${service.metricsPort}/metrics`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+      return res.text();
+    };
+    const value = (text: string, series: string) => {
+      const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+      return line === undefined ? undefined : Number(line.slice(series.length + 1));
+    };
+    const text = await scrape();
+    // The previous test's calls, over HTTP/1.1 (connect-node's adapter) in both protocols that run there.
+    expect(value(text, 'ml_rpc_duration_seconds_count{method="ListModels",protocol="connect",code="ok"}')).toBeGreaterThanOrEqual(2);
+    expect(value(text, 'ml_rpc_duration_seconds_count{method="ListModels",protocol="grpc-web",code="ok"}')).toBeGreaterThanOrEqual(1);
+    expect(value(text, 'ml_rpc_duration_seconds_count{method="Train",protocol="connect",code="failed_precondition"}')).toBeGreaterThanOrEqual(2);
+    for (const series of [
+      'ml_training_jobs{state="waiting"}',
+      'ml_training_jobs{state="running"}',
+      "ml_prediction_log_pending_rows",
+      "ml_model_cache_entries",
+      "ml_model_cache_bytes",
+      'ml_model_cache_lookups_total{result="hit"}',
+      'ml_active_version_cache_lookups_total{result="miss"}',
+      'ml_db_pool_connections{state="idle"}',
+      "nodejs_eventloop_lag_seconds",
+    ]) {
+      expect(value(text, series), series).toBeGreaterThanOrEqual(0);
+    }
+    expect((await fetch(`http://127.0.0.1:${service.metricsPort}/other`)).status).toBe(404);
   });
 
   it("stops cleanly, once, however often it is asked", async () => {

@@ -10,6 +10,12 @@ export interface ActiveModels {
   peek(userId: string, modelType: ModelTypeName): ModelRow | null | undefined;
   /** Forgets what is known for a user, after this process activated a version. */
   invalidate(userId: string, modelType: ModelTypeName): void;
+  /** Entries held. */
+  readonly size: number;
+  /** Lookups answered from memory (get, or a peek that knew), since start. */
+  readonly hits: number;
+  /** Lookups that asked the database, since start. */
+  readonly misses: number;
 }
 
 interface Entry {
@@ -31,12 +37,18 @@ export function createActiveModels(db: DatabasePool, options: { ttlMs?: number; 
   const maxEntries = options.maxEntries ?? 100_000;
   const clock = options.clock ?? Date.now;
   const entries = new Map<string, Entry>();
+  let hits = 0;
+  let misses = 0;
   return {
     get(userId, modelType) {
       const key = `${modelType}:${userId}`;
       const now = clock();
       const hit = entries.get(key);
-      if (hit !== undefined && hit.expires > now) return hit.row;
+      if (hit !== undefined && hit.expires > now) {
+        hits++;
+        return hit.row;
+      }
+      misses++;
       const row = activeModel(db, userId, modelType);
       const entry: Entry = { row, expires: now + ttl };
       entries.delete(key);
@@ -50,10 +62,22 @@ export function createActiveModels(db: DatabasePool, options: { ttlMs?: number; 
     },
     peek(userId, modelType) {
       const hit = entries.get(`${modelType}:${userId}`);
-      return hit !== undefined && hit.expires > clock() ? hit.resolved : undefined;
+      const known = hit !== undefined && hit.expires > clock() ? hit.resolved : undefined;
+      // A peek that does not know is followed by a get, which counts the lookup.
+      if (known !== undefined) hits++;
+      return known;
     },
     invalidate(userId, modelType) {
       entries.delete(`${modelType}:${userId}`);
+    },
+    get size() {
+      return entries.size;
+    },
+    get hits() {
+      return hits;
+    },
+    get misses() {
+      return misses;
     },
   };
 }

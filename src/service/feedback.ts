@@ -38,6 +38,8 @@ export interface FeedbackDeps {
   readonly predictionLog: PredictionLog;
   /** Told after an answer became training samples, so the population model can refit itself (never waits, never throws). */
   readonly onTrainingSamplesAdded: (modelType: ModelTypeName) => void;
+  /** Told of each new answer to an energy prediction, with the source that answered it (live-accuracy metrics). */
+  readonly onEnergyAnswer?: (modelSource: string, correct: boolean) => void;
 }
 
 // Rows written by Predict and SuggestTasks; parsed because the database can change under the code.
@@ -54,6 +56,12 @@ const StoredAnswer = z.object({
   actual_energy: z.enum(ENERGY_LABELS).nullable(),
   chosen_task_id: z.string().nullable(),
 });
+
+/** Which model answered a logged energy prediction (Predict logs it), for the live-accuracy metric. */
+function sourceOf(row: PredictionRow): string | undefined {
+  const source = (row.prediction_value as { model_source?: unknown } | null)?.model_source;
+  return typeof source === "string" ? source : undefined;
+}
 
 interface Plan {
   readonly samples: NewTrainingSample[];
@@ -113,7 +121,7 @@ function planSuggestion(row: PredictionRow, input: FeedbackInput): Plan {
 }
 
 /** Builds the recorder: answers are stored once; the same answer again is a no-op, a different one an error. */
-export function createFeedbackRecorder({ db, trainer, predictionLog, onTrainingSamplesAdded }: FeedbackDeps): FeedbackRecorder {
+export function createFeedbackRecorder({ db, trainer, predictionLog, onTrainingSamplesAdded, onEnergyAnswer }: FeedbackDeps): FeedbackRecorder {
   /** How many recent answers show a user's active energy model doing much worse than promised (0: no drift). */
   async function drifted(model: ModelRow | null): Promise<number> {
     if (model === null || !model.is_active || model.user_id === POPULATION || model.model_type !== "energy_prediction") return 0;
@@ -143,13 +151,14 @@ export function createFeedbackRecorder({ db, trainer, predictionLog, onTrainingS
               `prediction ${input.predictionId} already has a different answer (${JSON.stringify(row.feedback)}); feedback cannot be changed`,
             );
           }
-          return { recorded: false, modelAccuracy: model?.accuracy_score ?? 0, plan, userId: row.user_id, model };
+          return { recorded: false, modelAccuracy: model?.accuracy_score ?? 0, plan, userId: row.user_id, model, source: sourceOf(row) };
         }
         await recordPredictionFeedback(tx, input.predictionId, input.wasCorrect, answer);
         const updated = model === null ? null : await recordModelFeedback(tx, model.model_id, input.wasCorrect);
         await insertTrainingSamples(tx, plan.samples);
-        return { recorded: true, modelAccuracy: updated?.accuracy_score ?? 0, plan, userId: row.user_id, model: updated };
+        return { recorded: true, modelAccuracy: updated?.accuracy_score ?? 0, plan, userId: row.user_id, model: updated, source: sourceOf(row) };
       });
+      if (outcome.recorded && outcome.plan.modelType === "energy_prediction") onEnergyAnswer?.(outcome.source ?? "unknown", input.wasCorrect);
       const trainingSampleAdded = outcome.recorded && outcome.plan.samples.length > 0;
       if (trainingSampleAdded) onTrainingSamplesAdded(outcome.plan.modelType);
       const driftWindow = outcome.recorded ? await drifted(outcome.model) : 0;

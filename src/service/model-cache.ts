@@ -15,6 +15,10 @@ export interface ModelCache {
   readonly size: number;
   /** Approximate memory held, in bytes (what the models' forests hold, at least their serialized sizes). */
   readonly bytes: number;
+  /** Lookups (get and successful peek) answered from memory, since start. */
+  readonly hits: number;
+  /** Lookups that read the database, since start. */
+  readonly misses: number;
 }
 
 interface Entry {
@@ -34,6 +38,8 @@ interface Entry {
 export function createModelCache(db: DatabasePool, maxBytes = 256 * 1024 * 1024): ModelCache {
   const entries = new Map<string, Entry>();
   let total = 0;
+  let hits = 0;
+  let misses = 0;
 
   function evict(): void {
     // Map keeps insertion order and get() re-inserts: the first key is the least recently used.
@@ -75,10 +81,12 @@ export function createModelCache(db: DatabasePool, maxBytes = 256 * 1024 * 1024)
     get(modelId) {
       const hit = entries.get(modelId);
       if (hit !== undefined) {
+        hits++;
         entries.delete(modelId);
         entries.set(modelId, hit);
         return hit.forest;
       }
+      misses++;
       const entry = { bytes: 0 } as { bytes: number; forest: Promise<LoadedModel> };
       entry.forest = load(modelId, entry);
       // A failed load is not cached: the next call retries.
@@ -97,6 +105,7 @@ export function createModelCache(db: DatabasePool, maxBytes = 256 * 1024 * 1024)
     peek(modelId) {
       const hit = entries.get(modelId);
       if (hit?.loaded === undefined) return undefined;
+      hits++;
       entries.delete(modelId);
       entries.set(modelId, hit);
       return hit.loaded;
@@ -106,6 +115,12 @@ export function createModelCache(db: DatabasePool, maxBytes = 256 * 1024 * 1024)
     },
     get bytes() {
       return total;
+    },
+    get hits() {
+      return hits;
+    },
+    get misses() {
+      return misses;
     },
   };
 }

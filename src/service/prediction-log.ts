@@ -31,6 +31,8 @@ export interface PredictionLogOptions {
   readonly maxDelayMs?: number;
   /** Above this many buffered rows, append waits for a flush (backpressure instead of unbounded memory). */
   readonly highWaterMark?: number;
+  /** Told of each batch written (or given up after its retries), with its duration: the flush-latency metric. */
+  readonly onWrite?: (rows: number, outcome: "ok" | "error", seconds: number) => void;
 }
 
 interface Batch {
@@ -54,14 +56,19 @@ export function createPredictionLog(db: DatabasePool, log: Logger, options: Pred
   let buffered = 0;
 
   async function write(batch: Batch): Promise<void> {
+    const started = performance.now();
     // Retry with backoff: losing a logged prediction is worse than a late one.
     for (let attempt = 0; ; attempt++) {
       try {
         for (let i = 0; i < batch.rows.length; i += maxBatch) await insertPredictions(db, batch.rows.slice(i, i + maxBatch));
+        options.onWrite?.(batch.rows.length, "ok", (performance.now() - started) / 1000);
         return;
       } catch (err) {
         log.error("writing predictions failed", { rows: batch.rows.length, attempt, error: err instanceof Error ? err.message : String(err) });
-        if (attempt >= 5) throw err;
+        if (attempt >= 5) {
+          options.onWrite?.(batch.rows.length, "error", (performance.now() - started) / 1000);
+          throw err;
+        }
         await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
       }
     }

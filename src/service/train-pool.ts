@@ -6,6 +6,8 @@ import type { AnyTrainJob } from "../ml/train-worker.ts";
 /** The worker threads that fit models. */
 export interface TrainPool {
   run(job: AnyTrainJob, signal?: AbortSignal): Promise<TrainResult>;
+  /** Jobs queued for a thread, and jobs being fitted (the training-queue metric). */
+  queue(): { waiting: number; running: number };
   close(): Promise<void>;
 }
 
@@ -21,9 +23,20 @@ export function createTrainPool(threads = Math.max(1, availableParallelism() - 1
     maxThreads: threads,
     idleTimeout: 60_000,
   });
+  let submitted = 0;
   return {
-    run(job, signal) {
-      return pool.run(job, signal === undefined ? {} : { signal });
+    async run(job, signal) {
+      submitted++;
+      try {
+        return await pool.run(job, signal === undefined ? {} : { signal });
+      } finally {
+        submitted--;
+      }
+    },
+    queue() {
+      // Piscina counts what waits for a thread; the rest of what was submitted is being fitted.
+      const waiting = pool.queueSize;
+      return { waiting, running: Math.max(0, submitted - waiting) };
     },
     close() {
       return pool.destroy();

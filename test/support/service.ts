@@ -2,7 +2,9 @@ import { createClient, createRouterTransport, type Client } from "@connectrpc/co
 import { MlService } from "../../gen/ml/v1/ml_pb.ts";
 import { createApp, DEFAULT_TRAINER_SETTINGS, type App, type AppSettings } from "../../src/app.ts";
 import { silentLogger } from "../../src/logger.ts";
+import type { Metrics } from "../../src/metrics.ts";
 import { createErrorInterceptor } from "../../src/server/errors.ts";
+import { createMetricsInterceptor } from "../../src/server/metrics.ts";
 import { createTrainPool, type TrainPool } from "../../src/service/train-pool.ts";
 import { freshDatabase, type TestDatabase } from "./database.ts";
 
@@ -22,9 +24,9 @@ export interface TestService {
  */
 export const TEST_SETTINGS: AppSettings = { ...DEFAULT_TRAINER_SETTINGS, nEstimators: 25, populationAutoTrain: false };
 
-/** Builds a TestService; `clock` fixes "now" for SuggestTasks. */
+/** Builds a TestService; `clock` fixes "now" for SuggestTasks; `metrics` measures it as start.ts would. */
 export async function startTestService(
-  options: { settings?: Partial<AppSettings>; clock?: () => number } = {},
+  options: { settings?: Partial<AppSettings>; clock?: () => number; metrics?: Metrics } = {},
 ): Promise<TestService> {
   const db = await freshDatabase();
   const pool = createTrainPool(1);
@@ -34,8 +36,10 @@ export async function startTestService(
     log: silentLogger,
     settings: { ...TEST_SETTINGS, ...options.settings },
     ...(options.clock === undefined ? {} : { clock: options.clock }),
+    ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
   });
-  const transport = createRouterTransport(app.routes, { router: { interceptors: [createErrorInterceptor(silentLogger)] } });
+  const interceptors = [...(options.metrics === undefined ? [] : [createMetricsInterceptor(options.metrics)]), createErrorInterceptor(silentLogger)];
+  const transport = createRouterTransport(app.routes, { router: { interceptors } });
   return {
     db,
     app,
