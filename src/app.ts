@@ -16,7 +16,9 @@ import { DEFAULT_USER_MODEL_SETTINGS } from "./ml/train-energy.ts";
 import { createHealthService, ServingStatus, type HealthService } from "./server/health.ts";
 import { createReflectionService } from "./server/reflection.ts";
 import type { FastPathRoutes } from "./server/unary-fast-path.ts";
+import type { Tracer } from "@opentelemetry/api";
 import type { Metrics } from "./metrics.ts";
+import { traceTrainingJobs } from "./tracing.ts";
 import { createFeedbackRecorder } from "./service/feedback.ts";
 import { createActiveModels } from "./service/active-models.ts";
 import { createKeyedLock } from "./service/keyed-lock.ts";
@@ -43,6 +45,8 @@ export interface AppDeps {
   readonly activeModelTtlMs?: number;
   /** Where the parts report what operators scrape (absent: nothing is measured). */
   readonly metrics?: Metrics;
+  /** Traces training jobs as children of the call that started them (absent: tracing is off). */
+  readonly tracer?: Tracer;
 }
 
 /** The wired service: its routes and the parts shutdown and tests reach for. */
@@ -87,14 +91,15 @@ export function createApp(deps: AppDeps): App {
   const metrics = deps.metrics;
   const predictionLog = createPredictionLog(db, log, metrics === undefined ? {} : { onWrite: metrics.observePredictionWrite });
   metrics?.watch({ modelCache: cache, activeModels, predictionLog });
+  const traced = deps.tracer === undefined ? deps.runJob : traceTrainingJobs(deps.tracer, deps.runJob);
   const runJob: TrainJobRunner =
     metrics === undefined
-      ? deps.runJob
+      ? traced
       : async (job, signal) => {
           const started = performance.now();
           let outcome: "ok" | "error" = "error";
           try {
-            const result = await deps.runJob(job, signal);
+            const result = await traced(job, signal);
             outcome = "ok";
             return result;
           } finally {

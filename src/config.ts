@@ -19,6 +19,8 @@ export interface Config {
   readonly fastPath: boolean;
   /** Port of the Prometheus /metrics endpoint (0: any free port); null measures nothing (the default on a dev start). */
   readonly metricsPort: number | null;
+  /** Export traces over OTLP/HTTP: on when OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) is set; the exporter reads the other OTEL_* variables. */
+  readonly tracing: boolean;
   readonly trainer: AppSettings;
 }
 
@@ -45,6 +47,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     populationRetrainHours: integer(env, "POPULATION_RETRAIN_HOURS", 24, 0, 24 * 365),
     modelCacheBytes: integer(env, "MODEL_CACHE_MB", 256, 1, 1_000_000) * 1024 * 1024,
     fastPath: integer(env, "FAST_PATH", 1, 0, 1) === 1,
+    tracing: Boolean(env["OTEL_EXPORTER_OTLP_ENDPOINT"] || env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]),
     metricsPort: env["METRICS_PORT"] === undefined || env["METRICS_PORT"] === "" ? null : integer(env, "METRICS_PORT", 0, 0, 65535),
     activeModelTtlMs: integer(env, "ACTIVE_MODEL_TTL_SECONDS", 60, 1, 86_400) * 1000,
     trainer: {

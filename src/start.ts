@@ -4,7 +4,9 @@ import { startEmbeddedDatabase, type EmbeddedDatabase } from "./db/embedded.ts";
 import { migrate } from "./db/migrate.ts";
 import { createDatabasePool } from "./db/pool.ts";
 import type { Logger } from "./logger.ts";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { createMetrics } from "./metrics.ts";
+import { createQueryTracingInterceptor, createTracing, createTracingInterceptor } from "./tracing.ts";
 import { createErrorInterceptor } from "./server/errors.ts";
 import { createMetricsInterceptor, serveMetrics } from "./server/metrics.ts";
 import { listen } from "./server/listen.ts";
@@ -33,9 +35,11 @@ export async function startService(config: Config, log: Logger): Promise<Service
     url = embedded.url;
     log.info("embedded database started", { dataDir: config.dataDir });
   }
+  const tracing = config.tracing ? createTracing(new OTLPTraceExporter()) : null;
   const db = await createDatabasePool(url, {
     maximumPoolSize: embedded === null ? 10 : 1,
     statementTimeoutMs: config.statementTimeoutMs,
+    ...(tracing === null ? {} : { interceptors: [createQueryTracingInterceptor(tracing.tracer)] }),
   });
   const applied = await migrate(db);
   log.info("database migrated", { applied });
@@ -50,10 +54,16 @@ export async function startService(config: Config, log: Logger): Promise<Service
     modelCacheBytes: config.modelCacheBytes,
     activeModelTtlMs: config.activeModelTtlMs,
     ...(metrics === undefined ? {} : { metrics }),
+    ...(tracing === null ? {} : { tracer: tracing.tracer }),
   });
   const fastPath = config.fastPath ? createUnaryFastPath(app.unaryHandlers, log) : undefined;
   // The metrics interceptor comes first, so it times the whole chain and sees the code the caller gets.
-  const interceptors = [...(metrics === undefined ? [] : [createMetricsInterceptor(metrics)]), createErrorInterceptor(log)];
+  // Then the trace's span, so the error interceptor's mapping happens inside it.
+  const interceptors = [
+    ...(metrics === undefined ? [] : [createMetricsInterceptor(metrics)]),
+    ...(tracing === null ? [] : [createTracingInterceptor(tracing.tracer)]),
+    createErrorInterceptor(log),
+  ];
   const server = await listen(app.routes, interceptors, config.port, config.host, fastPath);
   const metricsServer = metrics === undefined || config.metricsPort === null ? null : await serveMetrics(metrics, config.metricsPort, config.host);
   log.info("listening", { port: server.port, host: config.host, metricsPort: metricsServer?.port ?? null, startupMs: Date.now() - started });
@@ -72,6 +82,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
         await metricsServer?.close();
         await app.close();
         await trainPool.close();
+        await tracing?.shutdown();
         await db.end();
         await embedded?.stop();
       })();

@@ -1,4 +1,4 @@
-import { createPool, type DatabasePool } from "slonik";
+import { createPool, type DatabasePool, type Interceptor } from "slonik";
 
 /** Settings for the one pool the service uses. */
 export interface PoolOptions {
@@ -6,6 +6,8 @@ export interface PoolOptions {
   readonly maximumPoolSize?: number;
   /** Milliseconds before PostgreSQL cancels a statement. */
   readonly statementTimeoutMs?: number;
+  /** slonik interceptors, e.g. a span per query when tracing is on. */
+  readonly interceptors?: readonly Interceptor[];
 }
 
 /** Opens the slonik pool every repository shares; the caller ends it on shutdown. */
@@ -15,5 +17,6 @@ export async function createDatabasePool(url: string, options: PoolOptions = {})
     statementTimeout: options.statementTimeoutMs ?? 30_000,
     connectionTimeout: 10_000,
     idleTimeout: 30_000,
+    interceptors: [...(options.interceptors ?? [])],
   });
 }

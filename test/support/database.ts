@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
-import { createPool, sql, type DatabasePool } from "slonik";
+import { createPool, sql, type DatabasePool, type Interceptor } from "slonik";
 import { startEmbeddedDatabase } from "../../src/db/embedded.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import { createDatabasePool } from "../../src/db/pool.ts";
@@ -22,7 +22,7 @@ export const testServerUrl: string | undefined = process.env["TEST_DATABASE_URL"
  * A freshly created, migrated database: on the real server a new database per
  * call (dropped on close), otherwise a new embedded PGlite in a temp folder.
  */
-export async function freshDatabase(options: { migrate?: boolean } = {}): Promise<TestDatabase> {
+export async function freshDatabase(options: { migrate?: boolean; interceptors?: readonly Interceptor[] } = {}): Promise<TestDatabase> {
   let url: string;
   let cleanup: () => Promise<void>;
   let embedded = false;
@@ -47,7 +47,7 @@ export async function freshDatabase(options: { migrate?: boolean } = {}): Promis
       rmSync(dir, { recursive: true, force: true });
     };
   }
-  const pool = await createDatabasePool(url, { maximumPoolSize: embedded ? 1 : 5 });
+  const pool = await createDatabasePool(url, { maximumPoolSize: embedded ? 1 : 5, ...(options.interceptors === undefined ? {} : { interceptors: options.interceptors }) });
   if (options.migrate ?? true) await migrate(pool);
   return {
     url,

@@ -2,7 +2,9 @@ import { createClient, createRouterTransport, type Client } from "@connectrpc/co
 import { MlService } from "../../gen/ml/v1/ml_pb.ts";
 import { createApp, DEFAULT_TRAINER_SETTINGS, type App, type AppSettings } from "../../src/app.ts";
 import { silentLogger } from "../../src/logger.ts";
+import type { Tracer } from "@opentelemetry/api";
 import type { Metrics } from "../../src/metrics.ts";
+import { createQueryTracingInterceptor, createTracingInterceptor } from "../../src/tracing.ts";
 import { createErrorInterceptor } from "../../src/server/errors.ts";
 import { createMetricsInterceptor } from "../../src/server/metrics.ts";
 import { createTrainPool, type TrainPool } from "../../src/service/train-pool.ts";
@@ -26,9 +28,9 @@ export const TEST_SETTINGS: AppSettings = { ...DEFAULT_TRAINER_SETTINGS, nEstima
 
 /** Builds a TestService; `clock` fixes "now" for SuggestTasks; `metrics` measures it as start.ts would. */
 export async function startTestService(
-  options: { settings?: Partial<AppSettings>; clock?: () => number; metrics?: Metrics } = {},
+  options: { settings?: Partial<AppSettings>; clock?: () => number; metrics?: Metrics; tracer?: Tracer } = {},
 ): Promise<TestService> {
-  const db = await freshDatabase();
+  const db = await freshDatabase(options.tracer === undefined ? {} : { interceptors: [createQueryTracingInterceptor(options.tracer)] });
   const pool = createTrainPool(1);
   const app = createApp({
     db: db.pool,
@@ -37,8 +39,13 @@ export async function startTestService(
     settings: { ...TEST_SETTINGS, ...options.settings },
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+    ...(options.tracer === undefined ? {} : { tracer: options.tracer }),
   });
-  const interceptors = [...(options.metrics === undefined ? [] : [createMetricsInterceptor(options.metrics)]), createErrorInterceptor(silentLogger)];
+  const interceptors = [
+    ...(options.metrics === undefined ? [] : [createMetricsInterceptor(options.metrics)]),
+    ...(options.tracer === undefined ? [] : [createTracingInterceptor(options.tracer)]),
+    createErrorInterceptor(silentLogger),
+  ];
   const transport = createRouterTransport(app.routes, { router: { interceptors } });
   return {
     db,
