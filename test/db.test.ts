@@ -7,6 +7,7 @@ import {
   activateModel,
   activeModel,
   insertModel,
+  storeVersion,
   listActivations,
   listModels,
   logDecision,
@@ -105,6 +106,25 @@ describe("models", () => {
     // The partial unique index refuses a second active version even from outside the service.
     await expect(db.pool.query(sql.unsafe`UPDATE ml_models SET is_active = true WHERE model_id = ${a.model_id}`)).rejects.toThrow();
     expect((await modelBlob(db.pool, a.model_id))?.model_data).toEqual(Buffer.from([1, 2, 3]));
+  });
+
+  it("serializes concurrent new versions and activations of one user: distinct numbers, one active, every version logged", async () => {
+    const first = await storeVersion(db.pool, model("race"), () => ({ activate: true, ...why }));
+    const work = await Promise.all(
+      Array.from({ length: 24 }, (_, i) =>
+        i % 2 === 0
+          ? storeVersion(db.pool, model("race"), (activeNow) => ({ activate: i % 4 === 0, trigger: "train", reason: `over ${activeNow?.version}` }))
+          : activateModel(db.pool, first.model.model_id, { trigger: "activate", reason: "race" }),
+      ),
+    );
+    expect(work.every((w) => w !== null)).toBe(true);
+    const versions = await listModels(db.pool, "race", "energy_prediction");
+    expect(versions.map((v) => v.version_number).sort((a, b) => a - b)).toEqual(Array.from({ length: 13 }, (_, i) => i + 1));
+    expect(versions.filter((v) => v.is_active)).toHaveLength(1);
+    const log = await listActivations(db.pool, "race", "energy_prediction", 500);
+    for (const v of versions) expect(log.some((entry) => entry.model_id === v.model_id), v.version).toBe(true);
+    // The log's newest activation is the version active now.
+    expect(log.find((entry) => entry.activated)?.model_id).toBe(versions.find((v) => v.is_active)?.model_id);
   });
 
   it("moves the live accuracy with feedback, weighted against the training accuracy", async () => {

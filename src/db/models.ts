@@ -1,4 +1,4 @@
-import { sql, type CommonQueryMethods } from "slonik";
+import { sql, type CommonQueryMethods, type DatabasePool, type DatabaseTransactionConnection } from "slonik";
 import { z } from "zod";
 import { MODEL_TYPES, type ModelTypeName } from "../domain.ts";
 
@@ -24,6 +24,8 @@ const ModelRow = z.object({
 });
 /** A model version without its (large) serialized data. */
 export type ModelRow = z.infer<typeof ModelRow>;
+
+const ModelOwner = z.object({ user_id: z.string(), model_type: z.enum(MODEL_TYPES) });
 
 const ModelBlobRow = z.object({
   model_id: z.string().uuid(),
@@ -77,7 +79,7 @@ export async function usersFittedWithoutPopulation(db: CommonQueryMethods, popul
   return rows.map((r) => r.user_id);
 }
 
-/** Stores a new, inactive version numbered one past the user's latest. */
+/** Stores a new, inactive version numbered one past the user's latest (storeVersion serializes concurrent ones). */
 export async function insertModel(db: CommonQueryMethods, model: NewModel): Promise<ModelRow> {
   const accuracy = Math.round(model.trainingAccuracy * 10_000) / 10_000;
   return db.one(sql.type(ModelRow)`
@@ -134,25 +136,61 @@ export interface Decision {
 }
 
 /**
- * Makes one version the active one and logs why. Deactivating first and
- * activating second in one transaction keeps the partial unique index
- * satisfied at every step.
+ * Serializes every change to one user's versions of one model type (a new
+ * version, an activation) across connections and replicas, until the
+ * transaction ends: concurrent calls then succeed one after another instead
+ * of racing on the unique indexes (version number, one active version).
  */
-export async function activateModel(db: CommonQueryMethods, modelId: string, decision: Decision): Promise<ModelRow | null> {
+async function lockVersionsOf(tx: DatabaseTransactionConnection, userId: string, modelType: ModelTypeName): Promise<void> {
+  await tx.query(sql.unsafe`SELECT pg_advisory_xact_lock(hashtextextended(${`${modelType}:${userId}`}, 0))`);
+}
+
+/** Inside a locked transaction: deactivates the others, activates this one, logs why. */
+async function activateLocked(tx: DatabaseTransactionConnection, target: ModelRow, decision: Decision): Promise<ModelRow> {
+  // Deactivating first and activating second keeps the partial unique index satisfied at every step.
+  await tx.query(sql.unsafe`
+    UPDATE ml_models SET is_active = false
+    WHERE user_id = ${target.user_id} AND model_type = ${target.model_type} AND is_active AND model_id <> ${target.model_id}
+  `);
+  const row = await tx.one(sql.type(ModelRow)`
+    UPDATE ml_models SET is_active = true WHERE model_id = ${target.model_id} RETURNING ${columns}
+  `);
+  await logDecision(tx, row, true, decision);
+  return row;
+}
+
+/** Makes one version the active one and logs why; concurrent activations of one user's model run one at a time. */
+export async function activateModel(db: DatabasePool, modelId: string, decision: Decision): Promise<ModelRow | null> {
   return db.transaction(async (tx) => {
-    const target = await tx.maybeOne(sql.type(ModelRow)`
-      SELECT ${columns} FROM ml_models WHERE model_id = ${modelId} FOR UPDATE
-    `);
-    if (target === null) return null;
-    await tx.query(sql.unsafe`
-      UPDATE ml_models SET is_active = false
-      WHERE user_id = ${target.user_id} AND model_type = ${target.model_type} AND is_active AND model_id <> ${modelId}
-    `);
-    const row = await tx.one(sql.type(ModelRow)`
-      UPDATE ml_models SET is_active = true WHERE model_id = ${modelId} RETURNING ${columns}
-    `);
-    await logDecision(tx, row, true, decision);
-    return row;
+    const owner = await tx.maybeOne(sql.type(ModelOwner)`SELECT user_id, model_type FROM ml_models WHERE model_id = ${modelId}`);
+    if (owner === null) return null;
+    await lockVersionsOf(tx, owner.user_id, owner.model_type);
+    const target = await tx.one(sql.type(ModelRow)`SELECT ${columns} FROM ml_models WHERE model_id = ${modelId}`);
+    return activateLocked(tx, target, decision);
+  });
+}
+
+/**
+ * Stores a new version and its activation-log entry in one transaction, so
+ * no crash or race leaves a version without its entry. `decide` sees the
+ * version active now (under the lock), which may differ from the one the
+ * new version was measured against.
+ */
+export async function storeVersion(
+  db: DatabasePool,
+  model: NewModel,
+  decide: (activeNow: ModelRow | null) => Decision & { readonly activate: boolean },
+): Promise<{ model: ModelRow; activated: boolean; reason: string }> {
+  return db.transaction(async (tx) => {
+    await lockVersionsOf(tx, model.userId, model.modelType);
+    const activeNow = await activeModel(tx, model.userId, model.modelType);
+    const stored = await insertModel(tx, model);
+    const { activate, ...decision } = decide(activeNow);
+    if (!activate) {
+      await logDecision(tx, stored, false, decision);
+      return { model: stored, activated: false, reason: decision.reason };
+    }
+    return { model: await activateLocked(tx, stored, decision), activated: true, reason: decision.reason };
   });
 }
 

@@ -3,11 +3,9 @@ import { ENERGY_LABELS, type EnergyFeatureValues, type ModelTypeName } from "../
 import { NotEnoughTrainingData } from "../errors.ts";
 import {
   activeModel,
-  activateModel,
-  insertModel,
-  logDecision,
   modelBlob,
   modelById,
+  storeVersion,
   usersFittedWithoutPopulation,
   type ModelRow,
 } from "../db/models.ts";
@@ -233,7 +231,10 @@ export function createTrainer(deps: TrainerDeps): Trainer {
         : await planUser(userId, modelType, active, sinceOverride);
     const result = await runJob({ ...plan.job, cpuShare: settings.cpuShare }, signal);
     const { evaluation, comparison } = result;
-    const stored = await insertModel(db, {
+    const what = userId === POPULATION ? "population" : modelType;
+    const decided = decideActivation(active, result, what, settings.minComparisonSamples);
+    const drift = trigger === "retrain:drift" ? `drift in live accuracy; the user's day re-placed from the ${plan.samples} most recent samples (older ones realigned); ` : "";
+    const { model, activated: activate, reason } = await storeVersion(db, {
       userId,
       modelType,
       format: result.format,
@@ -252,19 +253,12 @@ export function createTrainer(deps: TrainerDeps): Trainer {
       trainingSinceSeq: plan.sinceSeq,
       ece: evaluation.ece,
       brier: evaluation.brier,
-    });
-
-    const what = userId === POPULATION ? "population" : modelType;
-    const decided = decideActivation(active, result, what, settings.minComparisonSamples);
-    const activate = decided.activate;
-    let reason = decided.reason;
-    if (trigger === "retrain:drift") {
-      reason = `drift in live accuracy; the user's day re-placed from the ${plan.samples} most recent samples (older ones realigned); ${reason}`;
-    }
-    const decision = { trigger, reason };
-    let model = stored;
-    if (activate) model = (await activateModel(db, stored.model_id, decision)) ?? stored;
-    else await logDecision(db, stored, false, decision);
+    }, (activeNow) =>
+      // Another version went live while this one trained (an ActivateModel, another replica): that choice stands.
+      activeNow?.model_id !== active?.model_id
+        ? { activate: false, trigger, reason: `${activeNow?.version ?? "no version"} became active while this version trained; it stays active` }
+        : { activate: decided.activate, trigger, reason: drift + decided.reason },
+    );
     const loaded = loadModel(result.format, result.modelData);
     cache.put(model.model_id, loaded, loadedModelBytes(loaded, result.modelData.byteLength));
     if (activate) deps.onActivated?.(model);
