@@ -22,10 +22,8 @@ export function createUpsertTasksHandler({ db }: { db: DatabasePool }): ServiceI
       const taskId = v.uuid(t.taskId, `${at}.task_id`);
       if (seen.has(taskId)) throw new InvalidInput(`${at}.task_id`, `${taskId} appears twice in this request`);
       seen.add(taskId);
-      const title = t.title.trim();
-      if (title.length === 0 || title.length > 500) throw new InvalidInput(`${at}.title`, "must be 1-500 characters");
-      const category = t.category.trim();
-      if (category.length === 0 || category.length > 100) throw new InvalidInput(`${at}.category`, "must be 1-100 characters");
+      const title = v.text(t.title, `${at}.title`, 500);
+      const category = v.text(t.category, `${at}.category`, 100);
       if (t.status !== TaskStatus.OPEN && t.status !== TaskStatus.DONE) throw new InvalidInput(`${at}.status`, "must be OPEN or DONE");
       return {
         taskId,

@@ -13,18 +13,36 @@ import { energyLabel, modelTypeName } from "./convert.ts";
  */
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// PostgreSQL text cannot hold NUL; other C0 controls (and DEL) have no place in ids, titles or zone names.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
+
+/** Earliest and latest instants a timestamp may name: 1970-01-01 and 2200-01-01 UTC (what dates, zones and PostgreSQL all hold). */
+export const TIMESTAMP_RANGE = { minMs: 0, maxMs: Date.UTC(2200, 0, 1) } as const;
+
+/** What an error message may quote of a caller's string: a short prefix, so a huge value never comes back in a header. */
+export function quote(value: string, max = 40): string {
+  return JSON.stringify(value.length > max ? `${value.slice(0, max)}…` : value);
+}
+
+/** A string of 1 to `max` characters (after trimming) without control characters. */
+export function text(value: string, field: string, max: number): string {
+  const trimmed = value.trim();
+  if (trimmed.length === 0) throw new InvalidInput(field, "is required");
+  if (trimmed.length > max) throw new InvalidInput(field, `is ${trimmed.length} characters; at most ${max} are allowed`);
+  const bad = CONTROL.exec(trimmed);
+  if (bad !== null) throw new InvalidInput(field, `contains the control character U+${bad[0].charCodeAt(0).toString(16).padStart(4, "0").toUpperCase()} at ${bad.index}`);
+  return trimmed;
+}
 
 /** A non-empty user id of at most 255 characters. */
 export function userId(value: string, field = "user_id"): string {
-  const trimmed = value.trim();
-  if (trimmed.length === 0) throw new InvalidInput(field, "is required");
-  if (trimmed.length > 255) throw new InvalidInput(field, `is ${trimmed.length} characters; at most 255 are allowed`);
-  return trimmed;
+  return text(value, field, 255);
 }
 
 /** A UUID in canonical text form, lower-cased. */
 export function uuid(value: string, field: string): string {
-  if (!UUID.test(value)) throw new InvalidInput(field, `"${value}" is not a UUID`);
+  if (!UUID.test(value)) throw new InvalidInput(field, `${quote(value)} is not a UUID`);
   return value.toLowerCase();
 }
 
@@ -42,12 +60,15 @@ export function modelType(value: ModelType, field = "model_type"): ModelTypeName
   return name;
 }
 
-/** A present timestamp, as epoch milliseconds. */
+/** A present timestamp within TIMESTAMP_RANGE, as epoch milliseconds (checked before any date arithmetic). */
 export function timestamp(value: Timestamp | undefined, field: string): number {
   if (value === undefined) throw new InvalidInput(field, "is required");
-  const ms = timestampMs(value);
-  if (!Number.isFinite(ms) || value.nanos < 0 || value.nanos > 999_999_999) throw new InvalidInput(field, "is not a valid timestamp");
-  return ms;
+  if (value.nanos < 0 || value.nanos > 999_999_999) throw new InvalidInput(field, "is not a valid timestamp (nanos outside 0-999999999)");
+  const seconds = Number(value.seconds);
+  if (!Number.isFinite(seconds) || seconds < TIMESTAMP_RANGE.minMs / 1000 || seconds >= TIMESTAMP_RANGE.maxMs / 1000) {
+    throw new InvalidInput(field, `${String(value.seconds)} s is outside 1970-01-01 to 2200-01-01 UTC`);
+  }
+  return timestampMs(value);
 }
 
 /** A number within [min, max]. */
@@ -59,7 +80,7 @@ export function inRange(value: number, min: number, max: number, field: string):
 /** A known IANA zone name; empty means UTC. */
 export function timeZone(value: string, field = "time_zone"): string {
   if (value === "") return "UTC";
-  if (!isValidTimeZone(value)) throw new InvalidInput(field, `"${value}" is not an IANA time zone (e.g. "Europe/Berlin")`);
+  if (value.length > 64 || !isValidTimeZone(value)) throw new InvalidInput(field, `${quote(value)} is not an IANA time zone (e.g. "Europe/Berlin")`);
   return value;
 }
 
