@@ -19,6 +19,7 @@ import type { FastPathRoutes } from "./server/unary-fast-path.ts";
 import type { Tracer } from "@opentelemetry/api";
 import type { Metrics } from "./metrics.ts";
 import { traceTrainingJobs } from "./tracing.ts";
+import { LIVENESS } from "./service/database-watch.ts";
 import { createFeedbackRecorder } from "./service/feedback.ts";
 import { createActiveModels } from "./service/active-models.ts";
 import { createKeyedLock } from "./service/keyed-lock.ts";
@@ -130,7 +131,7 @@ export function createApp(deps: AppDeps): App {
     },
     ...(metrics === undefined ? {} : { onEnergyAnswer: metrics.observeFeedback }),
   });
-  const health = createHealthService({ initial: { [MlService.typeName]: ServingStatus.SERVING } });
+  const health = createHealthService({ initial: { [MlService.typeName]: ServingStatus.SERVING, [LIVENESS]: ServingStatus.SERVING } });
   const reflection = createReflectionService([file_ml_v1_ml]);
   const handlers = {
     ingestTrainingData: createIngestTrainingDataHandler({ db, onSamplesStored: () => population.poke() }),

@@ -5,12 +5,16 @@ import { migrate } from "./db/migrate.ts";
 import { createDatabasePool } from "./db/pool.ts";
 import type { Logger } from "./logger.ts";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import { sql } from "slonik";
+import { MlService } from "../gen/ml/v1/ml_pb.ts";
 import { createMetrics } from "./metrics.ts";
+import { OVERALL_HEALTH } from "./server/health.ts";
 import { createQueryTracingInterceptor, createTracing, createTracingInterceptor } from "./tracing.ts";
 import { createErrorInterceptor } from "./server/errors.ts";
 import { createMetricsInterceptor, serveMetrics } from "./server/metrics.ts";
 import { listen } from "./server/listen.ts";
 import { createUnaryFastPath } from "./server/unary-fast-path.ts";
+import { watchDatabase } from "./service/database-watch.ts";
 import { createTrainPool } from "./service/train-pool.ts";
 
 /** A started service. */
@@ -66,6 +70,9 @@ export async function startService(config: Config, log: Logger): Promise<Service
   ];
   const server = await listen(app.routes, interceptors, config.port, config.host, fastPath);
   const metricsServer = metrics === undefined || config.metricsPort === null ? null : await serveMetrics(metrics, config.metricsPort, config.host);
+  // An embedded database lives in this process: it cannot be unreachable while the process runs.
+  const watch =
+    embedded === null ? watchDatabase(() => db.query(sql.unsafe`SELECT 1`), app.health, [OVERALL_HEALTH, MlService.typeName]) : null;
   log.info("listening", { port: server.port, host: config.host, metricsPort: metricsServer?.port ?? null, startupMs: Date.now() - started });
   // Through the population scheduler, so a scheduled refit never runs beside one started by new data.
   if (config.populationRetrainHours > 0) app.population.scheduleEvery(config.populationRetrainHours * 3_600_000);
@@ -77,6 +84,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
     metricsPort: metricsServer?.port ?? null,
     stop() {
       stopping ??= (async () => {
+        watch?.stop();
         app.health.shutdown();
         await server.close();
         await metricsServer?.close();
