@@ -1,4 +1,5 @@
 import { DEFAULT_TRAINER_SETTINGS, type AppSettings } from "./app.ts";
+import type { AuthSettings } from "./server/auth.ts";
 
 /** Everything the service reads from its environment. */
 export interface Config {
@@ -21,6 +22,8 @@ export interface Config {
   readonly metricsPort: number | null;
   /** Export traces over OTLP/HTTP: on when OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) is set; the exporter reads the other OTEL_* variables. */
   readonly tracing: boolean;
+  /** How callers' tokens are checked; null runs the service open (allowed on a loopback address, or with ALLOW_UNAUTHENTICATED=1). */
+  readonly auth: AuthSettings | null;
   readonly trainer: AppSettings;
 }
 
@@ -34,12 +37,44 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
   return value;
 }
 
+/** Whether a bind address is reachable only from this machine. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+function readAuth(env: NodeJS.ProcessEnv, host: string): AuthSettings | null {
+  const file = env["AUTH_JWKS_FILE"] || undefined;
+  const url = env["AUTH_JWKS_URL"] || undefined;
+  if (file === undefined && url === undefined) {
+    if (!isLoopback(host) && env["ALLOW_UNAUTHENTICATED"] !== "1") {
+      throw new RangeError(
+        `HOST=${host} accepts calls from other machines, and no authentication is configured: ` +
+          "set AUTH_JWKS_FILE or AUTH_JWKS_URL (with AUTH_ISSUER and AUTH_AUDIENCE), or ALLOW_UNAUTHENTICATED=1 to run open on purpose",
+      );
+    }
+    return null;
+  }
+  if (file !== undefined && url !== undefined) throw new RangeError("set AUTH_JWKS_FILE or AUTH_JWKS_URL, not both");
+  const issuer = env["AUTH_ISSUER"];
+  const audience = env["AUTH_AUDIENCE"];
+  if (!issuer || !audience) throw new RangeError("AUTH_ISSUER and AUTH_AUDIENCE are required when a JWKS is configured");
+  return {
+    jwks: file !== undefined ? { file } : { url: url! },
+    issuer,
+    audience,
+    clockSkewSeconds: integer(env, "AUTH_CLOCK_SKEW_SECONDS", 30, 0, 600),
+    reflectionOpen: integer(env, "REFLECTION_OPEN", 0, 0, 1) === 1,
+  };
+}
+
 /** Reads and checks the configuration; a bad value is a RangeError naming the variable. */
 export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const threads = env["TRAIN_THREADS"];
+  const host = env["HOST"] || "127.0.0.1";
   return {
     port: integer(env, "PORT", 50051, 0, 65535),
-    host: env["HOST"] || "127.0.0.1",
+    host,
+    auth: readAuth(env, host),
     databaseUrl: env["DATABASE_URL"] || null,
     dataDir: env["DATA_DIR"] || ".data/pglite",
     trainThreads: threads === undefined || threads === "" ? null : integer(env, "TRAIN_THREADS", 1, 1, 64),

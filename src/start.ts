@@ -10,6 +10,7 @@ import { MlService } from "../gen/ml/v1/ml_pb.ts";
 import { createMetrics } from "./metrics.ts";
 import { OVERALL_HEALTH } from "./server/health.ts";
 import { createQueryTracingInterceptor, createTracing, createTracingInterceptor } from "./tracing.ts";
+import { createAuthInterceptor } from "./server/auth.ts";
 import { createErrorInterceptor } from "./server/errors.ts";
 import { createMetricsInterceptor, serveMetrics } from "./server/metrics.ts";
 import { listen } from "./server/listen.ts";
@@ -60,12 +61,14 @@ export async function startService(config: Config, log: Logger): Promise<Service
     ...(metrics === undefined ? {} : { metrics }),
     ...(tracing === null ? {} : { tracer: tracing.tracer }),
   });
-  const fastPath = config.fastPath ? createUnaryFastPath(app.unaryHandlers, log) : undefined;
+  // The lean path does not run connect interceptors yet: with authentication on, every call goes through connect-node.
+  const fastPath = config.fastPath && config.auth === null ? createUnaryFastPath(app.unaryHandlers, log) : undefined;
   // The metrics interceptor comes first, so it times the whole chain and sees the code the caller gets.
   // Then the trace's span, so the error interceptor's mapping happens inside it.
   const interceptors = [
     ...(metrics === undefined ? [] : [createMetricsInterceptor(metrics)]),
     ...(tracing === null ? [] : [createTracingInterceptor(tracing.tracer)]),
+    ...(config.auth === null ? [] : [createAuthInterceptor(config.auth)]),
     createErrorInterceptor(log),
   ];
   const server = await listen(app.routes, interceptors, config.port, config.host, fastPath);
@@ -73,6 +76,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
   // An embedded database lives in this process: it cannot be unreachable while the process runs.
   const watch =
     embedded === null ? watchDatabase(() => db.query(sql.unsafe`SELECT 1`), app.health, [OVERALL_HEALTH, MlService.typeName]) : null;
+  if (config.auth === null) log.info("authentication is off: any caller may call every RPC", { host: config.host });
   log.info("listening", { port: server.port, host: config.host, metricsPort: metricsServer?.port ?? null, startupMs: Date.now() - started });
   // Through the population scheduler, so a scheduled refit never runs beside one started by new data.
   if (config.populationRetrainHours > 0) app.population.scheduleEvery(config.populationRetrainHours * 3_600_000);
