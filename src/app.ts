@@ -21,6 +21,7 @@ import type { Metrics } from "./metrics.ts";
 import { traceTrainingJobs } from "./tracing.ts";
 import { LIVENESS } from "./service/database-watch.ts";
 import { createFeedbackRecorder } from "./service/feedback.ts";
+import type { PredictionSpill } from "./service/prediction-spill.ts";
 import { createActiveModels } from "./service/active-models.ts";
 import { createKeyedLock } from "./service/keyed-lock.ts";
 import { createPredictionLog, type PredictionLog } from "./service/prediction-log.ts";
@@ -48,6 +49,8 @@ export interface AppDeps {
   readonly metrics?: Metrics;
   /** Traces training jobs as children of the call that started them (absent: tracing is off). */
   readonly tracer?: Tracer;
+  /** Where predictions the database would not take are kept until it does (absent: given up after retries). */
+  readonly predictionSpill?: PredictionSpill;
 }
 
 /** The wired service: its routes and the parts shutdown and tests reach for. */
@@ -90,7 +93,10 @@ export function createApp(deps: AppDeps): App {
   const cache = createModelCache(db, deps.modelCacheBytes);
   const activeModels = createActiveModels(db, deps.activeModelTtlMs === undefined ? {} : { ttlMs: deps.activeModelTtlMs });
   const metrics = deps.metrics;
-  const predictionLog = createPredictionLog(db, log, metrics === undefined ? {} : { onWrite: metrics.observePredictionWrite });
+  const predictionLog = createPredictionLog(db, log, {
+    ...(metrics === undefined ? {} : { onWrite: metrics.observePredictionWrite }),
+    ...(deps.predictionSpill === undefined ? {} : { spill: deps.predictionSpill }),
+  });
   metrics?.watch({ modelCache: cache, activeModels, predictionLog });
   const traced = deps.tracer === undefined ? deps.runJob : traceTrainingJobs(deps.tracer, deps.runJob);
   const runJob: TrainJobRunner =

@@ -8,6 +8,8 @@ export interface Config {
   /** A PostgreSQL URL; null starts the embedded database in dataDir. */
   readonly databaseUrl: string | null;
   readonly dataDir: string;
+  /** Where predictions the database would not take are kept until it does (one directory per replica). */
+  readonly spillDir: string;
   readonly trainThreads: number | null;
   readonly statementTimeoutMs: number;
   /** Hours between scheduled retrains of the population model; 0 turns the schedule off. */
@@ -77,6 +79,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auth: readAuth(env, host),
     databaseUrl: env["DATABASE_URL"] || null,
     dataDir: env["DATA_DIR"] || ".data/pglite",
+    spillDir: env["PREDICTION_SPILL_DIR"] || ".data/spill",
     trainThreads: threads === undefined || threads === "" ? null : integer(env, "TRAIN_THREADS", 1, 1, 64),
     statementTimeoutMs: integer(env, "STATEMENT_TIMEOUT_MS", 30_000, 100, 3_600_000),
     populationRetrainHours: integer(env, "POPULATION_RETRAIN_HOURS", 24, 0, 24 * 365),

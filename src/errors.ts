@@ -42,6 +42,11 @@ export class PreconditionFailed extends Error {
   override readonly name = "PreconditionFailed";
 }
 
+/** The database cannot be reached now; the caller may retry (UNAVAILABLE). */
+export class DatabaseUnavailable extends Error {
+  override readonly name = "DatabaseUnavailable";
+}
+
 /** A stored model could not be read back. */
 export class ModelLoadFailed extends Error {
   override readonly name = "ModelLoadFailed";

@@ -15,7 +15,9 @@ import { createErrorInterceptor } from "./server/errors.ts";
 import { createMetricsInterceptor, serveMetrics } from "./server/metrics.ts";
 import { listen } from "./server/listen.ts";
 import { createUnaryFastPath } from "./server/unary-fast-path.ts";
+import { join } from "node:path";
 import { watchDatabase } from "./service/database-watch.ts";
+import { createPredictionSpill } from "./service/prediction-spill.ts";
 import { createTrainPool } from "./service/train-pool.ts";
 
 /** A started service. */
@@ -60,6 +62,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
     activeModelTtlMs: config.activeModelTtlMs,
     ...(metrics === undefined ? {} : { metrics }),
     ...(tracing === null ? {} : { tracer: tracing.tracer }),
+    predictionSpill: createPredictionSpill(join(config.spillDir, "predictions.jsonl")),
   });
   // The lean path does not run connect interceptors yet: with authentication on, every call goes through connect-node.
   const fastPath = config.fastPath && config.auth === null ? createUnaryFastPath(app.unaryHandlers, log) : undefined;

@@ -12,6 +12,8 @@ export interface NewPrediction {
   readonly type: PredictionType;
   readonly value: Record<string, unknown>;
   readonly confidence: number | null;
+  /** Epoch ms it was made, when not now (a row replayed from the spill file). */
+  readonly createdAt?: number;
 }
 
 const PredictionRow = z.object({
@@ -51,14 +53,18 @@ export async function insertPredictions(db: CommonQueryMethods, rows: readonly N
       prediction_type: p.type,
       prediction_value: p.value,
       confidence_score: p.confidence === null ? null : Math.round(p.confidence * 10_000) / 10_000,
+      created_at: p.createdAt === undefined ? null : new Date(p.createdAt).toISOString(),
     })),
   );
+  // A row already there is skipped: a batch may be written again after a commit whose answer was lost.
   await db.query(sql.unsafe`
-    INSERT INTO model_predictions (prediction_id, model_id, user_id, prediction_type, prediction_value, confidence_score)
-    SELECT prediction_id, model_id, user_id, prediction_type, prediction_value, confidence_score
+    INSERT INTO model_predictions (prediction_id, model_id, user_id, prediction_type, prediction_value, confidence_score, created_at)
+    SELECT prediction_id, model_id, user_id, prediction_type, prediction_value, confidence_score, coalesce(created_at, now())
     FROM json_to_recordset(${batch}::json) AS t(
-      prediction_id uuid, model_id uuid, user_id text, prediction_type text, prediction_value jsonb, confidence_score numeric
+      prediction_id uuid, model_id uuid, user_id text, prediction_type text, prediction_value jsonb, confidence_score numeric,
+      created_at timestamptz
     )
+    ON CONFLICT (prediction_id) DO NOTHING
   `);
 }
 

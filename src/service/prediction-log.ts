@@ -1,6 +1,8 @@
 import type { DatabasePool } from "slonik";
 import { insertPredictions, type NewPrediction } from "../db/predictions.ts";
+import { DatabaseUnavailable } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import type { PredictionSpill } from "./prediction-spill.ts";
 
 /**
  * Writes predictions to model_predictions in batches, off the request path.
@@ -33,6 +35,8 @@ export interface PredictionLogOptions {
   readonly highWaterMark?: number;
   /** Told of each batch written (or given up after its retries), with its duration: the flush-latency metric. */
   readonly onWrite?: (rows: number, outcome: "ok" | "error", seconds: number) => void;
+  /** Where batches the database would not take go, to be replayed later; without it they are given up after the retries. */
+  readonly spill?: PredictionSpill;
 }
 
 interface Batch {
@@ -40,6 +44,10 @@ interface Batch {
   readonly ids: Set<string>;
   written: Promise<void> | null;
 }
+
+/** First retry of a replay after a spill, and the longest wait between retries. */
+const REPLAY_FIRST_MS = 1_000;
+const REPLAY_MAX_MS = 30_000;
 
 const newBatch = (): Batch => ({ rows: [], ids: new Set(), written: null });
 
@@ -54,6 +62,52 @@ export function createPredictionLog(db: DatabasePool, log: Logger, options: Pred
   let chain: Promise<void> = Promise.resolve();
   let closed = false;
   let buffered = 0;
+  const spill = options.spill;
+  // Ids in the spill file: Feedback on one of them replays first, so it never answers NOT_FOUND for an id we returned.
+  const spilled = new Set<string>();
+  let spillChain: Promise<unknown> = Promise.resolve();
+  let replayTimer: NodeJS.Timeout | null = null;
+  let replayDelay = REPLAY_FIRST_MS;
+
+  /** Appending and replaying never interleave: a row spilled during a replay must not be cleared unread. */
+  function exclusive<T>(run: () => Promise<T>): Promise<T> {
+    const next = spillChain.then(run);
+    spillChain = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Moves the spill file's rows into the database; false when the database still will not take them. */
+  function replay(): Promise<boolean> {
+    if (spill === undefined) return Promise.resolve(true);
+    return exclusive(async () => {
+      const rows = await spill.read();
+      try {
+        for (let i = 0; i < rows.length; i += maxBatch) await insertPredictions(db, rows.slice(i, i + maxBatch));
+      } catch (err) {
+        for (const row of rows) spilled.add(row.predictionId);
+        log.error("replaying spilled predictions failed; will retry", { rows: rows.length, error: err instanceof Error ? err.message : String(err) });
+        return false;
+      }
+      await spill.clear();
+      spilled.clear();
+      if (rows.length > 0) log.info("replayed spilled predictions", { rows: rows.length, file: spill.file });
+      return true;
+    });
+  }
+
+  function scheduleReplay(delay: number): void {
+    if (replayTimer !== null || closed) return;
+    replayTimer = setTimeout(() => {
+      replayTimer = null;
+      void replay().then((ok) => {
+        replayDelay = ok ? REPLAY_FIRST_MS : Math.min(replayDelay * 2, REPLAY_MAX_MS);
+        if (!ok) scheduleReplay(replayDelay);
+      });
+    }, delay);
+    replayTimer.unref();
+  }
+  // Rows a previous run spilled (and could not replay before it stopped) go in first.
+  if (spill !== undefined) scheduleReplay(0);
 
   async function write(batch: Batch): Promise<void> {
     const started = performance.now();
@@ -67,7 +121,13 @@ export function createPredictionLog(db: DatabasePool, log: Logger, options: Pred
         log.error("writing predictions failed", { rows: batch.rows.length, attempt, error: err instanceof Error ? err.message : String(err) });
         if (attempt >= 5) {
           options.onWrite?.(batch.rows.length, "error", (performance.now() - started) / 1000);
-          throw err;
+          if (spill === undefined) throw err;
+          // Durable on local disk before the batch counts as written; replayed when the database is back.
+          await exclusive(() => spill.append(batch.rows));
+          for (const row of batch.rows) spilled.add(row.predictionId);
+          log.error("predictions spilled to disk; they will be replayed", { rows: batch.rows.length, file: spill.file });
+          scheduleReplay(REPLAY_FIRST_MS);
+          return;
         }
         await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
       }
@@ -104,10 +164,12 @@ export function createPredictionLog(db: DatabasePool, log: Logger, options: Pred
       timer ??= setTimeout(() => void flushCurrent().catch(() => undefined), maxDelayMs);
       return Promise.resolve();
     },
-    ensureWritten(predictionId) {
-      if (current.ids.has(predictionId)) return flushCurrent();
-      for (const batch of inFlight) if (batch.ids.has(predictionId)) return batch.written!;
-      return Promise.resolve();
+    async ensureWritten(predictionId) {
+      if (current.ids.has(predictionId)) await flushCurrent();
+      else for (const batch of inFlight) if (batch.ids.has(predictionId)) await batch.written;
+      if (spilled.has(predictionId) && !(await replay())) {
+        throw new DatabaseUnavailable(`prediction ${predictionId} is safe on disk, and the database is not taking it yet`);
+      }
     },
     async flush() {
       flushCurrent();
@@ -118,6 +180,9 @@ export function createPredictionLog(db: DatabasePool, log: Logger, options: Pred
       closed = true;
       flushCurrent();
       await Promise.all([...inFlight].map((batch) => batch.written));
+      if (replayTimer !== null) clearTimeout(replayTimer);
+      // One last try; what stays in the file is replayed on the next start.
+      if (spilled.size > 0) await replay();
     },
     get pending() {
       return buffered;
