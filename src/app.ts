@@ -22,7 +22,7 @@ import { traceTrainingJobs } from "./tracing.ts";
 import { LIVENESS } from "./service/database-watch.ts";
 import { createFeedbackRecorder } from "./service/feedback.ts";
 import type { PredictionSpill } from "./service/prediction-spill.ts";
-import { createActiveModels } from "./service/active-models.ts";
+import { createActiveModels, type ActiveModels } from "./service/active-models.ts";
 import { createKeyedLock } from "./service/keyed-lock.ts";
 import { createPredictionLog, type PredictionLog } from "./service/prediction-log.ts";
 import { createModelCache } from "./service/model-cache.ts";
@@ -59,6 +59,8 @@ export interface App {
   /** The same unary handlers, for the lean HTTP/2 path (src/server/unary-fast-path.ts). */
   readonly unaryHandlers: FastPathRoutes;
   readonly trainer: Trainer;
+  /** Which version is active per user, cached; start.ts lets other replicas' activations reach it. */
+  readonly activeModels: ActiveModels;
   readonly health: HealthService;
   readonly predictionLog: PredictionLog;
   /** Refits the population model when data grows or the schedule asks (start.ts starts its schedule). */
@@ -160,6 +162,7 @@ export function createApp(deps: AppDeps): App {
   return {
     unaryHandlers: { service: MlService, handlers: handlers as unknown as FastPathRoutes["handlers"] },
     trainer,
+    activeModels,
     health,
     predictionLog,
     population,

@@ -16,6 +16,7 @@ import { createMetricsInterceptor, serveMetrics } from "./server/metrics.ts";
 import { listen } from "./server/listen.ts";
 import { createUnaryFastPath } from "./server/unary-fast-path.ts";
 import { join } from "node:path";
+import { listenForActivations } from "./service/activation-listener.ts";
 import { watchDatabase } from "./service/database-watch.ts";
 import { createPredictionSpill } from "./service/prediction-spill.ts";
 import { createTrainPool } from "./service/train-pool.ts";
@@ -76,6 +77,15 @@ export async function startService(config: Config, log: Logger): Promise<Service
   ];
   const server = await listen(app.routes, interceptors, config.port, config.host, fastPath);
   const metricsServer = metrics === undefined || config.metricsPort === null ? null : await serveMetrics(metrics, config.metricsPort, config.host);
+  // Activations made by other replicas reach this one's caches at once (an embedded database has one replica, and one connection).
+  const listener =
+    embedded === null
+      ? listenForActivations(url, {
+          onActivated: (userId, modelType) => app.activeModels.invalidate(userId, modelType),
+          onReset: () => app.activeModels.clear(),
+          log,
+        })
+      : null;
   // An embedded database lives in this process: it cannot be unreachable while the process runs.
   const watch =
     embedded === null ? watchDatabase(() => db.query(sql.unsafe`SELECT 1`), app.health, [OVERALL_HEALTH, MlService.typeName]) : null;
@@ -92,6 +102,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
     stop() {
       stopping ??= (async () => {
         watch?.stop();
+        await listener?.close();
         app.health.shutdown();
         await server.close();
         await metricsServer?.close();

@@ -156,6 +156,8 @@ async function activateLocked(tx: DatabaseTransactionConnection, target: ModelRo
     UPDATE ml_models SET is_active = true WHERE model_id = ${target.model_id} RETURNING ${columns}
   `);
   await logDecision(tx, row, true, decision);
+  // Delivered to every listening replica when (and only if) this transaction commits.
+  await tx.query(sql.unsafe`SELECT pg_notify('ml_activation', ${JSON.stringify({ user_id: row.user_id, model_type: row.model_type, model_id: row.model_id })})`);
   return row;
 }
 

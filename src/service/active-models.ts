@@ -8,8 +8,10 @@ export interface ActiveModels {
   get(userId: string, modelType: ModelTypeName): Promise<ModelRow | null>;
   /** The active version if known and fresh, without a promise; undefined when get() must ask the database. */
   peek(userId: string, modelType: ModelTypeName): ModelRow | null | undefined;
-  /** Forgets what is known for a user, after this process activated a version. */
+  /** Forgets what is known for a user, after this process (or, told by NOTIFY, another replica) activated a version. */
   invalidate(userId: string, modelType: ModelTypeName): void;
+  /** Forgets everything (activations may have been missed while the listener was away). */
+  clear(): void;
   /** Entries held. */
   readonly size: number;
   /** Lookups answered from memory (get, or a peek that knew), since start. */
@@ -69,6 +71,9 @@ export function createActiveModels(db: DatabasePool, options: { ttlMs?: number; 
     },
     invalidate(userId, modelType) {
       entries.delete(`${modelType}:${userId}`);
+    },
+    clear() {
+      entries.clear();
     },
     get size() {
       return entries.size;
