@@ -264,7 +264,7 @@ export async function suggestionEval(s: TestService, options: SuggestionEvalOpti
             count(methods["sort by due"]!, step, sorted((t) => -Math.min(dueHours(t, now), 1e6) - t.priority * 1e-3), chosen);
             count(methods["sort by priority"]!, step, sorted((t) => -t.priority - Math.min(dueHours(t, now), 1e4) * 1e-6), chosen);
             count(methods["rules only"]!, step, sorted((t) => ruleScore(t, energy, now).score - t.priority * 1e-6), chosen);
-            count(methods["own rule (ceiling)"]!, step, sorted((t) => user.utility(t, state)), chosen);
+            count(methods["own rule (ceiling)"]!, step, sorted((t) => user.utility(t, state) + jitter(t)), chosen);
           } else if (!ranking.includes(chosen)) {
             result.unshownPicks++;
           }

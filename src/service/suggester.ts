@@ -1,19 +1,13 @@
 import { randomUUID } from "node:crypto";
 import type { DatabasePool } from "slonik";
-import type { ActiveModels } from "./active-models.ts";
 import type { PredictionLog } from "./prediction-log.ts";
 import type { EnergyLabel } from "../domain.ts";
 import { openTasks } from "../db/tasks.ts";
 import { localHourAndWeekday } from "../ml/features.ts";
-import {
-  namedFeatureRow,
-  reasoning,
-  ruleScore,
-  suggesterFeatures,
-  SUGGESTER_FEATURE_NAMES,
-} from "../ml/task-ranking.ts";
-import type { ModelCache } from "./model-cache.ts";
+import { choiceFeatures, choiceProbabilities, factorContributions } from "../ml/choice-model.ts";
+import { factorSentence, reasoning, ruleScore } from "../ml/task-ranking.ts";
 import type { EnergyQuery, Predictor } from "./predictor.ts";
+import type { TaskRanker } from "./task-ranker.ts";
 
 /** A SuggestTasks request after validation. */
 export interface SuggestionQuery {
@@ -49,17 +43,18 @@ export interface Suggester {
 /** Dependencies of the suggester. */
 export interface SuggesterDeps {
   readonly db: DatabasePool;
-  readonly activeModels: ActiveModels;
-  readonly cache: ModelCache;
+  readonly ranker: TaskRanker;
   readonly predictor: Predictor;
   readonly predictionLog: PredictionLog;
 }
 
-/** Share of match_score that comes from the learned preferences once a suggester model is active. */
-const LEARNED_WEIGHT = 0.4;
-
-/** Builds the suggester: rules always, plus the user's learned preferences when a TASK_SUGGESTER model is active. */
-export function createSuggester({ db, activeModels, cache, predictor, predictionLog }: SuggesterDeps): Suggester {
+/**
+ * Builds the suggester: every open task gets the probability that the user
+ * picks it now, from their learned ranker (the population's, or the rules,
+ * until they have picks of their own). match_score is that probability, so
+ * its scale does not change when a user's own weights appear.
+ */
+export function createSuggester({ db, ranker, predictor, predictionLog }: SuggesterDeps): Suggester {
   return {
     async suggest(query) {
       let energy = query.energy;
@@ -67,43 +62,39 @@ export function createSuggester({ db, activeModels, cache, predictor, prediction
       if (energy === null) {
         energy = (await predictor.estimate({ ...query.prediction, userId: query.userId, targetTime: query.now })).energy;
       }
-      const { hour } = localHourAndWeekday(query.now, query.prediction.timeZone);
-      const [tasks, learnedModel] = await Promise.all([
-        openTasks(db, query.userId),
-        activeModels.get(query.userId, "task_suggester"),
-      ]);
-      const loaded = learnedModel === null ? null : await cache.get(learnedModel.model_id);
-      const learned = loaded?.kind === "forest" ? loaded.forest : null;
-      const scored = tasks.map((task) => {
-        const rule = ruleScore(task, energy, query.now);
-        const features = suggesterFeatures(task, energy, hour, query.now);
-        if (learned === null) return { rule, features, score: rule.score, note: undefined };
-        const chosen = learned.predictProba(namedFeatureRow(SUGGESTER_FEATURE_NAMES, features))[1] ?? 0;
-        const note = chosen >= 0.5 ? "you often pick tasks like this at this time" : undefined;
-        return { rule, features, score: (1 - LEARNED_WEIGHT) * rule.score + LEARNED_WEIGHT * chosen, note };
+      const { hour, weekday } = localHourAndWeekday(query.now, query.prediction.timeZone);
+      const weekend = weekday >= 5;
+      const [tasks, learned] = await Promise.all([openTasks(db, query.userId), ranker.weightsFor(query.userId)]);
+      const rows = choiceFeatures(tasks, { energy, hour, weekend, now: query.now });
+      const p = choiceProbabilities(learned.weights, rows);
+      const order = tasks.map((_, i) => i).sort((a, b) => p[b]! - p[a]! || rows[b]![0]! - rows[a]![0]! || tasks[a]!.priority - tasks[b]!.priority);
+      const top = order.slice(0, query.limit);
+      const suggestions = top.map((i) => {
+        const task = tasks[i]!;
+        const base = reasoning(ruleScore(task, energy, query.now), energy, query.now);
+        return {
+          taskId: task.taskId,
+          title: task.title,
+          matchScore: Math.round(p[i]! * 10_000) / 10_000,
+          reasoning: `${base} ${factorSentence(factorContributions(learned.weights, rows, i), task, weekend)}`,
+        };
       });
-      scored.sort((a, b) => b.score - a.score || a.rule.task.priority - b.rule.task.priority);
-      const top = scored.slice(0, query.limit);
-      const suggestions = top.map((s) => ({
-        taskId: s.rule.task.taskId,
-        title: s.rule.task.title,
-        matchScore: Math.round(s.score * 10_000) / 10_000,
-        reasoning: reasoning(s.rule, energy, query.now, s.note),
-      }));
       const suggestionId = randomUUID();
       await predictionLog.append({
         predictionId: suggestionId,
-        modelId: learnedModel?.model_id ?? null,
+        modelId: null,
         userId: query.userId,
         type: "task_suggestion",
         value: {
           energy,
           energy_predicted: energyPredicted,
           hour_of_day: hour,
+          weekend,
           at: new Date(query.now).toISOString(),
-          suggestions: top.map((s, i) => ({ task_id: s.rule.task.taskId, match_score: suggestions[i]!.matchScore, features: s.features })),
+          personal: learned.personal,
+          suggestions: suggestions.map((s) => ({ task_id: s.taskId, match_score: s.matchScore })),
         },
-        confidence: top[0]?.score ?? null,
+        confidence: top.length === 0 ? null : p[top[0]!]!,
       });
       return { suggestionId, energy, energyPredicted, suggestions };
     },

@@ -1,0 +1,144 @@
+import { setImmediate as nextTurn } from "node:timers/promises";
+import type { DatabasePool } from "slonik";
+import type { Logger } from "../logger.ts";
+import { recentChoices, recentPopulationChoices, type StoredChoice } from "../db/task-choices.ts";
+import { rankersFor, saveRanker } from "../db/task-rankers.ts";
+import {
+  choiceFeatures,
+  CHOICE_DIMENSIONS,
+  fitChoiceModel,
+  fitChoiceModelInSlices,
+  parseWeights,
+  priorWeights,
+  type ObservedChoice,
+} from "../ml/choice-model.ts";
+import { POPULATION } from "./trainer.ts";
+
+/** How the learned rankers are fitted. */
+export interface RankerSettings {
+  /** Ridge strength pulling a user's weights toward the population's. */
+  readonly userLambda: number;
+  /** Ridge strength pulling the population's weights toward the rules. */
+  readonly populationLambda: number;
+  /** A user's most recent picks read by each refit. */
+  readonly userWindow: number;
+  /** Newton steps per user refit (warm-started from the last weights). */
+  readonly userIterations: number;
+  /** Most recent picks (of all users) a population refit reads. */
+  readonly populationWindow: number;
+  /** At most this many of them from one user. */
+  readonly populationPerUser: number;
+  /** Picks recorded by this process after which the population ranker is refitted in the background. */
+  readonly populationEvery: number;
+}
+
+/** Defaults, chosen on the suggestions eval (eval/suggestions.ts). */
+export const DEFAULT_RANKER_SETTINGS: RankerSettings = {
+  userLambda: 1,
+  populationLambda: 3,
+  userWindow: 60,
+  userIterations: 2,
+  populationWindow: 2000,
+  populationPerUser: 100,
+  populationEvery: 50,
+};
+
+/** The weights a user's suggestions are ranked with. */
+export interface RankerWeights {
+  readonly weights: Float64Array;
+  /** True once the user has picks of their own. */
+  readonly personal: boolean;
+  readonly picks: number;
+}
+
+/** Learned task ranking: per-user weights over the population's, over the rules. */
+export interface TaskRanker {
+  /** The user's current weights (population + their offset; the rules when nothing was learned). */
+  weightsFor(userId: string): Promise<RankerWeights>;
+  /** Refits the user's offset on their recent picks after a new one (milliseconds of fitting CPU returned). */
+  learn(userId: string): Promise<number>;
+  /** Refits the population's weights on all users' recent picks. */
+  refitPopulation(): Promise<void>;
+  /** Resolves when no background population refit is running. */
+  idle(): Promise<void>;
+}
+
+/** Rows of a stored pick, ready for the model. */
+export function observedChoice(c: StoredChoice): ObservedChoice {
+  const tasks = c.open_tasks.map(([category, energyRequired, estimatedMinutes, priority, dueAt]) => ({
+    category,
+    energyRequired,
+    estimatedMinutes,
+    priority,
+    dueAt,
+  }));
+  return { rows: choiceFeatures(tasks, c.context), chosen: Math.min(c.chosen_index, tasks.length - 1) };
+}
+
+/** Builds the ranker over the task_choices and task_rankers tables. */
+export function createTaskRanker({ db, settings, log }: { db: DatabasePool; settings: RankerSettings; log: Logger }): TaskRanker {
+  let sinceRefit = 0;
+  let refitting: Promise<void> | null = null;
+
+  async function stored(userId: string): Promise<{ population: Float64Array; offset: Float64Array | null; picks: number }> {
+    const rows = await rankersFor(db, [userId, POPULATION]);
+    const pop = rows.find((r) => r.user_id === POPULATION);
+    const own = userId === POPULATION ? undefined : rows.find((r) => r.user_id === userId);
+    return {
+      population: (pop === undefined ? null : parseWeights(pop.weights)) ?? priorWeights(),
+      offset: own === undefined ? null : parseWeights(own.weights),
+      picks: own?.picks ?? 0,
+    };
+  }
+
+  async function refitPopulation(): Promise<void> {
+    const choices = (await recentPopulationChoices(db, settings.populationWindow, settings.populationPerUser)).map(observedChoice);
+    if (choices.length === 0) return;
+    const { population } = await stored(POPULATION);
+    // Slices of 50 picks (~1-2 ms each) keep serving responsive while thousands of picks are fitted.
+    const w = await fitChoiceModelInSlices(
+      choices,
+      { prior: priorWeights(), lambda: settings.populationLambda, start: population, iterations: 3 },
+      50,
+      () => nextTurn(),
+    );
+    await saveRanker(db, POPULATION, [...w], choices.length);
+  }
+
+  function scheduleRefit(): void {
+    if (refitting !== null) return;
+    sinceRefit = 0;
+    refitting = refitPopulation()
+      .catch((err: unknown) => log.error("population ranker refit failed", { error: err instanceof Error ? err.message : String(err) }))
+      .finally(() => {
+        refitting = null;
+      });
+  }
+
+  return {
+    async weightsFor(userId) {
+      const s = await stored(userId);
+      if (s.offset === null) return { weights: s.population, personal: false, picks: 0 };
+      return { weights: s.population.map((v, i) => v + s.offset![i]!), personal: true, picks: s.picks };
+    },
+    async learn(userId) {
+      const [s, picks] = await Promise.all([stored(userId), recentChoices(db, userId, settings.userWindow)]);
+      const started = performance.now();
+      const choices = picks.map(observedChoice);
+      const start = s.offset === null ? s.population : s.population.map((v, i) => v + s.offset![i]!);
+      const w = fitChoiceModel(choices, { prior: s.population, lambda: settings.userLambda, start, iterations: settings.userIterations });
+      const offset = Array.from({ length: CHOICE_DIMENSIONS }, (_, i) => w[i]! - s.population[i]!);
+      const cpu = performance.now() - started;
+      await saveRanker(db, userId, offset, s.picks + 1);
+      if (++sinceRefit >= settings.populationEvery) scheduleRefit();
+      return cpu;
+    },
+    refitPopulation: async () => {
+      scheduleRefit();
+      await refitting;
+    },
+    async idle() {
+      await refitting;
+    },
+  };
+}
