@@ -162,7 +162,9 @@ writeFileSync(
 // 2-4 run through the service itself: an in-process app on a fresh embedded database.
 const NOW = Date.UTC(2026, 10, 26, 9);
 let now = NOW;
-const s = await startTestService({ settings: { nEstimators: TEST_SETTINGS.nEstimators * 4 }, clock: () => now });
+/** RANKER_SETTINGS='{"userLambda":0.3}' overrides the learned ranker's settings (for choosing them on this eval). */
+const ranker = { ...DEFAULT_TRAINER_SETTINGS.ranker, ...(JSON.parse(process.env["RANKER_SETTINGS"] ?? "{}") as object) };
+const s = await startTestService({ settings: { nEstimators: TEST_SETTINGS.nEstimators * 4, ranker }, clock: () => now });
 try {
   if (!onlySuggestions) {
   // Family (a), as before this harness existed, so the figure compares with earlier runs.

@@ -52,16 +52,18 @@ export async function recentChoices(db: CommonQueryMethods, userId: string, limi
     SELECT user_id, context, open_tasks, chosen_index FROM task_choices
     WHERE user_id = ${userId} ORDER BY choice_id DESC LIMIT ${limit}
   `);
-  return [...rows].reverse();
+  // Parsed here: the pool has no result parser, and a pick that no longer parses must not reach the fit.
+  return StoredChoice.array().parse(rows).reverse();
 }
 
 /** The most recent picks of all users (at most `perUser` each, so no one user dominates the population). */
 export async function recentPopulationChoices(db: CommonQueryMethods, limit: number, perUser: number): Promise<readonly StoredChoice[]> {
-  return db.any(sql.type(StoredChoice)`
+  const rows = await db.any(sql.type(StoredChoice)`
     SELECT user_id, context, open_tasks, chosen_index FROM (
       SELECT user_id, context, open_tasks, chosen_index, choice_id,
         row_number() OVER (PARTITION BY user_id ORDER BY choice_id DESC) AS nth
       FROM (SELECT * FROM task_choices ORDER BY choice_id DESC LIMIT ${limit * 4}) AS newest
     ) AS ranked WHERE nth <= ${perUser} ORDER BY choice_id DESC LIMIT ${limit}
   `);
+  return StoredChoice.array().parse(rows);
 }

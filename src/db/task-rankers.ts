@@ -11,9 +11,10 @@ export type RankerRow = z.infer<typeof RankerRow>;
 
 /** The stored rankers of these users (the population is user ''). */
 export async function rankersFor(db: CommonQueryMethods, userIds: readonly string[]): Promise<readonly RankerRow[]> {
-  return db.any(sql.type(RankerRow)`
+  const rows = await db.any(sql.type(RankerRow)`
     SELECT user_id, weights, picks FROM task_rankers WHERE user_id = ANY(${sql.array(userIds, "text")})
   `);
+  return RankerRow.array().parse(rows);
 }
 
 /** Replaces a ranker's weights. */
