@@ -37,6 +37,8 @@ export interface AppDeps {
   readonly log: Logger;
   readonly settings: AppSettings;
   readonly clock?: () => number;
+  /** Uniform [0, 1) draws (SuggestTasks' exploration); seeded in tests and the eval. */
+  readonly random?: () => number;
   /** Memory bound of the model cache, in bytes. */
   readonly modelCacheBytes?: number;
   /** Seconds another instance's activation may take to be seen here. */
@@ -100,7 +102,14 @@ export function createApp(deps: AppDeps): App {
   const population = createPopulationScheduler({ db, trainer, settings: deps.settings, clock, log });
   const predictor = createPredictor({ activeModels, cache, predictionLog });
   const ranker = createTaskRanker({ db, settings: deps.settings.ranker, log });
-  const suggester = createSuggester({ db, ranker, predictor, predictionLog });
+  const suggester = createSuggester({
+    db,
+    ranker,
+    predictor,
+    predictionLog,
+    explorationRate: deps.settings.ranker.explorationRate,
+    random: deps.random ?? Math.random,
+  });
   const feedback = createFeedbackRecorder({
     db,
     trainer,

@@ -46,6 +46,30 @@ export interface SuggesterDeps {
   readonly ranker: TaskRanker;
   readonly predictor: Predictor;
   readonly predictionLog: PredictionLog;
+  /** Chance that the fifth place shows a task from further down instead (0 turns exploration off). */
+  readonly explorationRate: number;
+  /** Uniform [0, 1) draws for exploration; seeded in tests and the eval. */
+  readonly random: () => number;
+}
+
+/** The one place exploration touches: the fifth suggestion (the first four are always the best). */
+export const EXPLORED_RANK = 5;
+
+/**
+ * Exploration: with probability `rate` the task at EXPLORED_RANK swaps places
+ * with one drawn uniformly from every task ranked below it. Returns the order
+ * shown and the probability that this policy showed it, logged so the picks
+ * can later value another ranking off-policy (eval/suggestions.ts).
+ */
+export function exploreOrder(greedy: readonly number[], limit: number, rate: number, random: () => number): { order: number[]; propensity: number } {
+  const slot = EXPLORED_RANK - 1;
+  const below = greedy.length - EXPLORED_RANK;
+  if (rate <= 0 || limit < EXPLORED_RANK || below < 1) return { order: [...greedy], propensity: 1 };
+  if (random() >= rate) return { order: [...greedy], propensity: 1 - rate };
+  const order = [...greedy];
+  const k = EXPLORED_RANK + Math.floor(random() * below);
+  [order[slot], order[k]] = [order[k]!, order[slot]!];
+  return { order, propensity: rate / below };
 }
 
 /**
@@ -54,7 +78,7 @@ export interface SuggesterDeps {
  * until they have picks of their own). match_score is that probability, so
  * its scale does not change when a user's own weights appear.
  */
-export function createSuggester({ db, ranker, predictor, predictionLog }: SuggesterDeps): Suggester {
+export function createSuggester({ db, ranker, predictor, predictionLog, explorationRate, random }: SuggesterDeps): Suggester {
   return {
     async suggest(query) {
       let energy = query.energy;
@@ -67,7 +91,8 @@ export function createSuggester({ db, ranker, predictor, predictionLog }: Sugges
       const [tasks, learned] = await Promise.all([openTasks(db, query.userId), ranker.weightsFor(query.userId)]);
       const rows = choiceFeatures(tasks, { energy, hour, weekend, now: query.now });
       const p = choiceProbabilities(learned.weights, rows);
-      const order = tasks.map((_, i) => i).sort((a, b) => p[b]! - p[a]! || rows[b]![0]! - rows[a]![0]! || tasks[a]!.priority - tasks[b]!.priority);
+      const greedy = tasks.map((_, i) => i).sort((a, b) => p[b]! - p[a]! || rows[b]![0]! - rows[a]![0]! || tasks[a]!.priority - tasks[b]!.priority);
+      const { order, propensity } = exploreOrder(greedy, query.limit, explorationRate, random);
       const top = order.slice(0, query.limit);
       const suggestions = top.map((i) => {
         const task = tasks[i]!;
@@ -93,6 +118,11 @@ export function createSuggester({ db, ranker, predictor, predictionLog }: Sugges
           at: new Date(query.now).toISOString(),
           personal: learned.personal,
           suggestions: suggestions.map((s) => ({ task_id: s.taskId, match_score: s.matchScore })),
+          // The greedy order of every open task with its probability, and the exploration that changed it: what off-policy estimates need.
+          propensity,
+          exploration_rate: propensity === 1 ? 0 : explorationRate,
+          ranked: greedy.map((i) => tasks[i]!.taskId),
+          probabilities: greedy.map((i) => Math.round(p[i]! * 10_000) / 10_000),
         },
         confidence: top.length === 0 ? null : p[top[0]!]!,
       });

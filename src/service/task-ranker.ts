@@ -30,6 +30,8 @@ export interface RankerSettings {
   readonly populationPerUser: number;
   /** Picks recorded by this process after which the population ranker is refitted in the background. */
   readonly populationEvery: number;
+  /** Chance that SuggestTasks explores at the fifth place (see exploreOrder in suggester.ts). */
+  readonly explorationRate: number;
 }
 
 /** Defaults, chosen on the suggestions eval (eval/suggestions.ts). */
@@ -41,6 +43,7 @@ export const DEFAULT_RANKER_SETTINGS: RankerSettings = {
   populationWindow: 2000,
   populationPerUser: 100,
   populationEvery: 50,
+  explorationRate: 0.2,
 };
 
 /** The weights a user's suggestions are ranked with. */

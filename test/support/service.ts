@@ -4,6 +4,7 @@ import { createApp, DEFAULT_TRAINER_SETTINGS, type App, type AppSettings } from 
 import { silentLogger } from "../../src/logger.ts";
 import { createErrorInterceptor } from "../../src/server/errors.ts";
 import { createTrainPool, type TrainPool } from "../../src/service/train-pool.ts";
+import { seededRandom } from "../../src/ml/evaluation.ts";
 import { freshDatabase, type TestDatabase } from "./database.ts";
 
 /** The whole app on a fresh database with a real worker pool, called through a Connect client in memory. */
@@ -22,9 +23,9 @@ export interface TestService {
  */
 export const TEST_SETTINGS: AppSettings = { ...DEFAULT_TRAINER_SETTINGS, nEstimators: 25, populationAutoTrain: false };
 
-/** Builds a TestService; `clock` fixes "now" for SuggestTasks. */
+/** Builds a TestService; `clock` fixes "now" for SuggestTasks, `random` its exploration (seeded by default). */
 export async function startTestService(
-  options: { settings?: Partial<AppSettings>; clock?: () => number } = {},
+  options: { settings?: Partial<AppSettings>; clock?: () => number; random?: () => number } = {},
 ): Promise<TestService> {
   const db = await freshDatabase();
   const pool = createTrainPool(1);
@@ -34,6 +35,7 @@ export async function startTestService(
     log: silentLogger,
     settings: { ...TEST_SETTINGS, ...options.settings },
     ...(options.clock === undefined ? {} : { clock: options.clock }),
+    random: options.random ?? seededRandom(20261129),
   });
   const transport = createRouterTransport(app.routes, { router: { interceptors: [createErrorInterceptor(silentLogger)] } });
   return {
