@@ -1,8 +1,11 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { sql } from "slonik";
+import { z } from "zod";
 import { EnergyLevel, TaskStatus } from "../gen/ml/v1/ml_pb.ts";
 import type { EnergyLabel, TaskRecord } from "../src/domain.ts";
 import { seededRandom } from "../src/ml/evaluation.ts";
 import { ruleScore } from "../src/ml/task-ranking.ts";
+import { EXPLORED_RANK } from "../src/service/suggester.ts";
 import type { TestService } from "../test/support/service.ts";
 
 /**
@@ -149,6 +152,19 @@ export interface FamilyResult {
   refusedFeedback: number;
   /** Mean match_score of the top suggestion in steps 1-5 and 76-80 (all-ranked mode). */
   readonly topScore: { early: number[]; late: number[] };
+  /** Every five-shown step, for the off-policy estimates (offPolicy). */
+  readonly logged: LoggedStep[];
+}
+
+/** Rankings valued off-policy from the five-shown logs. */
+export const SECOND_RANKERS = ["rules only", "sort by priority", "sort by due"] as const;
+
+/** What the eval remembers of a five-shown step: the pick, and the five each second ranker would have shown. */
+export interface LoggedStep {
+  readonly suggestionId: string;
+  readonly chosen: string;
+  readonly shown: readonly string[];
+  readonly second: Record<(typeof SECOND_RANKERS)[number], readonly string[]>;
 }
 
 const KS = [1, 3, 5] as const;
@@ -221,7 +237,7 @@ export async function suggestionEval(s: TestService, options: SuggestionEvalOpti
     const methods: Record<string, HitCounts> = Object.fromEntries(
       [...BASELINES, ...APP_MODES.map((m) => `learned, ${m}`)].map((m) => [m, emptyCounts()]),
     );
-    const result: FamilyResult = { family: family.name, methods, unshownPicks: 0, refusedFeedback: 0, topScore: { early: [], late: [] } };
+    const result: FamilyResult = { family: family.name, methods, unshownPicks: 0, refusedFeedback: 0, topScore: { early: [], late: [] }, logged: [] };
     for (let u = 0; u < options.usersPerFamily; u++) {
       const seed = options.seed + 1000 * fi + u;
       for (const mode of APP_MODES) {
@@ -254,19 +270,28 @@ export async function suggestionEval(s: TestService, options: SuggestionEvalOpti
           const r = await s.client.suggestTasks({ userId, currentEnergy: API_LEVEL[energy], limit });
           const ranking = r.suggestions.map((x) => x.taskId);
           count(methods[`learned, ${mode}`]!, step, ranking, chosen);
+          const sorted = (score: (t: TaskRecord) => number) =>
+            [...open].sort((a, b) => score(b) - score(a) || a.taskId.localeCompare(b.taskId)).map((t) => t.taskId);
+          const byDue = sorted((t) => -Math.min(dueHours(t, now), 1e6) - t.priority * 1e-3);
+          const byPriority = sorted((t) => -t.priority - Math.min(dueHours(t, now), 1e4) * 1e-6);
+          const byRules = sorted((t) => ruleScore(t, energy, now).score - t.priority * 1e-6);
           if (mode === "all ranked") {
             if (step < 5) result.topScore.early.push(r.suggestions[0]?.matchScore ?? 0);
             if (step >= options.steps - 5) result.topScore.late.push(r.suggestions[0]?.matchScore ?? 0);
-            const sorted = (score: (t: TaskRecord) => number) =>
-              [...open].sort((a, b) => score(b) - score(a) || a.taskId.localeCompare(b.taskId)).map((t) => t.taskId);
             const randomOrder = [...open].map((t) => ({ t, k: baselineRandom() })).sort((a, b) => a.k - b.k).map((x) => x.t.taskId);
             count(methods["random"]!, step, randomOrder, chosen);
-            count(methods["sort by due"]!, step, sorted((t) => -Math.min(dueHours(t, now), 1e6) - t.priority * 1e-3), chosen);
-            count(methods["sort by priority"]!, step, sorted((t) => -t.priority - Math.min(dueHours(t, now), 1e4) * 1e-6), chosen);
-            count(methods["rules only"]!, step, sorted((t) => ruleScore(t, energy, now).score - t.priority * 1e-6), chosen);
+            count(methods["sort by due"]!, step, byDue, chosen);
+            count(methods["sort by priority"]!, step, byPriority, chosen);
+            count(methods["rules only"]!, step, byRules, chosen);
             count(methods["own rule (ceiling)"]!, step, sorted((t) => user.utility(t, state) + jitter(t)), chosen);
-          } else if (!ranking.includes(chosen)) {
-            result.unshownPicks++;
+          } else {
+            if (!ranking.includes(chosen)) result.unshownPicks++;
+            result.logged.push({
+              suggestionId: r.suggestionId,
+              chosen,
+              shown: ranking,
+              second: { "rules only": byRules.slice(0, 5), "sort by priority": byPriority.slice(0, 5), "sort by due": byDue.slice(0, 5) },
+            });
           }
           try {
             await s.client.feedback({ predictionId: r.suggestionId, wasCorrect: ranking.slice(0, 5).includes(chosen), chosenTaskId: chosen });
@@ -295,4 +320,89 @@ export async function suggestionEval(s: TestService, options: SuggestionEvalOpti
 /** Hit rate of a method in a window at k (0-1). */
 export function hitRate(c: HitCounts, window: 0 | 1, k: 0 | 1 | 2): number {
   return c.hits[window]![k]! / Math.max(1, c.steps[window]!);
+}
+
+const LoggedSuggestion = z.object({
+  prediction_id: z.string(),
+  prediction_value: z.object({
+    ranked: z.array(z.string()),
+    probabilities: z.array(z.number()),
+    exploration_rate: z.number(),
+    propensity: z.number(),
+  }),
+});
+
+/** Off-policy estimates of one second ranker against its measured value, and exploration's cost, over some logged steps. */
+export interface OffPolicyResult {
+  readonly steps: number;
+  /** Top-3 / top-5 hit rates of the lists shown (exploration on) and of the greedy lists (off) at the same steps. */
+  readonly shown: readonly [number, number];
+  readonly greedy: readonly [number, number];
+  /** Per second ranker: its measured top-5 hit rate and the IPS, SNIPS and doubly robust estimates from the logs. */
+  readonly rankers: Record<string, { measured: number; ips: number; snips: number; dr: number }>;
+}
+
+/**
+ * Values other rankings from the five-shown logs alone (what SuggestTasks
+ * stored: the greedy order, the probabilities, the exploration rate), with
+ * item-level inverse propensities: a task's chance to be among the five shown
+ * is 1 for greedy ranks 1-4, 1 - rate for rank 5, rate / (n - 5) below.
+ * Since these simulated users pick from all open tasks whatever was shown,
+ * a list's value is the chance that the pick is in it.
+ */
+export async function offPolicy(s: TestService, logged: readonly LoggedStep[]): Promise<OffPolicyResult> {
+  const values = new Map<string, z.infer<typeof LoggedSuggestion>["prediction_value"]>();
+  for (let i = 0; i < logged.length; i += 500) {
+    const ids = logged.slice(i, i + 500).map((l) => l.suggestionId);
+    const rows = await s.db.pool.any(
+      sql.type(LoggedSuggestion)`SELECT prediction_id, prediction_value FROM model_predictions WHERE prediction_id = ANY(${sql.array(ids, "uuid")})`,
+    );
+    for (const row of rows) values.set(row.prediction_id, LoggedSuggestion.parse(row).prediction_value);
+  }
+  const shownHits = [0, 0];
+  const greedyHits = [0, 0];
+  const sums = Object.fromEntries(SECOND_RANKERS.map((r) => [r, { measured: 0, ips: 0, weight: 0, dr: 0 }]));
+  for (const step of logged) {
+    const v = values.get(step.suggestionId)!;
+    const rank = new Map(v.ranked.map((id, i) => [id, i]));
+    const below = v.ranked.length - EXPLORED_RANK;
+    const inclusion = (id: string) => {
+      const r = rank.get(id)!;
+      if (r < EXPLORED_RANK - 1) return 1;
+      if (v.exploration_rate === 0) return r < EXPLORED_RANK ? 1 : 0;
+      return r === EXPLORED_RANK - 1 ? 1 - v.exploration_rate : v.exploration_rate / below;
+    };
+    const shown = new Set(step.shown.slice(0, EXPLORED_RANK));
+    if (step.shown.slice(0, 3).includes(step.chosen)) shownHits[0]!++;
+    if (shown.has(step.chosen)) shownHits[1]!++;
+    if (v.ranked.slice(0, 3).includes(step.chosen)) greedyHits[0]!++;
+    if (v.ranked.slice(0, 5).includes(step.chosen)) greedyHits[1]!++;
+    for (const name of SECOND_RANKERS) {
+      const acc = sums[name]!;
+      const list = step.second[name];
+      if (list.includes(step.chosen)) acc.measured++;
+      for (const id of list) {
+        const p = inclusion(id);
+        const picked = id === step.chosen ? 1 : 0;
+        const model = v.probabilities[rank.get(id)!]!;
+        const w = shown.has(id) ? 1 / p : 0;
+        acc.ips += w * picked;
+        acc.weight += w;
+        acc.dr += model + w * (picked - model);
+      }
+    }
+  }
+  const n = logged.length;
+  return {
+    steps: n,
+    shown: [shownHits[0]! / n, shownHits[1]! / n],
+    greedy: [greedyHits[0]! / n, greedyHits[1]! / n],
+    rankers: Object.fromEntries(
+      SECOND_RANKERS.map((name) => {
+        const a = sums[name]!;
+        // SNIPS: the weights of a list's five tasks average 5 per step under the logging policy; divide by what they did average.
+        return [name, { measured: a.measured / n, ips: a.ips / n, snips: a.weight === 0 ? 0 : a.ips / (a.weight / 5), dr: a.dr / n }];
+      }),
+    ),
+  };
 }

@@ -141,7 +141,8 @@ export function choiceFeatures(tasks: readonly ChoiceTask[], ctx: ChoiceContext)
     x[4] = hours === null ? 1 : 0;
     x[5] = t.dueAt !== null && t.dueAt === soonest ? 1 : 0;
     x[6] = 1 - dueRank[i]!;
-    x[7] = (4 - t.priority) / 3;
+    // Levels above the lowest, unscaled: one level is a unit step, so the ridge lets a user's strict order through.
+    x[7] = 4 - t.priority;
     x[8] = t.priority === 1 ? 1 : 0;
     x[9] = t.priority === topPriority ? 1 : 0;
     x[10 + LEVEL[ctx.energy] * 3 + LEVEL[t.energyRequired]] = 1;

@@ -36,7 +36,7 @@ export interface RankerSettings {
 
 /** Defaults, chosen on the suggestions eval (eval/suggestions.ts). */
 export const DEFAULT_RANKER_SETTINGS: RankerSettings = {
-  userLambda: 1,
+  userLambda: 0.3,
   populationLambda: 3,
   userWindow: 60,
   userIterations: 2,
