@@ -298,6 +298,8 @@ export async function suggestionEval(s: TestService, options: SuggestionEvalOpti
           } catch {
             result.refusedFeedback++;
           }
+          // A population refit the feedback started finishes before the next step, so a run is the same every time.
+          await s.app.ranker.idle();
           // The picked task is done; zero to two new ones arrive (12-20 stay open).
           const done = open.findIndex((t) => t.taskId === chosen);
           const [picked] = open.splice(done, 1);

@@ -15,7 +15,7 @@ import {
   TRAINING_ACCURACY_WEIGHT,
 } from "../src/db/models.ts";
 import { insertPrediction, lockPrediction, recordPredictionFeedback } from "../src/db/predictions.ts";
-import { insertTaskChoice, recentChoices, recentPopulationChoices } from "../src/db/task-choices.ts";
+import { insertTaskChoice, recentChoices, recentPopulationChoices, type StoredChoiceTask } from "../src/db/task-choices.ts";
 import { rankersFor, saveRanker } from "../src/db/task-rankers.ts";
 import { openTasks, upsertTasks } from "../src/db/tasks.ts";
 import {
@@ -183,7 +183,10 @@ describe("task picks and rankers", () => {
     shownRank: n % 2 === 0 ? null : 2,
     propensity: 0.8,
     context: { energy: "low" as const, hour: 9, weekend: false, now: Date.UTC(2026, 10, 30, 9) + n },
-    openTasks: [["c", "low", 10, 3, null] as const, ["d", "high", 60, 1, Date.UTC(2026, 11, 1)] as const],
+    openTasks: [
+      ["c", "low", 10, 3, null],
+      ["d", "high", 60, 1, Date.UTC(2026, 11, 1)],
+    ] satisfies StoredChoiceTask[],
     chosenIndex: n % 2,
   });
 

@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EnergyLevel, TaskStatus } from "../gen/ml/v1/ml_pb.ts";
 import { seededRandom } from "../src/ml/evaluation.ts";
 import { recentChoices } from "../src/db/task-choices.ts";
+import { rankersFor } from "../src/db/task-rankers.ts";
+import { priorWeights } from "../src/ml/choice-model.ts";
 import { codeOf } from "./support/calls.ts";
 import { startTestService, type TestService } from "./support/service.ts";
 
@@ -201,5 +203,19 @@ describe("learning to rank from picks", () => {
     expect(Math.abs(meanTop - topHit)).toBeLessThan(0.2);
     // Before any pick the scores are the rules' probabilities, on the same 0-1 scale.
     expect(log[0]!.suggestions[0]!.matchScore).toBeGreaterThan(0.05);
+  });
+
+  it("refits the population ranker from every user's picks, which a new user then starts from", async () => {
+    await s.app.ranker.idle();
+    await s.app.ranker.refitPopulation();
+    const [population] = await rankersFor(s.db.pool, [""]);
+    expect(population!.picks).toBeGreaterThan(100);
+    const fresh = await s.app.ranker.weightsFor("nobody-yet");
+    expect(fresh.personal).toBe(false);
+    expect([...fresh.weights]).toEqual(population!.weights);
+    expect([...fresh.weights]).not.toEqual([...priorWeights()]);
+    const own = await s.app.ranker.weightsFor("prioritiser");
+    expect(own.personal).toBe(true);
+    expect(own.picks).toBe(40);
   });
 });

@@ -21,7 +21,13 @@ export interface TestService {
  * model does not refit itself unless a test asks (populationAutoTrain), so a
  * test's explicit Train calls see exactly the versions the test made.
  */
-export const TEST_SETTINGS: AppSettings = { ...DEFAULT_TRAINER_SETTINGS, nEstimators: 25, populationAutoTrain: false };
+export const TEST_SETTINGS: AppSettings = {
+  ...DEFAULT_TRAINER_SETTINGS,
+  nEstimators: 25,
+  populationAutoTrain: false,
+  // Likewise the population task ranker: refitted when a test calls app.ranker.refitPopulation().
+  ranker: { ...DEFAULT_TRAINER_SETTINGS.ranker, populationEvery: Number.MAX_SAFE_INTEGER },
+};
 
 /** Builds a TestService; `clock` fixes "now" for SuggestTasks, `random` its exploration (seeded by default). */
 export async function startTestService(
