@@ -508,13 +508,17 @@ export type TaskSuggestion = Message<"ml.v1.TaskSuggestion"> & {
   taskTitle: string;
 
   /**
-   * 0-1, higher fits better.
+   * The probability (0-1) that the user picks this task now among all their open tasks (it sums to 1
+   * over them): the rules made into probabilities until the user's own picks have taught their ranker,
+   * then the learned ranker's, on the same scale.
    *
    * @generated from field: double match_score = 3;
    */
   matchScore: number;
 
   /**
+   * The task and its fit in words, then the factors that actually ranked it.
+   *
    * @generated from field: string reasoning = 4;
    */
   reasoning: string;
