@@ -1,5 +1,5 @@
 import type { EnergyLabel, TaskRecord } from "../domain.ts";
-import { ruleScore } from "./task-ranking.ts";
+import { ruleValue } from "./task-ranking.ts";
 
 /**
  * Learning to rank from picks: a conditional logit (softmax over the user's
@@ -132,8 +132,7 @@ export function choiceFeatures(tasks: readonly ChoiceTask[], ctx: ChoiceContext)
   const weekend = ctx.weekend ? 1 : 0;
   return tasks.map((t, i) => {
     const x = new Float64Array(CHOICE_DIMENSIONS);
-    const record: TaskRecord = { ...t, taskId: "", title: "", status: "open" };
-    x[0] = ruleScore(record, ctx.energy, ctx.now).score;
+    x[0] = ruleValue(t, ctx.energy, ctx.now);
     const hours = t.dueAt === null ? null : (t.dueAt - ctx.now) / HOUR;
     x[1] = hours !== null && hours < 0 ? 1 : 0;
     x[2] = hours !== null && hours >= 0 ? Math.exp(-hours / 24) : 0;
@@ -209,30 +208,54 @@ export function choiceObjective(choices: readonly ObservedChoice[], w: Float64Ar
   return loss;
 }
 
-/** Adds one choice's gradient and Hessian (lower triangle) at w into g and h. */
-export function accumulateChoice(c: ObservedChoice, w: Float64Array, g: Float64Array, h: Float64Array): void {
+/**
+ * Adds one choice's gradient and Hessian (lower triangle) at w into g and h,
+ * and returns its negative log-likelihood at w.
+ * Rows are sparse (a task sets about 15 of the features), so the second
+ * moments walk only each row's non-zero pairs.
+ */
+export function accumulateChoice(c: ObservedChoice, w: Float64Array, g: Float64Array, h: Float64Array): number {
   const d = w.length;
-  const p = choiceProbabilities(w, c.rows);
+  const u = c.rows.map((x) => dot(w, x));
+  const max = Math.max(...u);
+  const e = u.map((v) => Math.exp(v - max));
+  const z = e.reduce((a, b) => a + b, 0);
+  const p = e.map((v) => v / z);
   const mean = new Float64Array(d);
+  const nz = new Int32Array(d);
   c.rows.forEach((x, j) => {
     const pj = p[j]!;
     if (pj < 1e-12) return;
-    for (let a = 0; a < d; a++) {
-      const xa = x[a]!;
-      if (xa === 0) continue;
-      mean[a] += pj * xa;
+    let n = 0;
+    for (let a = 0; a < d; a++) if (x[a] !== 0) nz[n++] = a;
+    for (let i = 0; i < n; i++) {
+      const a = nz[i]!;
+      const pxa = pj * x[a]!;
+      mean[a] += pxa;
       const row = a * d;
-      for (let b = 0; b <= a; b++) h[row + b] += pj * xa * x[b]!;
+      for (let k = 0; k <= i; k++) {
+        const b = nz[k]!;
+        h[row + b] += pxa * x[b]!;
+      }
     }
   });
   const chosen = c.rows[c.chosen]!;
+  let n = 0;
   for (let a = 0; a < d; a++) {
     g[a] += mean[a]! - chosen[a]!;
-    const ma = mean[a]!;
-    if (ma === 0) continue;
-    const row = a * d;
-    for (let b = 0; b <= a; b++) h[row + b] -= ma * mean[b]!;
+    if (mean[a] !== 0) nz[n++] = a;
   }
+  for (let i = 0; i < n; i++) {
+    const a = nz[i]!;
+    const ma = mean[a]!;
+    const row = a * d;
+    for (let k = 0; k <= i; k++) {
+      const b = nz[k]!;
+      h[row + b] -= ma * mean[b]!;
+    }
+  }
+  // This choice's negative log-likelihood at w, which the Newton step gets for free.
+  return max + Math.log(z) - u[c.chosen]!;
 }
 
 /** Solves (h) x = g for symmetric positive definite h given as a lower triangle (Cholesky, in place). */
@@ -272,17 +295,18 @@ export function solveSymmetric(h: Float64Array, g: Float64Array): Float64Array {
 function* newtonSteps(choices: readonly ObservedChoice[], options: ChoiceFitOptions, chunk: number): Generator<void, Float64Array> {
   const d = options.prior.length;
   let w = Float64Array.from(options.start ?? options.prior);
-  let current = choiceObjective(choices, w, options);
   for (let it = 0; it < options.iterations; it++) {
     const g = new Float64Array(d);
     const h = new Float64Array(d * d);
+    let current = 0;
     for (let i = 0; i < choices.length; i++) {
-      accumulateChoice(choices[i]!, w, g, h);
+      current += accumulateChoice(choices[i]!, w, g, h);
       if ((i + 1) % chunk === 0) yield;
     }
     for (let a = 0; a < d; a++) {
       g[a] += options.lambda * (w[a]! - options.prior[a]!);
       h[a * d + a] += options.lambda;
+      current += (options.lambda / 2) * (w[a]! - options.prior[a]!) ** 2;
     }
     const step = solveSymmetric(h, g);
     let scale = 1;
@@ -292,7 +316,6 @@ function* newtonSteps(choices: readonly ObservedChoice[], options: ChoiceFitOpti
       yield;
       if (value <= current) {
         w = next;
-        current = value;
         break;
       }
     }

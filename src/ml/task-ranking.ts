@@ -60,13 +60,22 @@ export interface RankedTask {
 
 /** Scores a task for an energy level with the rules alone. */
 export function ruleScore(task: TaskRecord, energy: EnergyLabel, now: number): RankedTask {
+  return { task, score: ruleValue(task, energy, now), fit: energyFit(energy, task.energyRequired), urgency: dueUrgency(task.dueAt, now) };
+}
+
+/** The rule score alone (0-1), from the parts of a task it reads; the learned ranker's first feature. */
+export function ruleValue(
+  task: Pick<TaskRecord, "energyRequired" | "dueAt" | "priority" | "estimatedMinutes">,
+  energy: EnergyLabel,
+  now: number,
+): number {
   const fit = energyFit(energy, task.energyRequired);
   const urgency = dueUrgency(task.dueAt, now);
   const priority = (5 - task.priority) / 4;
   // Low energy also favours short tasks: a long task at low energy loses a little more.
   const lengthPenalty = energy === "low" ? Math.min(0.1, task.estimatedMinutes / 1200) : 0;
   const score = WEIGHTS.energy * fit + WEIGHTS.priority * priority + WEIGHTS.due * urgency - lengthPenalty;
-  return { task, score: Math.max(0, Math.min(1, score)), fit, urgency };
+  return Math.max(0, Math.min(1, score));
 }
 
 function dueWords(dueAt: number | null, now: number): string | null {
