@@ -329,7 +329,7 @@ const LoggedSuggestion = z.object({
   prediction_value: z.object({
     ranked: z.array(z.string()),
     probabilities: z.array(z.number()),
-    exploration_rate: z.number(),
+    inclusion: z.array(z.number()),
     propensity: z.number(),
   }),
 });
@@ -347,8 +347,8 @@ export interface OffPolicyResult {
 /**
  * Values other rankings from the five-shown logs alone (what SuggestTasks
  * stored: the greedy order, the probabilities, the exploration rate), with
- * item-level inverse propensities: a task's chance to be among the five shown
- * is 1 for greedy ranks 1-4, 1 - rate for rank 5, rate / (n - 5) below.
+ * item-level inverse propensities (each task's logged chance to be among the
+ * five shown: 1 for greedy ranks 1-4, 1 - rate for rank 5, some of the rate below).
  * Since these simulated users pick from all open tasks whatever was shown,
  * a list's value is the chance that the pick is in it.
  */
@@ -367,13 +367,7 @@ export async function offPolicy(s: TestService, logged: readonly LoggedStep[]): 
   for (const step of logged) {
     const v = values.get(step.suggestionId)!;
     const rank = new Map(v.ranked.map((id, i) => [id, i]));
-    const below = v.ranked.length - EXPLORED_RANK;
-    const inclusion = (id: string) => {
-      const r = rank.get(id)!;
-      if (r < EXPLORED_RANK - 1) return 1;
-      if (v.exploration_rate === 0) return r < EXPLORED_RANK ? 1 : 0;
-      return r === EXPLORED_RANK - 1 ? 1 - v.exploration_rate : v.exploration_rate / below;
-    };
+    const inclusion = (id: string) => v.inclusion[rank.get(id)!]!;
     const shown = new Set(step.shown.slice(0, EXPLORED_RANK));
     if (step.shown.slice(0, 3).includes(step.chosen)) shownHits[0]!++;
     if (shown.has(step.chosen)) shownHits[1]!++;

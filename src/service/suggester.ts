@@ -55,21 +55,46 @@ export interface SuggesterDeps {
 /** The one place exploration touches: the fifth suggestion (the first four are always the best). */
 export const EXPLORED_RANK = 5;
 
+/** What exploration did to one ranking. */
+export interface ExploredOrder {
+  /** Indices into the tasks, in the order shown. */
+  readonly order: number[];
+  /** Probability that this policy showed this order. */
+  readonly propensity: number;
+  /** Per greedy rank: the probability that the task there is among the first EXPLORED_RANK shown. */
+  readonly inclusion: number[];
+}
+
 /**
  * Exploration: with probability `rate` the task at EXPLORED_RANK swaps places
- * with one drawn uniformly from every task ranked below it. Returns the order
- * shown and the probability that this policy showed it, logged so the picks
- * can later value another ranking off-policy (eval/suggestions.ts).
+ * with one from below it, drawn half in proportion to the model's
+ * probabilities and half uniformly (so a likely pick gets a fair chance to be
+ * seen, and no task's chance is below rate / (2 x the tasks below)). Returns
+ * the order shown, its propensity and every task's inclusion probability,
+ * logged so picks can value another ranking off-policy (eval/suggestions.ts).
  */
-export function exploreOrder(greedy: readonly number[], limit: number, rate: number, random: () => number): { order: number[]; propensity: number } {
+export function exploreOrder(
+  greedy: readonly number[],
+  probabilities: readonly number[],
+  limit: number,
+  rate: number,
+  random: () => number,
+): ExploredOrder {
   const slot = EXPLORED_RANK - 1;
   const below = greedy.length - EXPLORED_RANK;
-  if (rate <= 0 || limit < EXPLORED_RANK || below < 1) return { order: [...greedy], propensity: 1 };
-  if (random() >= rate) return { order: [...greedy], propensity: 1 - rate };
+  const fixed = greedy.map((_, r) => (r < EXPLORED_RANK ? 1 : 0));
+  if (rate <= 0 || limit < EXPLORED_RANK || below < 1) return { order: [...greedy], propensity: 1, inclusion: fixed };
+  const tail = greedy.slice(EXPLORED_RANK).map((i) => probabilities[i]!);
+  const tailMass = tail.reduce((a, b) => a + b, 0);
+  const draw = tail.map((p) => 0.5 * (tailMass > 0 ? p / tailMass : 1 / below) + 0.5 / below);
+  const inclusion = greedy.map((_, r) => (r < slot ? 1 : r === slot ? 1 - rate : rate * draw[r - EXPLORED_RANK]!));
+  if (random() >= rate) return { order: [...greedy], propensity: 1 - rate, inclusion };
+  let u = random();
+  let k = 0;
+  while (k < below - 1 && (u -= draw[k]!) > 0) k++;
   const order = [...greedy];
-  const k = EXPLORED_RANK + Math.floor(random() * below);
-  [order[slot], order[k]] = [order[k]!, order[slot]!];
-  return { order, propensity: rate / below };
+  [order[slot], order[EXPLORED_RANK + k]] = [order[EXPLORED_RANK + k]!, order[slot]!];
+  return { order, propensity: rate * draw[k]!, inclusion };
 }
 
 /**
@@ -92,7 +117,7 @@ export function createSuggester({ db, ranker, predictor, predictionLog, explorat
       const rows = choiceFeatures(tasks, { energy, hour, weekend, now: query.now });
       const p = choiceProbabilities(learned.weights, rows);
       const greedy = tasks.map((_, i) => i).sort((a, b) => p[b]! - p[a]! || rows[b]![0]! - rows[a]![0]! || tasks[a]!.priority - tasks[b]!.priority);
-      const { order, propensity } = exploreOrder(greedy, query.limit, explorationRate, random);
+      const { order, propensity, inclusion } = exploreOrder(greedy, p, query.limit, explorationRate, random);
       const top = order.slice(0, query.limit);
       const suggestions = top.map((i) => {
         const task = tasks[i]!;
@@ -118,11 +143,12 @@ export function createSuggester({ db, ranker, predictor, predictionLog, explorat
           at: new Date(query.now).toISOString(),
           personal: learned.personal,
           suggestions: suggestions.map((s) => ({ task_id: s.taskId, match_score: s.matchScore })),
-          // The greedy order of every open task with its probability, and the exploration that changed it: what off-policy estimates need.
+          // The greedy order of every open task with its probability and its chance to be among the first five shown:
+          // what off-policy estimates need.
           propensity,
-          exploration_rate: propensity === 1 ? 0 : explorationRate,
           ranked: greedy.map((i) => tasks[i]!.taskId),
           probabilities: greedy.map((i) => Math.round(p[i]! * 10_000) / 10_000),
+          inclusion: inclusion.map((q) => Number(q.toPrecision(6))),
         },
         confidence: top.length === 0 ? null : p[top[0]!]!,
       });

@@ -38,8 +38,8 @@ export interface RankerSettings {
 export const DEFAULT_RANKER_SETTINGS: RankerSettings = {
   userLambda: 0.3,
   populationLambda: 3,
-  userWindow: 60,
-  userIterations: 2,
+  userWindow: 40,
+  userIterations: 1,
   populationWindow: 2000,
   populationPerUser: 100,
   populationEvery: 50,
