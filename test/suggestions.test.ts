@@ -8,6 +8,7 @@ import { seededRandom } from "../src/ml/evaluation.ts";
 import { recentChoices } from "../src/db/task-choices.ts";
 import { rankersFor } from "../src/db/task-rankers.ts";
 import { priorWeights } from "../src/ml/choice-model.ts";
+import { exploreOrder } from "../src/service/suggester.ts";
 import { codeOf } from "./support/calls.ts";
 import { startTestService, type TestService } from "./support/service.ts";
 
@@ -217,5 +218,46 @@ describe("learning to rank from picks", () => {
     const own = await s.app.ranker.weightsFor("prioritiser");
     expect(own.personal).toBe(true);
     expect(own.picks).toBe(40);
+  });
+});
+
+describe("exploration", () => {
+  const greedy = Array.from({ length: 12 }, (_, i) => i);
+  const probabilities = greedy.map((i) => (12 - i) / 78);
+
+  it("keeps the first four, and gives every task below a logged chance at fifth place", () => {
+    const random = seededRandom(7);
+    const counts = new Array<number>(12).fill(0);
+    const runs = 20_000;
+    let explored = 0;
+    for (let n = 0; n < runs; n++) {
+      const e = exploreOrder(greedy, probabilities, 5, 0.2, random);
+      expect(e.order.slice(0, 4)).toEqual([0, 1, 2, 3]);
+      expect(e.inclusion.reduce((a, b) => a + b, 0)).toBeCloseTo(5);
+      const fifth = e.order[4]!;
+      counts[fifth]!++;
+      if (fifth !== 4) {
+        explored++;
+        expect(e.propensity).toBeCloseTo(e.inclusion[fifth]!);
+      } else {
+        expect(e.propensity).toBeCloseTo(0.8);
+      }
+    }
+    expect(explored / runs).toBeCloseTo(0.2, 1);
+    const { inclusion } = exploreOrder(greedy, probabilities, 5, 0.2, () => 0.99);
+    for (let r = 4; r < 12; r++) expect(counts[r]! / runs).toBeCloseTo(inclusion[r]!, 2);
+    // Half uniform: no task below falls under rate / (2 x the tasks below).
+    expect(Math.min(...inclusion.slice(5))).toBeGreaterThanOrEqual(0.2 / 14 - 1e-9);
+  });
+
+  it("does nothing when off, when fewer than five are asked for, or when nothing is below fifth place", () => {
+    for (const e of [
+      exploreOrder(greedy, probabilities, 5, 0, Math.random),
+      exploreOrder(greedy, probabilities, 3, 0.2, Math.random),
+      exploreOrder([0, 1, 2, 3, 4], probabilities, 5, 0.2, Math.random),
+    ]) {
+      expect(e.propensity).toBe(1);
+      expect(e.order).toEqual(e.order.map((_, i) => i));
+    }
   });
 });
