@@ -101,7 +101,12 @@ export function createApp(deps: AppDeps): App {
   });
   const population = createPopulationScheduler({ db, trainer, settings: deps.settings, clock, log });
   const predictor = createPredictor({ activeModels, cache, predictionLog });
-  const ranker = createTaskRanker({ db, settings: deps.settings.ranker, log });
+  const ranker = createTaskRanker({
+    db,
+    settings: deps.settings.ranker,
+    log,
+    ...(deps.activeModelTtlMs === undefined ? {} : { cacheTtlMs: deps.activeModelTtlMs }),
+  });
   const suggester = createSuggester({
     db,
     ranker,

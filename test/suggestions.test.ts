@@ -6,9 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EnergyLevel, TaskStatus } from "../gen/ml/v1/ml_pb.ts";
 import { seededRandom } from "../src/ml/evaluation.ts";
 import { recentChoices } from "../src/db/task-choices.ts";
-import { rankersFor } from "../src/db/task-rankers.ts";
-import { priorWeights } from "../src/ml/choice-model.ts";
+import { rankersFor, saveRanker } from "../src/db/task-rankers.ts";
+import { CHOICE_DIMENSIONS, priorWeights } from "../src/ml/choice-model.ts";
 import { exploreOrder } from "../src/service/suggester.ts";
+import { createTaskRanker, DEFAULT_RANKER_SETTINGS } from "../src/service/task-ranker.ts";
+import { silentLogger } from "../src/logger.ts";
 import { codeOf } from "./support/calls.ts";
 import { startTestService, type TestService } from "./support/service.ts";
 
@@ -259,5 +261,23 @@ describe("exploration", () => {
       expect(e.propensity).toBe(1);
       expect(e.order).toEqual(e.order.map((_, i) => i));
     }
+  });
+});
+
+describe("ranker weights cache", () => {
+  it("trusts what it read for the TTL, so another instance's refit shows within it", async () => {
+    const settings = DEFAULT_RANKER_SETTINGS;
+    const offset = (v: number) => Array.from({ length: CHOICE_DIMENSIONS }, () => v);
+    await saveRanker(s.db.pool, "elsewhere", offset(0.5), 3);
+    const cached = createTaskRanker({ db: s.db.pool, settings, log: silentLogger, maxCachedUsers: 2 });
+    const uncached = createTaskRanker({ db: s.db.pool, settings, log: silentLogger, cacheTtlMs: 0 });
+    const before = await cached.weightsFor("elsewhere");
+    expect(before.picks).toBe(3);
+    await saveRanker(s.db.pool, "elsewhere", offset(1), 4);
+    expect((await cached.weightsFor("elsewhere")).picks).toBe(3);
+    expect((await uncached.weightsFor("elsewhere")).picks).toBe(4);
+    // Two entries at most: the population and one user; reading another user pushes "elsewhere" out.
+    await cached.weightsFor("someone-else");
+    expect((await cached.weightsFor("elsewhere")).picks).toBe(4);
   });
 });

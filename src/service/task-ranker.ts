@@ -78,20 +78,59 @@ export function observedChoice(c: StoredChoice): ObservedChoice {
   return { rows: choiceFeatures(tasks, c.context), chosen: Math.min(c.chosen_index, tasks.length - 1) };
 }
 
-/** Builds the ranker over the task_choices and task_rankers tables. */
-export function createTaskRanker({ db, settings, log }: { db: DatabasePool; settings: RankerSettings; log: Logger }): TaskRanker {
+interface CachedRanker {
+  readonly weights: Float64Array | null;
+  readonly picks: number;
+  readonly expires: number;
+}
+
+/**
+ * Builds the ranker over the task_choices and task_rankers tables. Weights
+ * read are remembered for `cacheTtlMs` (the same trust as the active-model
+ * cache: this process's own refits apply at once, another instance's within
+ * the TTL), so a warm user's SuggestTasks needs no query for them.
+ */
+export function createTaskRanker({
+  db,
+  settings,
+  log,
+  cacheTtlMs = 60_000,
+  maxCachedUsers = 100_000,
+}: {
+  db: DatabasePool;
+  settings: RankerSettings;
+  log: Logger;
+  cacheTtlMs?: number;
+  maxCachedUsers?: number;
+}): TaskRanker {
   let sinceRefit = 0;
   let refitting: Promise<void> | null = null;
+  const cache = new Map<string, CachedRanker>();
+
+  function remember(userId: string, weights: Float64Array | null, picks: number): void {
+    cache.delete(userId);
+    cache.set(userId, { weights, picks, expires: Date.now() + cacheTtlMs });
+    while (cache.size > maxCachedUsers) cache.delete(cache.keys().next().value!);
+  }
 
   async function stored(userId: string): Promise<{ population: Float64Array; offset: Float64Array | null; picks: number }> {
-    const rows = await rankersFor(db, [userId, POPULATION]);
-    const pop = rows.find((r) => r.user_id === POPULATION);
-    const own = userId === POPULATION ? undefined : rows.find((r) => r.user_id === userId);
-    return {
-      population: (pop === undefined ? null : parseWeights(pop.weights)) ?? priorWeights(),
-      offset: own === undefined ? null : parseWeights(own.weights),
-      picks: own?.picks ?? 0,
+    const now = Date.now();
+    const fresh = (id: string) => {
+      const hit = cache.get(id);
+      return hit !== undefined && hit.expires > now ? hit : undefined;
     };
+    const wanted = userId === POPULATION ? [POPULATION] : [userId, POPULATION];
+    const missing = wanted.filter((id) => fresh(id) === undefined);
+    if (missing.length > 0) {
+      const rows = await rankersFor(db, missing);
+      for (const id of missing) {
+        const row = rows.find((r) => r.user_id === id);
+        remember(id, row === undefined ? null : parseWeights(row.weights), row?.picks ?? 0);
+      }
+    }
+    const pop = cache.get(POPULATION);
+    const own = userId === POPULATION ? undefined : cache.get(userId);
+    return { population: pop?.weights ?? priorWeights(), offset: own?.weights ?? null, picks: own?.picks ?? 0 };
   }
 
   async function refitPopulation(): Promise<void> {
@@ -106,6 +145,7 @@ export function createTaskRanker({ db, settings, log }: { db: DatabasePool; sett
       () => nextTurn(),
     );
     await saveRanker(db, POPULATION, [...w], choices.length);
+    remember(POPULATION, w, choices.length);
   }
 
   function scheduleRefit(): void {
@@ -133,6 +173,7 @@ export function createTaskRanker({ db, settings, log }: { db: DatabasePool; sett
       const offset = Array.from({ length: CHOICE_DIMENSIONS }, (_, i) => w[i]! - s.population[i]!);
       const cpu = performance.now() - started;
       await saveRanker(db, userId, offset, s.picks + 1);
+      remember(userId, Float64Array.from(offset), s.picks + 1);
       if (++sinceRefit >= settings.populationEvery) scheduleRefit();
       return cpu;
     },
