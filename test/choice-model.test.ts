@@ -60,6 +60,9 @@ describe("choice features", () => {
     expect(feature(rows[0]!, "demand_medium_at_medium")).toBe(1);
     expect(feature(rows[2]!, "length")).toBeCloseTo(1);
     expect(feature(rows[2]!, "length_x_morning")).toBeCloseTo(1);
+    expect(feature(rows[2]!, "length_rank_x_morning")).toBe(1);
+    expect(feature(rows[0]!, "length_rank_x_morning")).toBe(0);
+    expect(feature(rows[2]!, "length_rank_x_evening")).toBe(0);
     expect(feature(rows[0]!, "rule_score")).toBeCloseTo(ruleScore({ ...tasks[0]!, taskId: "", title: "", status: "open" }, "medium", NOW).score);
     // Categories: two signed buckets each, and the weekend copy only on weekends.
     const categoryPart = (r: Float64Array) => [...r.slice(CHOICE_FEATURE_NAMES.indexOf("category_0"))];
@@ -69,6 +72,7 @@ describe("choice features", () => {
     expect(categoryPart(weekend[0]!).filter((v) => v !== 0)).toHaveLength(4);
     expect(feature(weekend[2]!, "length_x_evening")).toBeCloseTo(1);
     expect(feature(weekend[2]!, "length_x_weekend")).toBeCloseTo(1);
+    expect(feature(weekend[2]!, "length_rank_x_evening")).toBe(1);
   });
 
   it("make the rules into probabilities before anything is learned", () => {

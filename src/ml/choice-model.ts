@@ -12,7 +12,7 @@ import { ruleValue } from "./task-ranking.ts";
 const HOUR = 3_600_000;
 const LEVEL: Record<EnergyLabel, number> = { low: 0, medium: 1, high: 2 };
 /** Buckets a category name is hashed into (twice, with signs, so two categories rarely share both). */
-const CATEGORY_BUCKETS = 10;
+const CATEGORY_BUCKETS = 16;
 
 /** The context of one choice: what the user's day looks like when they pick. */
 export interface ChoiceContext {
@@ -51,6 +51,10 @@ const BASE_FEATURES: readonly (readonly [string, Factor])[] = [
   ["length_x_evening", "length"],
   ["length_off_40min_x_afternoon", "length"],
   ["length_x_weekend", "length"],
+  // Where the task's length stands among the open ones (0 shortest, 1 longest), by time of day.
+  ["length_rank_x_morning", "length"],
+  ["length_rank_x_afternoon", "length"],
+  ["length_rank_x_evening", "length"],
 ];
 
 /** Names of the model's features, in weight order. */
@@ -118,6 +122,14 @@ export function choiceFeatures(tasks: readonly ChoiceTask[], ctx: ChoiceContext)
     .map((t, i) => ({ i, due: t.dueAt ?? Number.POSITIVE_INFINITY }))
     .sort((a, b) => a.due - b.due);
   const dueRank = new Float64Array(n);
+  const lengthRank = new Float64Array(n);
+  if (n > 1) {
+    tasks.forEach((t, i) => {
+      let shorter = 0;
+      for (const o of tasks) if (o.estimatedMinutes < t.estimatedMinutes) shorter++;
+      lengthRank[i] = shorter / (n - 1);
+    });
+  }
   dueOrder.forEach(({ i }, r) => (dueRank[i] = n > 1 ? r / (n - 1) : 0));
   let soonest = Number.POSITIVE_INFINITY;
   let topPriority = 5;
@@ -153,6 +165,9 @@ export function choiceFeatures(tasks: readonly ChoiceTask[], ctx: ChoiceContext)
     x[23] = len * evening;
     x[24] = Math.abs(len) * afternoon;
     x[25] = len * weekend;
+    x[26] = lengthRank[i]! * morning;
+    x[27] = lengthRank[i]! * afternoon;
+    x[28] = lengthRank[i]! * evening;
     const [a, sa, b, sb] = categorySlots(t.category);
     x[CATEGORY_OFFSET + a] = sa;
     x[CATEGORY_OFFSET + b] = sb;
