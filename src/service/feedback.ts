@@ -176,7 +176,8 @@ export function createFeedbackRecorder({ db, trainer, predictionLog, ranker, onT
       const rank = chosenRank === null ? {} : { chosenRank };
       if (outcome.choice !== null && outcome.recorded) {
         // Every pick updates the user's ranker at once: a refit on their recent picks, a few ms at most.
-        await ranker.learn(outcome.userId);
+        const c = outcome.choice;
+        await ranker.learn(outcome.userId, { user_id: c.userId, context: c.context, open_tasks: c.openTasks.map((t) => [...t]), chosen_index: c.chosenIndex });
         return { recorded: true, modelAccuracy: 0, trainingSampleAdded: true, retrainScheduled: false, driftDetected: false, ...rank };
       }
       const trainingSampleAdded = outcome.recorded && outcome.plan.samples.length > 0;

@@ -58,8 +58,12 @@ export interface RankerWeights {
 export interface TaskRanker {
   /** The user's current weights (population + their offset; the rules when nothing was learned). */
   weightsFor(userId: string): Promise<RankerWeights>;
-  /** Refits the user's offset on their recent picks after a new one (milliseconds of fitting CPU returned). */
-  learn(userId: string): Promise<number>;
+  /**
+   * Refits the user's offset on their recent picks after a new one (already
+   * stored; passing it lets a warm user's picks come from memory). Returns
+   * the milliseconds the fit took.
+   */
+  learn(userId: string, pick?: StoredChoice): Promise<number>;
   /** Refits the population's weights on all users' recent picks. */
   refitPopulation(): Promise<void>;
   /** Resolves when no background population refit is running. */
@@ -106,6 +110,21 @@ export function createTaskRanker({
   let sinceRefit = 0;
   let refitting: Promise<void> | null = null;
   const cache = new Map<string, CachedRanker>();
+  // A user's recent picks as stored (about 1 KB each), so a warm user's refit reads no rows; bounded, oldest user out.
+  const recentPicks = new Map<string, { picks: StoredChoice[]; expires: number }>();
+  const maxUsersWithPicks = Math.max(1, Math.floor(maxCachedUsers / 100));
+
+  async function picksFor(userId: string, pick: StoredChoice | undefined): Promise<StoredChoice[]> {
+    const hit = recentPicks.get(userId);
+    const now = Date.now();
+    let picks: StoredChoice[];
+    if (hit !== undefined && hit.expires > now && pick !== undefined) picks = [...hit.picks, pick].slice(-settings.userWindow);
+    else picks = [...(await recentChoices(db, userId, settings.userWindow))];
+    recentPicks.delete(userId);
+    recentPicks.set(userId, { picks, expires: hit !== undefined && hit.expires > now ? hit.expires : now + cacheTtlMs });
+    while (recentPicks.size > maxUsersWithPicks) recentPicks.delete(recentPicks.keys().next().value!);
+    return picks;
+  }
 
   function remember(userId: string, weights: Float64Array | null, picks: number): void {
     cache.delete(userId);
@@ -164,8 +183,8 @@ export function createTaskRanker({
       if (s.offset === null) return { weights: s.population, personal: false, picks: 0 };
       return { weights: s.population.map((v, i) => v + s.offset![i]!), personal: true, picks: s.picks };
     },
-    async learn(userId) {
-      const [s, picks] = await Promise.all([stored(userId), recentChoices(db, userId, settings.userWindow)]);
+    async learn(userId, pick) {
+      const [s, picks] = await Promise.all([stored(userId), picksFor(userId, pick)]);
       const started = performance.now();
       const choices = picks.map(observedChoice);
       const start = s.offset === null ? s.population : s.population.map((v, i) => v + s.offset![i]!);
