@@ -12,28 +12,33 @@
  *    RPC, against the population model's own evaluated accuracy.
  * 3. Pattern shifts: users whose day moves midway, streamed through
  *    Predict + Feedback; drift must trigger the retrain and accuracy recover.
- * 4. Task suggestions: users with a hidden taste for categories; the learned
- *    ranking against the rules after 30 feedbacks.
+ * 4. Task suggestions (eval/suggestions.ts): seven kinds of chooser through
+ *    SuggestTasks + Feedback, two app modes, baselines on the same states.
  *
- * Writes eval/results.md and eval/learning-curves.svg. Options: --quick.
+ * Writes eval/results.md and eval/learning-curves.svg. Options: --quick;
+ * EVAL_ONLY=suggestions runs section 4 alone (eval/results-suggestions.md).
  */
 import { writeFileSync } from "node:fs";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { EnergyLevel, ModelSource, ModelType } from "../gen/ml/v1/ml_pb.ts";
 import { DEFAULT_TRAINER_SETTINGS } from "../src/app.ts";
+import { seededRandom } from "../src/ml/evaluation.ts";
 import { syntheticSamples, syntheticUsers } from "../src/ml/synthetic.ts";
 import { sampleMessages } from "../test/support/fixtures.ts";
 import { startTestService, TEST_SETTINGS } from "../test/support/service.ts";
-import { shiftRecovery } from "./drift.ts";
+import { shiftRecovery, type RecoveryResult } from "./drift.ts";
 import { FAMILIES } from "./families.ts";
 import { evaluateSetting, MODES, VARIANTS, type GenPoint, type Mode } from "./generalization.ts";
-import { suggestionLearning } from "./suggestions.ts";
+import { EXPLORED_RANK } from "../src/service/suggester.ts";
+import { CHOOSER_FAMILIES, hitRate, offPolicy, SECOND_RANKERS, suggestionEval } from "./suggestions.ts";
 import { learningCurveSvg } from "./svg.ts";
 
 const quick = process.argv.includes("--quick");
+/** EVAL_ONLY=suggestions runs only the task-suggestion section (written to results-suggestions.md). */
+const onlySuggestions = process.env["EVAL_ONLY"] === "suggestions";
 const cfg = quick
-  ? { users: 6, background: 12, backgroundSamples: 150, sizes: [25, 50, 200], test: 100, variants: ["base"] as const, shiftUsers: 2, suggestUsers: 3 }
-  : { users: 12, background: 24, backgroundSamples: 200, sizes: [10, 25, 50, 100, 200], test: 300, variants: VARIANTS, shiftUsers: 8, suggestUsers: 10 };
+  ? { users: 6, background: 12, backgroundSamples: 150, sizes: [25, 50, 200], test: 100, variants: ["base"] as const, shiftUsers: 2, suggestUsers: 2 }
+  : { users: 12, background: 24, backgroundSamples: 200, sizes: [10, 25, 50, 100, 200], test: 300, variants: VARIANTS, shiftUsers: 8, suggestUsers: 6 };
 const out: string[] = [];
 const say = (line = "") => {
   out.push(line);
@@ -44,6 +49,7 @@ const pts = (x: number) => `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)}`;
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const started = performance.now();
 
+if (!onlySuggestions) {
 // 1. Generalisation over families.
 const genConfig = {
   users: cfg.users,
@@ -155,10 +161,16 @@ writeFileSync(
   ),
 );
 
+}
+
 // 2-4 run through the service itself: an in-process app on a fresh embedded database.
 const NOW = Date.UTC(2026, 10, 26, 9);
-const s = await startTestService({ settings: { nEstimators: TEST_SETTINGS.nEstimators * 4 }, clock: () => NOW });
+let now = NOW;
+/** RANKER_SETTINGS='{"userLambda":0.3}' overrides the learned ranker's settings (for choosing them on this eval). */
+const ranker = { ...DEFAULT_TRAINER_SETTINGS.ranker, ...(JSON.parse(process.env["RANKER_SETTINGS"] ?? "{}") as object) };
+const s = await startTestService({ settings: { nEstimators: TEST_SETTINGS.nEstimators * 4, ranker }, clock: () => now, random: seededRandom(14) });
 try {
+  if (!onlySuggestions) {
   // Family (a), as before this harness existed, so the figure compares with earlier runs.
   const background = syntheticUsers(quick ? 12 : 40, 101);
   const users = syntheticUsers(quick ? 6 : 20, 202);
@@ -197,7 +209,7 @@ try {
   // 3. Pattern shifts.
   // A new job moves the day by 4 hours, later for early risers and earlier for late ones.
   const shifting = syntheticUsers(cfg.shiftUsers, 303).map((u) => ({ ...u, newChronotype: u.chronotype + (u.chronotype < 0.5 ? 4 : -4) }));
-  const recoveries = [];
+  const recoveries: RecoveryResult[] = [];
   for (const [i, u] of shifting.entries()) {
     recoveries.push(await shiftRecovery(s, u, { before: 300, feedbacks: quick ? 60 : 100, step: 10, testSize: quick ? 150 : 500, seed: 40 + i }));
   }
@@ -223,16 +235,75 @@ try {
       `so one user's figure carries about ±${quick ? 4 : 2} points of sampling noise).`,
   );
 
-  // 4. Task suggestions.
-  const results = [];
-  for (let i = 0; i < cfg.suggestUsers; i++) results.push(await suggestionLearning(s, `taste-${i}`, { seed: 500 + i, trainRounds: 30, testRounds: 50, now: NOW }));
+  }
+
+  // 4. Task suggestions over seven kinds of chooser, two app modes, baselines on the same states.
+  const suggestionResults = await suggestionEval(s, { usersPerFamily: cfg.suggestUsers, steps: 80, seed: 20261129, setNow: (t) => (now = t) });
   say();
-  say("## Task suggestions after 30 feedbacks (hidden category preferences)");
+  say(`## Task suggestions: seven kinds of chooser, through SuggestTasks + Feedback (${cfg.suggestUsers} users a family, 80 steps)`);
   say();
-  say(`Top-3 hit rate over ${results.length} users x 50 rounds: rules ${pct(mean(results.map((r) => r.ruleHitRate)))}, learned ${pct(mean(results.map((r) => r.learnedHitRate)))}.`);
+  say(
+    "Each step: SuggestTasks (all open tasks ranked, or the top 5 shown), the user picks one of their 12-20 open tasks by their own rule " +
+      "(shown or not), Feedback(suggestion_id, chosen_task_id), the task is done and 0-2 new ones arrive. Both app modes and every baseline " +
+      "see the same states and picks. Hit rate = the pick was in the top k (in five-shown mode, of the five shown).",
+  );
+  for (const r of suggestionResults) {
+    say();
+    say(`### ${r.family}: ${CHOOSER_FAMILIES.find((f) => f.name === r.family)!.description}`);
+    say();
+    say("| method | top-1, steps 1-30 | top-3, 1-30 | top-5, 1-30 | top-1, steps 31-80 | top-3, 31-80 | top-5, 31-80 |");
+    say("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (const [name, c] of Object.entries(r.methods)) {
+      say(`| ${name} | ${[0, 1].flatMap((w) => [0, 1, 2].map((k) => pct(hitRate(c, w as 0 | 1, k as 0 | 1 | 2)))).join(" | ")} |`);
+    }
+    say();
+    say(
+      `Five-shown mode: ${r.unshownPicks} picks not among the five shown; Feedback refused ${r.refusedFeedback} answers. ` +
+        `Top suggestion's match_score (all ranked): ${mean(r.topScore.early).toFixed(3)} in steps 1-5, ${mean(r.topScore.late).toFixed(3)} in steps 76-80.`,
+    );
+  }
+  const top3 = (r: (typeof suggestionResults)[number], m: string) => hitRate(r.methods[m]!, 1, 1);
+  const singles = ["random", "sort by due", "sort by priority", "rules only"];
+  say();
+  say("### Summary: top-3 hit rate, steps 31-80");
+  say();
+  const columns = [...singles, "learned, all ranked", "learned, five shown", "own rule (ceiling)"];
+  say(`| family | ${columns.join(" | ")} | learned (all) − best single baseline |`);
+  say(`| --- | ${columns.map(() => "---:").join(" | ")} | ---: |`);
+  for (const r of suggestionResults) {
+    const best = Math.max(...singles.map((m) => top3(r, m)));
+    say(`| ${r.family} | ${columns.map((m) => pct(top3(r, m))).join(" | ")} | ${pts(top3(r, "learned, all ranked") - best)} |`);
+  }
+  const avg = (m: string) => mean(suggestionResults.map((r) => top3(r, m)));
+  const bestOverall = Math.max(...singles.map(avg));
+  say(`| **mean** | ${columns.map((m) => pct(avg(m))).join(" | ")} | ${pts(avg("learned, all ranked") - bestOverall)} (vs the best single baseline overall) |`);
+  say();
+  say(`### Exploration and off-policy estimates (five-shown mode, every step, exploration rate ${ranker.explorationRate} at rank ${EXPLORED_RANK})`);
+  say();
+  say(
+    "Each SuggestTasks logs the greedy order with its probabilities and the exploration rate; from those logs alone, IPS (item-level inverse " +
+      "propensities), SNIPS (self-normalised) and doubly robust (the model's probabilities as the reward model) estimate the top-5 hit rate " +
+      "another ranker would have had, beside its measured value on the same steps. Exploration's cost: the lists shown against the greedy " +
+      "lists at the same steps (the simulated users pick from all their tasks, whatever was shown).",
+  );
+  say();
+  say("| family | steps | top-3 shown / greedy | top-5 shown / greedy | " + SECOND_RANKERS.map((r) => `${r}: measured / IPS / SNIPS / DR`).join(" | ") + " |");
+  say(`| --- | ---: | ---: | ---: | ${SECOND_RANKERS.map(() => "---").join(" | ")} |`);
+  const allLogged = suggestionResults.flatMap((r) => r.logged);
+  for (const [name, logged] of [...suggestionResults.map((r) => [r.family, r.logged] as const), ["**all**", allLogged] as const]) {
+    const o = await offPolicy(s, logged);
+    say(
+      `| ${name} | ${o.steps} | ${pct(o.shown[0])} / ${pct(o.greedy[0])} | ${pct(o.shown[1])} / ${pct(o.greedy[1])} | ` +
+        SECOND_RANKERS.map((r) => {
+          const e = o.rankers[r]!;
+          return `${pct(e.measured)} / ${pct(e.ips)} / ${pct(e.snips)} / ${pct(e.dr)}`;
+        }).join(" | ") +
+        " |",
+    );
+  }
 } finally {
   await s.close();
 }
 say();
 say(`(eval took ${((performance.now() - started) / 1000).toFixed(0)} s)`);
-writeFileSync(new URL(`./results${quick ? "-quick" : ""}.md`, import.meta.url), `${out.join("\n")}\n`);
+writeFileSync(new URL(`./results${onlySuggestions ? "-suggestions" : ""}${quick ? "-quick" : ""}.md`, import.meta.url), `${out.join("\n")}\n`);

@@ -29,10 +29,11 @@ import { createModelCache } from "./service/model-cache.ts";
 import { createPopulationScheduler, FIT_COST_FACTOR, type PopulationScheduler, type PopulationScheduleSettings } from "./service/population-schedule.ts";
 import { createPredictor } from "./service/predictor.ts";
 import { createSuggester } from "./service/suggester.ts";
+import { createTaskRanker, DEFAULT_RANKER_SETTINGS, type RankerSettings, type TaskRanker } from "./service/task-ranker.ts";
 import { createTrainer, POPULATION, type Trainer, type TrainerSettings, type TrainJobRunner } from "./service/trainer.ts";
 
 /** The trainer's settings and the population model's: how it samples and when it refits itself. */
-export type AppSettings = TrainerSettings & PopulationScheduleSettings;
+export type AppSettings = TrainerSettings & PopulationScheduleSettings & { readonly ranker: RankerSettings };
 
 /** Everything the service needs from outside: the database, the worker pool, settings. */
 export interface AppDeps {
@@ -41,6 +42,8 @@ export interface AppDeps {
   readonly log: Logger;
   readonly settings: AppSettings;
   readonly clock?: () => number;
+  /** Uniform [0, 1) draws (SuggestTasks' exploration); seeded in tests and the eval. */
+  readonly random?: () => number;
   /** Memory bound of the model cache, in bytes. */
   readonly modelCacheBytes?: number;
   /** Seconds another instance's activation may take to be seen here. */
@@ -65,6 +68,8 @@ export interface App {
   readonly predictionLog: PredictionLog;
   /** Refits the population model when data grows or the schedule asks (start.ts starts its schedule). */
   readonly population: PopulationScheduler;
+  /** The learned task rankers (per user, over the population's, over the rules). */
+  readonly ranker: TaskRanker;
   /** Flushes the prediction log and waits for background retrains and population fits. */
   close(): Promise<void>;
 }
@@ -86,6 +91,7 @@ export const DEFAULT_TRAINER_SETTINGS: AppSettings = {
   retrainAfter: 20,
   minComparisonSamples: 10,
   maxReblendUsers: 10_000,
+  ranker: DEFAULT_RANKER_SETTINGS,
 };
 
 /** Wires handlers to their dependencies; the only place that knows every part. */
@@ -129,11 +135,25 @@ export function createApp(deps: AppDeps): App {
   });
   const population = createPopulationScheduler({ db, trainer, settings: deps.settings, clock, log });
   const predictor = createPredictor({ activeModels, cache, predictionLog });
-  const suggester = createSuggester({ db, activeModels, cache, predictor, predictionLog });
+  const ranker = createTaskRanker({
+    db,
+    settings: deps.settings.ranker,
+    log,
+    ...(deps.activeModelTtlMs === undefined ? {} : { cacheTtlMs: deps.activeModelTtlMs }),
+  });
+  const suggester = createSuggester({
+    db,
+    ranker,
+    predictor,
+    predictionLog,
+    explorationRate: deps.settings.ranker.explorationRate,
+    random: deps.random ?? Math.random,
+  });
   const feedback = createFeedbackRecorder({
     db,
     trainer,
     predictionLog,
+    ranker,
     onTrainingSamplesAdded: (modelType) => {
       if (modelType === "energy_prediction") population.poke();
     },
@@ -166,9 +186,11 @@ export function createApp(deps: AppDeps): App {
     health,
     predictionLog,
     population,
+    ranker,
     async close() {
       await predictionLog.close();
       await population.close();
+      await ranker.idle();
       await trainer.idle();
     },
     routes(router) {

@@ -101,6 +101,10 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
       populationAutoTrain: integer(env, "POPULATION_AUTO_TRAIN", DEFAULT_TRAINER_SETTINGS.populationAutoTrain ? 1 : 0, 0, 1) === 1,
       populationGrowthFraction:
         integer(env, "POPULATION_GROWTH_PERCENT", Math.round(DEFAULT_TRAINER_SETTINGS.populationGrowthFraction * 100), 0, 100_000) / 100,
+      ranker: {
+        ...DEFAULT_TRAINER_SETTINGS.ranker,
+        explorationRate: integer(env, "EXPLORATION_PERCENT", Math.round(DEFAULT_TRAINER_SETTINGS.ranker.explorationRate * 100), 0, 100) / 100,
+      },
       populationMinIntervalMs:
         integer(env, "POPULATION_MIN_INTERVAL_SECONDS", DEFAULT_TRAINER_SETTINGS.populationMinIntervalMs / 1000, 0, 365 * 86_400) * 1000,
     },

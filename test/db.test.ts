@@ -16,6 +16,8 @@ import {
   TRAINING_ACCURACY_WEIGHT,
 } from "../src/db/models.ts";
 import { insertPrediction, lockPrediction, recordPredictionFeedback } from "../src/db/predictions.ts";
+import { insertTaskChoice, recentChoices, recentPopulationChoices, type StoredChoiceTask } from "../src/db/task-choices.ts";
+import { rankersFor, saveRanker } from "../src/db/task-rankers.ts";
 import { openTasks, upsertTasks } from "../src/db/tasks.ts";
 import {
   countTrainingSamples,
@@ -188,5 +190,52 @@ describe("predictions and tasks", () => {
     expect((await openTasks(db.pool, "u")).map((t) => t.priority)).toEqual([1, 3]);
     await upsertTasks(db.pool, "u", [task("aaaaaaaa-0000-4000-8000-000000000002", 1, "done")]);
     expect((await openTasks(db.pool, "u")).map((t) => t.priority)).toEqual([3]);
+    // Feedback's pick may already be done: asked for by id, it comes along.
+    expect((await openTasks(db.pool, "u", "aaaaaaaa-0000-4000-8000-000000000002")).map((t) => t.priority)).toEqual([1, 3]);
+  });
+});
+
+describe("task picks and rankers", () => {
+  const choice = (userId: string, n: number) => ({
+    userId,
+    suggestionId: `bbbbbbbb-0000-4000-8000-${String(n).padStart(12, "0")}`,
+    chosenTaskId: "aaaaaaaa-0000-4000-8000-000000000001",
+    shownRank: n % 2 === 0 ? null : 2,
+    propensity: 0.8,
+    context: { energy: "low" as const, hour: 9, weekend: false, now: Date.UTC(2026, 10, 30, 9) + n },
+    openTasks: [
+      ["c", "low", 10, 3, null],
+      ["d", "high", 60, 1, Date.UTC(2026, 11, 1)],
+    ] satisfies StoredChoiceTask[],
+    chosenIndex: n % 2,
+  });
+
+  it("stores picks and reads a user's newest oldest first, and at most some per user for the population", async () => {
+    for (let n = 0; n < 5; n++) await insertTaskChoice(db.pool, choice("picker", n));
+    for (let n = 5; n < 8; n++) await insertTaskChoice(db.pool, choice("other", n));
+    const mine = await recentChoices(db.pool, "picker", 3);
+    expect(mine.map((c) => c.context.now - Date.UTC(2026, 10, 30, 9))).toEqual([2, 3, 4]);
+    expect(mine[0]!.open_tasks[1]).toEqual(["d", "high", 60, 1, Date.UTC(2026, 11, 1)]);
+    const all = await recentPopulationChoices(db.pool, 100, 2);
+    expect(all.map((c) => c.user_id).sort()).toEqual(["other", "other", "picker", "picker"]);
+    // One answer per suggestion.
+    await expect(insertTaskChoice(db.pool, choice("picker", 0))).rejects.toThrow();
+  });
+
+  it("refuses a stored pick that no longer parses", async () => {
+    await insertTaskChoice(db.pool, choice("broken", 100));
+    await db.pool.query(sql.unsafe`UPDATE task_choices SET open_tasks = '[["c", "sleepy", 10, 3, null]]'::jsonb WHERE user_id = 'broken'`);
+    await expect(recentChoices(db.pool, "broken", 10)).rejects.toThrow(/sleepy|Invalid/);
+  });
+
+  it("saves and replaces rankers' weights", async () => {
+    await saveRanker(db.pool, "", [1, 2], 10);
+    await saveRanker(db.pool, "u1", [0.5], 1);
+    await saveRanker(db.pool, "u1", [0.25], 2);
+    const rows = await rankersFor(db.pool, ["u1", "", "nobody"]);
+    expect(rows.map((r) => [r.user_id, r.weights, r.picks]).sort()).toEqual([
+      ["", [1, 2], 10],
+      ["u1", [0.25], 2],
+    ]);
   });
 });

@@ -45,6 +45,8 @@ describe("readConfig", () => {
     expect(c.port).toBe(50051);
     expect(c.databaseUrl).toBeNull();
     expect(c.trainer.retrainAfter).toBe(20);
+    expect(c.trainer.ranker.explorationRate).toBe(0.2);
+    expect(readConfig({ EXPLORATION_PERCENT: "0" }).trainer.ranker.explorationRate).toBe(0);
     const d = readConfig({ PORT: "6000", DATABASE_URL: "postgres://x/y", TRAIN_THREADS: "2", RETRAIN_AFTER_SAMPLES: "5", N_ESTIMATORS: "50" });
     expect([d.port, d.databaseUrl, d.trainThreads, d.trainer.retrainAfter, d.trainer.nEstimators]).toEqual([6000, "postgres://x/y", 2, 5, 50]);
   });
@@ -52,6 +54,7 @@ describe("readConfig", () => {
   it("names a bad variable", () => {
     expect(() => readConfig({ PORT: "http" })).toThrow(/PORT=http/);
     expect(() => readConfig({ MIN_TRAINING_SAMPLES: "1" })).toThrow(RangeError);
+    expect(() => readConfig({ EXPLORATION_PERCENT: "101" })).toThrow(/EXPLORATION_PERCENT/);
   });
 });
 

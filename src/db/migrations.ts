@@ -117,4 +117,32 @@ export const migrations: readonly Migration[] = [
       sql.unsafe`DROP INDEX IF EXISTS model_predictions_model`,
     ],
   },
+  {
+    version: 4,
+    name: "task picks (every open task of the choice, shown or not) and the learned rankers' weights",
+    statements: [
+      // One row per answered suggestion: the open tasks at the time, which one was picked, and where (if at all) it was shown.
+      sql.unsafe`CREATE TABLE IF NOT EXISTS task_choices (
+        choice_id BIGSERIAL PRIMARY KEY,
+        user_id VARCHAR(255) NOT NULL,
+        suggestion_id UUID NOT NULL UNIQUE,
+        chosen_task_id UUID NOT NULL,
+        shown BOOLEAN NOT NULL,
+        shown_rank INT CHECK (shown_rank >= 1),
+        propensity DOUBLE PRECISION CHECK (propensity > 0 AND propensity <= 1),
+        context JSONB NOT NULL,
+        open_tasks JSONB NOT NULL,
+        chosen_index INT NOT NULL CHECK (chosen_index >= 0),
+        created_at TIMESTAMPTZ NOT NULL DEFAULT NOW()
+      )`,
+      sql.unsafe`CREATE INDEX IF NOT EXISTS task_choices_by_user ON task_choices (user_id, choice_id DESC)`,
+      // A user's row holds their offset from the population's weights; user_id '' is the population.
+      sql.unsafe`CREATE TABLE IF NOT EXISTS task_rankers (
+        user_id VARCHAR(255) PRIMARY KEY,
+        weights JSONB NOT NULL,
+        picks INT NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW()
+      )`,
+    ],
+  },
 ];

@@ -43,11 +43,14 @@ export async function upsertTasks(db: CommonQueryMethods, userId: string, tasks:
   return result.rowCount;
 }
 
-/** A user's open tasks, most urgent first. */
-export async function openTasks(db: CommonQueryMethods, userId: string): Promise<readonly TaskRecord[]> {
+/**
+ * A user's open tasks, most urgent first; with `alsoTaskId`, that task too
+ * whatever its status (Feedback's pick may already be marked done).
+ */
+export async function openTasks(db: CommonQueryMethods, userId: string, alsoTaskId?: string): Promise<readonly TaskRecord[]> {
   const rows = await db.any(sql.type(TaskRow)`
     SELECT task_id, title, category, energy_required, estimated_minutes, priority, due_at, status
-    FROM tasks WHERE user_id = ${userId} AND status = 'open'
+    FROM tasks WHERE user_id = ${userId} AND (status = 'open' ${alsoTaskId === undefined ? sql.fragment`` : sql.fragment`OR task_id = ${alsoTaskId}`})
     ORDER BY priority, due_at NULLS LAST, task_id
     LIMIT ${OPEN_TASKS_LIMIT}
   `);

@@ -1,4 +1,5 @@
 import type { EnergyLabel, TaskRecord } from "../domain.ts";
+import type { Factor } from "./choice-model.ts";
 
 /**
  * Rule-based task ranking: what fits an energy level, weighed with priority
@@ -59,13 +60,22 @@ export interface RankedTask {
 
 /** Scores a task for an energy level with the rules alone. */
 export function ruleScore(task: TaskRecord, energy: EnergyLabel, now: number): RankedTask {
+  return { task, score: ruleValue(task, energy, now), fit: energyFit(energy, task.energyRequired), urgency: dueUrgency(task.dueAt, now) };
+}
+
+/** The rule score alone (0-1), from the parts of a task it reads; the learned ranker's first feature. */
+export function ruleValue(
+  task: Pick<TaskRecord, "energyRequired" | "dueAt" | "priority" | "estimatedMinutes">,
+  energy: EnergyLabel,
+  now: number,
+): number {
   const fit = energyFit(energy, task.energyRequired);
   const urgency = dueUrgency(task.dueAt, now);
   const priority = (5 - task.priority) / 4;
   // Low energy also favours short tasks: a long task at low energy loses a little more.
   const lengthPenalty = energy === "low" ? Math.min(0.1, task.estimatedMinutes / 1200) : 0;
   const score = WEIGHTS.energy * fit + WEIGHTS.priority * priority + WEIGHTS.due * urgency - lengthPenalty;
-  return { task, score: Math.max(0, Math.min(1, score)), fit, urgency };
+  return Math.max(0, Math.min(1, score));
 }
 
 function dueWords(dueAt: number | null, now: number): string | null {
@@ -138,4 +148,32 @@ export function namedFeatureRow(names: readonly string[], features: Record<strin
     const v = features[name];
     return typeof v === "number" && Number.isFinite(v) ? v : Number.NaN;
   });
+}
+
+/** How each factor of the learned ranker reads in a sentence. */
+const FACTOR_WORDS: Record<Factor, (task: TaskRecord, weekend: boolean) => string> = {
+  rules: () => "the general fit rules",
+  due: () => "its due date",
+  priority: () => "its priority",
+  energy: (t) => `how its ${t.energyRequired} demand suits your energy now`,
+  length: (t) => `its length (${t.estimatedMinutes} min) at this time of day`,
+  category: (t) => `your liking for ${t.category} tasks`,
+  "weekend-category": (t, weekend) => `your ${weekend ? "weekend" : "weekday"} taste for ${t.category} tasks`,
+};
+
+/** Smallest contribution (in log-odds against the average open task) worth naming. */
+const NAMED_CONTRIBUTION = 0.15;
+
+/**
+ * The factors that actually placed a task where it is: the two that raised
+ * it most against the average open task, and the one that held it back most.
+ */
+export function factorSentence(contributions: ReadonlyMap<Factor, number>, task: TaskRecord, weekend: boolean): string {
+  const sorted = [...contributions].sort((a, b) => b[1] - a[1]);
+  const up = sorted.filter(([, c]) => c >= NAMED_CONTRIBUTION).slice(0, 2).map(([f]) => FACTOR_WORDS[f](task, weekend));
+  const down = sorted.filter(([, c]) => c <= -NAMED_CONTRIBUTION).slice(-1).map(([f]) => FACTOR_WORDS[f](task, weekend));
+  const parts: string[] = [];
+  if (up.length > 0) parts.push(`Ranked up by ${up.join(" and ")}`);
+  if (down.length > 0) parts.push(`${up.length > 0 ? "held" : "Held"} back by ${down[0]}`);
+  return parts.length === 0 ? "Ranked near the middle: no factor sets it apart." : `${parts.join("; ")}.`;
 }

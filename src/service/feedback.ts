@@ -1,12 +1,15 @@
-import type { DatabasePool } from "slonik";
+import type { CommonQueryMethods, DatabasePool } from "slonik";
 import { z } from "zod";
 import { ENERGY_LABELS, type EnergyLabel, type ModelTypeName } from "../domain.ts";
 import { InvalidInput, NotFound, PreconditionFailed } from "../errors.ts";
 import { modelById, recentOutcomes, recordModelFeedback, type ModelRow } from "../db/models.ts";
 import { detectDrift, DRIFT_WINDOWS } from "../ml/drift.ts";
 import { lockPrediction, recordPredictionFeedback, type PredictionRow } from "../db/predictions.ts";
+import { insertTaskChoice, type NewTaskChoice } from "../db/task-choices.ts";
+import { openTasks } from "../db/tasks.ts";
 import { insertTrainingSamples, type NewTrainingSample } from "../db/training-data.ts";
 import type { PredictionLog } from "./prediction-log.ts";
+import type { TaskRanker } from "./task-ranker.ts";
 import { POPULATION, type Trainer } from "./trainer.ts";
 
 /** A Feedback request after validation. */
@@ -24,6 +27,8 @@ export interface FeedbackOutcome {
   readonly trainingSampleAdded: boolean;
   readonly retrainScheduled: boolean;
   readonly driftDetected: boolean;
+  /** Suggestions: the 1-based rank the chosen task was shown at (absent when it was not shown). */
+  readonly chosenRank?: number;
 }
 
 /** Records answers to predictions and suggestions. */
@@ -36,6 +41,8 @@ export interface FeedbackDeps {
   readonly db: DatabasePool;
   readonly trainer: Trainer;
   readonly predictionLog: PredictionLog;
+  /** Learns from every pick of a task. */
+  readonly ranker: TaskRanker;
   /** Told after an answer became training samples, so the population model can refit itself (never waits, never throws). */
   readonly onTrainingSamplesAdded: (modelType: ModelTypeName) => void;
   /** Told of each new answer to an energy prediction, with the source that answered it (live-accuracy metrics). */
@@ -49,7 +56,13 @@ const EnergyValue = z.object({
   target_time: z.string(),
 });
 const SuggestionValue = z.object({
-  suggestions: z.array(z.object({ task_id: z.string(), features: z.record(z.string(), z.union([z.number(), z.null()])) })),
+  energy: z.enum(ENERGY_LABELS),
+  hour_of_day: z.number().int().min(0).max(23),
+  // Absent from suggestions logged before picks were learned from: then the UTC weekday of `at`.
+  weekend: z.boolean().optional(),
+  at: z.string(),
+  propensity: z.number().gt(0).max(1).optional(),
+  suggestions: z.array(z.object({ task_id: z.string() })),
 });
 const StoredAnswer = z.object({
   was_correct: z.boolean(),
@@ -98,30 +111,36 @@ function planEnergy(row: PredictionRow, input: FeedbackInput): Plan {
   return { samples, modelType: "energy_prediction" };
 }
 
-function planSuggestion(row: PredictionRow, input: FeedbackInput): Plan {
+/**
+ * A pick becomes one stored choice: every open task of the user at the time
+ * (the pick was made among all of them, shown or not), which one was picked,
+ * and where it was shown. Any task of the user that is open (or already
+ * marked done: the app may close it first) is accepted.
+ */
+async function planChoice(db: CommonQueryMethods, row: PredictionRow, input: FeedbackInput): Promise<NewTaskChoice | null> {
   const value = SuggestionValue.parse(row.prediction_value);
   if (input.actualEnergy !== null) throw new InvalidInput("actual_energy", "applies to energy predictions, not task suggestions");
-  if (input.chosenTaskId === null) return { samples: [], modelType: "task_suggester" };
-  if (!value.suggestions.some((s) => s.task_id === input.chosenTaskId)) {
-    throw new InvalidInput("chosen_task_id", `task ${input.chosenTaskId} was not among the ${value.suggestions.length} suggestions`);
-  }
-  // Every task shown becomes a sample: the chosen one "chosen", the others "skipped".
-  const samples = value.suggestions.map(
-    (s): NewTrainingSample => ({
-      userId: row.user_id,
-      modelType: "task_suggester",
-      features: s.features,
-      label: s.task_id === input.chosenTaskId ? "chosen" : "skipped",
-      source: "feedback",
-      predictionId: row.prediction_id,
-      observedAt: null,
-    }),
-  );
-  return { samples, modelType: "task_suggester" };
+  if (input.chosenTaskId === null) return null;
+  const tasks = await openTasks(db, row.user_id, input.chosenTaskId);
+  const chosenIndex = tasks.findIndex((t) => t.taskId === input.chosenTaskId);
+  if (chosenIndex < 0) throw new InvalidInput("chosen_task_id", `task ${input.chosenTaskId} is not a task of user "${row.user_id}"`);
+  const shown = value.suggestions.findIndex((s) => s.task_id === input.chosenTaskId);
+  const now = Date.parse(value.at);
+  const utcDay = new Date(now).getUTCDay();
+  return {
+    userId: row.user_id,
+    suggestionId: row.prediction_id,
+    chosenTaskId: input.chosenTaskId,
+    shownRank: shown < 0 ? null : shown + 1,
+    propensity: value.propensity ?? null,
+    context: { energy: value.energy, hour: value.hour_of_day, weekend: value.weekend ?? (utcDay === 0 || utcDay === 6), now },
+    openTasks: tasks.map((t) => [t.category, t.energyRequired, t.estimatedMinutes, t.priority, t.dueAt] as const),
+    chosenIndex,
+  };
 }
 
 /** Builds the recorder: answers are stored once; the same answer again is a no-op, a different one an error. */
-export function createFeedbackRecorder({ db, trainer, predictionLog, onTrainingSamplesAdded, onEnergyAnswer }: FeedbackDeps): FeedbackRecorder {
+export function createFeedbackRecorder({ db, trainer, predictionLog, ranker, onTrainingSamplesAdded, onEnergyAnswer }: FeedbackDeps): FeedbackRecorder {
   /** How many recent answers show a user's active energy model doing much worse than promised (0: no drift). */
   async function drifted(model: ModelRow | null): Promise<number> {
     if (model === null || !model.is_active || model.user_id === POPULATION || model.model_type !== "energy_prediction") return 0;
@@ -137,7 +156,9 @@ export function createFeedbackRecorder({ db, trainer, predictionLog, onTrainingS
       const outcome = await db.transaction(async (tx) => {
         const row = await lockPrediction(tx, input.predictionId);
         if (row === null) throw new NotFound(`no prediction or suggestion has id ${input.predictionId}`);
-        const plan = row.prediction_type === "energy_prediction" ? planEnergy(row, input) : planSuggestion(row, input);
+        const plan: Plan =
+          row.prediction_type === "energy_prediction" ? planEnergy(row, input) : { samples: [], modelType: "task_suggester" };
+        const choice = row.prediction_type === "energy_prediction" ? null : await planChoice(tx, row, input);
         const model = row.model_id === null ? null : await modelById(tx, row.model_id);
         if (row.was_correct !== null) {
           const previous = StoredAnswer.safeParse(row.feedback);
@@ -151,14 +172,23 @@ export function createFeedbackRecorder({ db, trainer, predictionLog, onTrainingS
               `prediction ${input.predictionId} already has a different answer (${JSON.stringify(row.feedback)}); feedback cannot be changed`,
             );
           }
-          return { recorded: false, modelAccuracy: model?.accuracy_score ?? 0, plan, userId: row.user_id, model, source: sourceOf(row) };
+          return { recorded: false, modelAccuracy: model?.accuracy_score ?? 0, plan, choice, userId: row.user_id, model, source: sourceOf(row) };
         }
         await recordPredictionFeedback(tx, input.predictionId, input.wasCorrect, answer);
         const updated = model === null ? null : await recordModelFeedback(tx, model.model_id, input.wasCorrect);
         await insertTrainingSamples(tx, plan.samples);
-        return { recorded: true, modelAccuracy: updated?.accuracy_score ?? 0, plan, userId: row.user_id, model: updated, source: sourceOf(row) };
+        if (choice !== null) await insertTaskChoice(tx, choice);
+        return { recorded: true, modelAccuracy: updated?.accuracy_score ?? 0, plan, choice, userId: row.user_id, model: updated, source: sourceOf(row) };
       });
       if (outcome.recorded && outcome.plan.modelType === "energy_prediction") onEnergyAnswer?.(outcome.source ?? "unknown", input.wasCorrect);
+      const chosenRank = outcome.choice?.shownRank ?? null;
+      const rank = chosenRank === null ? {} : { chosenRank };
+      if (outcome.choice !== null && outcome.recorded) {
+        // Every pick updates the user's ranker at once: a refit on their recent picks, a few ms at most.
+        const c = outcome.choice;
+        await ranker.learn(outcome.userId, { user_id: c.userId, context: c.context, open_tasks: c.openTasks.map((t) => [...t]), chosen_index: c.chosenIndex });
+        return { recorded: true, modelAccuracy: 0, trainingSampleAdded: true, retrainScheduled: false, driftDetected: false, ...rank };
+      }
       const trainingSampleAdded = outcome.recorded && outcome.plan.samples.length > 0;
       if (trainingSampleAdded) onTrainingSamplesAdded(outcome.plan.modelType);
       const driftWindow = outcome.recorded ? await drifted(outcome.model) : 0;
@@ -169,7 +199,7 @@ export function createFeedbackRecorder({ db, trainer, predictionLog, onTrainingS
         retrainScheduled = await trainer.retrainAfterDrift(outcome.userId, outcome.plan.modelType, driftWindow);
       }
       if (!retrainScheduled && trainingSampleAdded) retrainScheduled = await trainer.maybeRetrain(outcome.userId, outcome.plan.modelType);
-      return { recorded: outcome.recorded, modelAccuracy: outcome.modelAccuracy, trainingSampleAdded, retrainScheduled, driftDetected };
+      return { recorded: outcome.recorded, modelAccuracy: outcome.modelAccuracy, trainingSampleAdded, retrainScheduled, driftDetected, ...rank };
     },
   };
 }

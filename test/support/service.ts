@@ -8,6 +8,7 @@ import { createQueryTracingInterceptor, createTracingInterceptor } from "../../s
 import { createErrorInterceptor } from "../../src/server/errors.ts";
 import { createMetricsInterceptor } from "../../src/server/metrics.ts";
 import { createTrainPool, type TrainPool } from "../../src/service/train-pool.ts";
+import { seededRandom } from "../../src/ml/evaluation.ts";
 import { freshDatabase, type TestDatabase } from "./database.ts";
 
 /** The whole app on a fresh database with a real worker pool, called through a Connect client in memory. */
@@ -24,11 +25,17 @@ export interface TestService {
  * model does not refit itself unless a test asks (populationAutoTrain), so a
  * test's explicit Train calls see exactly the versions the test made.
  */
-export const TEST_SETTINGS: AppSettings = { ...DEFAULT_TRAINER_SETTINGS, nEstimators: 25, populationAutoTrain: false };
+export const TEST_SETTINGS: AppSettings = {
+  ...DEFAULT_TRAINER_SETTINGS,
+  nEstimators: 25,
+  populationAutoTrain: false,
+  // Likewise the population task ranker: refitted when a test calls app.ranker.refitPopulation().
+  ranker: { ...DEFAULT_TRAINER_SETTINGS.ranker, populationEvery: Number.MAX_SAFE_INTEGER },
+};
 
-/** Builds a TestService; `clock` fixes "now" for SuggestTasks; `metrics` measures it as start.ts would. */
+/** Builds a TestService; `clock` fixes "now" for SuggestTasks, `random` its exploration (seeded by default); `metrics` and `tracer` measure it as start.ts would. */
 export async function startTestService(
-  options: { settings?: Partial<AppSettings>; clock?: () => number; metrics?: Metrics; tracer?: Tracer } = {},
+  options: { settings?: Partial<AppSettings>; clock?: () => number; random?: () => number; metrics?: Metrics; tracer?: Tracer } = {},
 ): Promise<TestService> {
   const db = await freshDatabase(options.tracer === undefined ? {} : { interceptors: [createQueryTracingInterceptor(options.tracer)] });
   const pool = createTrainPool(1);
@@ -40,6 +47,7 @@ export async function startTestService(
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
     ...(options.tracer === undefined ? {} : { tracer: options.tracer }),
+    random: options.random ?? seededRandom(20261129),
   });
   const interceptors = [
     ...(options.metrics === undefined ? [] : [createMetricsInterceptor(options.metrics)]),
