@@ -1,5 +1,6 @@
 import { DEFAULT_TRAINER_SETTINGS, type AppSettings } from "./app.ts";
 import type { AuthSettings } from "./server/auth.ts";
+import type { MaintenanceSettings } from "./service/maintenance.ts";
 
 /** Everything the service reads from its environment. */
 export interface Config {
@@ -27,6 +28,8 @@ export interface Config {
   /** How callers' tokens are checked; null runs the service open (allowed on a loopback address, or with ALLOW_UNAUTHENTICATED=1). */
   readonly auth: AuthSettings | null;
   readonly trainer: AppSettings;
+  /** Retention of predictions and model blobs, and how often it runs. */
+  readonly maintenance: MaintenanceSettings;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -80,6 +83,13 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: env["DATABASE_URL"] || null,
     dataDir: env["DATA_DIR"] || ".data/pglite",
     spillDir: env["PREDICTION_SPILL_DIR"] || ".data/spill",
+    maintenance: {
+      predictionRetentionDays: integer(env, "PREDICTION_RETENTION_DAYS", 90, 7, 36_500),
+      weeksAhead: 2,
+      keepVersions: integer(env, "MODEL_VERSIONS_KEPT", 5, 1, 1_000),
+      keepActiveDays: integer(env, "MODEL_VERSIONS_KEPT_ACTIVE_DAYS", 30, 0, 36_500),
+      intervalMs: integer(env, "MAINTENANCE_INTERVAL_HOURS", 6, 1, 24 * 30) * 3_600_000,
+    },
     trainThreads: threads === undefined || threads === "" ? null : integer(env, "TRAIN_THREADS", 1, 1, 64),
     statementTimeoutMs: integer(env, "STATEMENT_TIMEOUT_MS", 30_000, 100, 3_600_000),
     populationRetrainHours: integer(env, "POPULATION_RETRAIN_HOURS", 24, 0, 24 * 365),

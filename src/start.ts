@@ -18,6 +18,7 @@ import { createUnaryFastPath } from "./server/unary-fast-path.ts";
 import { join } from "node:path";
 import { listenForActivations } from "./service/activation-listener.ts";
 import { watchDatabase } from "./service/database-watch.ts";
+import { createMaintenance } from "./service/maintenance.ts";
 import { createPredictionSpill } from "./service/prediction-spill.ts";
 import { createTrainPool } from "./service/train-pool.ts";
 
@@ -51,6 +52,8 @@ export async function startService(config: Config, log: Logger): Promise<Service
   });
   const applied = await migrate(db);
   log.info("database migrated", { applied });
+  const maintenance = createMaintenance(db, config.maintenance, log);
+  maintenance.start();
   const trainPool = createTrainPool(config.trainThreads ?? undefined);
   const metrics = config.metricsPort === null ? undefined : createMetrics();
   metrics?.watch({ trainQueue: () => trainPool.queue(), dbPool: () => db.state() });
@@ -102,6 +105,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
     stop() {
       stopping ??= (async () => {
         watch?.stop();
+        maintenance.stop();
         await listener?.close();
         app.health.shutdown();
         await server.close();

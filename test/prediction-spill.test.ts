@@ -73,7 +73,8 @@ describe("the prediction spill", () => {
   it("replays what a previous run left in the file when it starts, skipping rows already stored and lines cut short", async () => {
     const file = join(dir, "b", "predictions.jsonl");
     const spill = createPredictionSpill(file);
-    const rows = Array.from({ length: 5 }, prediction);
+    // Rows as the log writes them: stamped once, so the attempt that was stored and the spilled copy name the same row.
+    const rows = Array.from({ length: 5 }, () => ({ ...prediction(), createdAt: Date.now() }));
     await spill.append(rows);
     // A crash mid-append leaves half a line; a row may also have been stored before the crash.
     writeFileSync(file, '{"predictionId":"', { flag: "a" });

@@ -1,6 +1,7 @@
 import { sql, type CommonQueryMethods, type DatabasePool, type DatabaseTransactionConnection } from "slonik";
 import { z } from "zod";
 import { MODEL_TYPES, type ModelTypeName } from "../domain.ts";
+import { PreconditionFailed } from "../errors.ts";
 
 const ModelRow = z.object({
   model_id: z.string().uuid(),
@@ -25,7 +26,7 @@ const ModelRow = z.object({
 /** A model version without its (large) serialized data. */
 export type ModelRow = z.infer<typeof ModelRow>;
 
-const ModelOwner = z.object({ user_id: z.string(), model_type: z.enum(MODEL_TYPES) });
+const ModelOwner = z.object({ user_id: z.string(), model_type: z.enum(MODEL_TYPES), version: z.string(), has_data: z.boolean() });
 
 const ModelBlobRow = z.object({
   model_id: z.string().uuid(),
@@ -164,8 +165,10 @@ async function activateLocked(tx: DatabaseTransactionConnection, target: ModelRo
 /** Makes one version the active one and logs why; concurrent activations of one user's model run one at a time. */
 export async function activateModel(db: DatabasePool, modelId: string, decision: Decision): Promise<ModelRow | null> {
   return db.transaction(async (tx) => {
-    const owner = await tx.maybeOne(sql.type(ModelOwner)`SELECT user_id, model_type FROM ml_models WHERE model_id = ${modelId}`);
+    const owner = await tx.maybeOne(sql.type(ModelOwner)`
+      SELECT user_id, model_type, version, model_data IS NOT NULL AS has_data FROM ml_models WHERE model_id = ${modelId}`);
     if (owner === null) return null;
+    if (!owner.has_data) throw new PreconditionFailed(`version ${owner.version} was pruned by retention (its model data is gone); train a new version`);
     await lockVersionsOf(tx, owner.user_id, owner.model_type);
     const target = await tx.one(sql.type(ModelRow)`SELECT ${columns} FROM ml_models WHERE model_id = ${modelId}`);
     return activateLocked(tx, target, decision);

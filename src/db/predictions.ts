@@ -56,7 +56,8 @@ export async function insertPredictions(db: CommonQueryMethods, rows: readonly N
       created_at: p.createdAt === undefined ? null : new Date(p.createdAt).toISOString(),
     })),
   );
-  // A row already there is skipped: a batch may be written again after a commit whose answer was lost.
+  // A row already there is skipped: a batch may be written again after a commit whose answer was lost
+  // (the log stamps created_at once per row, so the retry names the same row).
   await db.query(sql.unsafe`
     INSERT INTO model_predictions (prediction_id, model_id, user_id, prediction_type, prediction_value, confidence_score, created_at)
     SELECT prediction_id, model_id, user_id, prediction_type, prediction_value, confidence_score, coalesce(created_at, now())
@@ -64,7 +65,7 @@ export async function insertPredictions(db: CommonQueryMethods, rows: readonly N
       prediction_id uuid, model_id uuid, user_id text, prediction_type text, prediction_value jsonb, confidence_score numeric,
       created_at timestamptz
     )
-    ON CONFLICT (prediction_id) DO NOTHING
+    ON CONFLICT (prediction_id, created_at) DO NOTHING
   `);
 }
 

@@ -111,10 +111,13 @@ export function createPredictionLog(db: DatabasePool, log: Logger, options: Pred
 
   async function write(batch: Batch): Promise<void> {
     const started = performance.now();
+    // Stamped once: a retry (or a replay) of this batch names the same rows, so it cannot store one twice.
+    const at = Date.now();
+    const rows = batch.rows.map((r) => (r.createdAt === undefined ? { ...r, createdAt: at } : r));
     // Retry with backoff: losing a logged prediction is worse than a late one.
     for (let attempt = 0; ; attempt++) {
       try {
-        for (let i = 0; i < batch.rows.length; i += maxBatch) await insertPredictions(db, batch.rows.slice(i, i + maxBatch));
+        for (let i = 0; i < rows.length; i += maxBatch) await insertPredictions(db, rows.slice(i, i + maxBatch));
         options.onWrite?.(batch.rows.length, "ok", (performance.now() - started) / 1000);
         return;
       } catch (err) {
@@ -123,7 +126,7 @@ export function createPredictionLog(db: DatabasePool, log: Logger, options: Pred
           options.onWrite?.(batch.rows.length, "error", (performance.now() - started) / 1000);
           if (spill === undefined) throw err;
           // Durable on local disk before the batch counts as written; replayed when the database is back.
-          await exclusive(() => spill.append(batch.rows));
+          await exclusive(() => spill.append(rows));
           for (const row of batch.rows) spilled.add(row.predictionId);
           log.error("predictions spilled to disk; they will be replayed", { rows: batch.rows.length, file: spill.file });
           scheduleReplay(REPLAY_FIRST_MS);

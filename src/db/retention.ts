@@ -1,0 +1,135 @@
+import { sql, type CommonQueryMethods, type DatabaseConnection } from "slonik";
+import { z } from "zod";
+
+/**
+ * Bounded data: model_predictions lives in weekly partitions, created ahead
+ * of time and dropped whole once older than the retention (answered rows are
+ * copied to model_predictions_answered first: they are training data and the
+ * record of live accuracy); model versions keep their blobs only while they
+ * may still be served or rolled back to.
+ */
+
+const WEEK_MS = 7 * 86_400_000;
+const DAY_MS = 86_400_000;
+
+/** Monday 00:00 UTC of the week holding `ms`. */
+export function weekStart(ms: number): number {
+  const day = Math.floor(ms / DAY_MS);
+  // 1970-01-01 was a Thursday: days since the Monday before it.
+  const sinceMonday = (day + 3) % 7;
+  return (day - sinceMonday) * DAY_MS;
+}
+
+/** The partition of the week starting at `start`: model_predictions_w20261123. */
+export function partitionName(start: number): string {
+  return `model_predictions_w${new Date(start).toISOString().slice(0, 10).replaceAll("-", "")}`;
+}
+
+const Partition = z.object({ name: z.string() });
+
+async function partitions(db: CommonQueryMethods): Promise<string[]> {
+  const rows = await db.any(sql.type(Partition)`
+    SELECT c.relname AS name FROM pg_inherits i
+    JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+    WHERE p.relname = 'model_predictions' AND c.relname LIKE 'model_predictions_w%'`);
+  return rows.map((r) => r.name);
+}
+
+/**
+ * Creates the weekly partitions from this week to `weeksAhead` weeks on. Rows
+ * already sitting in the default partition for such a week (the old table's,
+ * or written before the partition existed) move into it in the same
+ * transaction, as PostgreSQL requires.
+ */
+export async function ensurePredictionPartitions(db: DatabaseConnection, now: number, weeksAhead: number): Promise<string[]> {
+  const existing = new Set(await partitions(db));
+  const created: string[] = [];
+  for (let w = 0; w <= weeksAhead; w++) {
+    const start = weekStart(now) + w * WEEK_MS;
+    const name = partitionName(start);
+    if (existing.has(name)) continue;
+    const from = new Date(start).toISOString();
+    const to = new Date(start + WEEK_MS).toISOString();
+    await db.transaction(async (tx) => {
+      await tx.query(sql.unsafe`CREATE TEMP TABLE moving (LIKE model_predictions) ON COMMIT DROP`);
+      await tx.query(sql.unsafe`
+        WITH moved AS (DELETE FROM model_predictions_default WHERE created_at >= ${from}::timestamptz AND created_at < ${to}::timestamptz RETURNING *)
+        INSERT INTO moving SELECT * FROM moved`);
+      await tx.query(sql.unsafe`
+        CREATE TABLE ${sql.identifier([name])} PARTITION OF model_predictions
+        FOR VALUES FROM (${sql.literalValue(from)}) TO (${sql.literalValue(to)})`);
+      await tx.query(sql.unsafe`INSERT INTO model_predictions SELECT * FROM moving`);
+    });
+    created.push(name);
+  }
+  return created;
+}
+
+/** What a retention pass removed. */
+export interface RetentionResult {
+  readonly droppedPartitions: readonly string[];
+  /** Answered predictions copied out before their partition went. */
+  readonly keptAnswered: number;
+  /** Old rows deleted from the default partition (no weekly partition held them). */
+  readonly deletedFromDefault: number;
+}
+
+/** Drops every weekly partition wholly older than `retentionDays`, keeping its answered rows; trims the default partition likewise. */
+export async function dropExpiredPredictions(db: DatabaseConnection, now: number, retentionDays: number): Promise<RetentionResult> {
+  const cutoff = now - retentionDays * DAY_MS;
+  const dropped: string[] = [];
+  let kept = 0;
+  for (const name of (await partitions(db)).sort()) {
+    const start = Date.parse(`${name.slice(-8, -4)}-${name.slice(-4, -2)}-${name.slice(-2)}T00:00:00Z`);
+    if (!(start + WEEK_MS <= cutoff)) continue;
+    await db.transaction(async (tx) => {
+      // Detached first, so the drop never holds a lock on the parent that Predict's inserts wait behind.
+      const copied = await tx.query(sql.unsafe`
+        INSERT INTO model_predictions_answered SELECT * FROM ${sql.identifier([name])} WHERE was_correct IS NOT NULL
+        ON CONFLICT DO NOTHING`);
+      kept += copied.rowCount;
+      await tx.query(sql.unsafe`ALTER TABLE model_predictions DETACH PARTITION ${sql.identifier([name])}`);
+      await tx.query(sql.unsafe`DROP TABLE ${sql.identifier([name])}`);
+    });
+    dropped.push(name);
+  }
+  const cutoffIso = new Date(cutoff).toISOString();
+  const trimmed = await db.transaction(async (tx) => {
+    const copied = await tx.query(sql.unsafe`
+      INSERT INTO model_predictions_answered SELECT * FROM model_predictions_default
+      WHERE created_at < ${cutoffIso}::timestamptz AND was_correct IS NOT NULL ON CONFLICT DO NOTHING`);
+    kept += copied.rowCount;
+    return (await tx.query(sql.unsafe`DELETE FROM model_predictions_default WHERE created_at < ${cutoffIso}::timestamptz`)).rowCount;
+  });
+  return { droppedPartitions: dropped, keptAnswered: kept, deletedFromDefault: trimmed };
+}
+
+/**
+ * Frees the blobs of model versions nobody will serve: every version keeps
+ * its row (ListModels, the activation log), but only the active one, the
+ * newest `keepLast` of each user and type, and those active within
+ * `activeWithinDays` keep their model_data. Returns how many were freed.
+ */
+export async function pruneModelVersions(db: CommonQueryMethods, keepLast: number, activeWithinDays: number): Promise<number> {
+  const result = await db.query(sql.unsafe`
+    WITH ranked AS (
+      SELECT model_id, is_active,
+        row_number() OVER (PARTITION BY user_id, model_type ORDER BY version_number DESC) AS newest
+      FROM ml_models WHERE model_data IS NOT NULL
+    ),
+    recent AS (
+      SELECT DISTINCT model_id FROM model_activations
+      WHERE activated AND created_at > now() - make_interval(days => ${activeWithinDays})
+    )
+    UPDATE ml_models m SET model_data = NULL
+    FROM ranked r
+    WHERE m.model_id = r.model_id AND NOT r.is_active AND r.newest > ${keepLast}
+      AND m.model_id NOT IN (SELECT model_id FROM recent)
+      -- A population version stays while a kept user blend borrows from it (and all of them while a blend does not say which).
+      AND NOT (m.user_id = '' AND (
+        m.model_id::text IN (SELECT evaluation->>'population_model_id' FROM ml_models WHERE model_data IS NOT NULL AND evaluation ? 'population_model_id')
+        OR EXISTS (SELECT 1 FROM ml_models WHERE user_id <> '' AND model_type = 'energy_prediction' AND model_data IS NOT NULL
+                   AND NOT (evaluation ? 'population_model_id'))
+      ))`);
+  return result.rowCount;
+}

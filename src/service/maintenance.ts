@@ -1,0 +1,71 @@
+import { sql, type DatabasePool } from "slonik";
+import { dropExpiredPredictions, ensurePredictionPartitions, pruneModelVersions } from "../db/retention.ts";
+import type { Logger } from "../logger.ts";
+
+/** How much is kept, and how often maintenance runs. */
+export interface MaintenanceSettings {
+  /** Days a prediction is kept (answered ones are kept apart, for good). */
+  readonly predictionRetentionDays: number;
+  /** Weekly partitions created ahead of need. */
+  readonly weeksAhead: number;
+  /** Newest versions per user and type that keep their model data (besides the active one). */
+  readonly keepVersions: number;
+  /** Versions active within this many days keep their model data (a rollback target). */
+  readonly keepActiveDays: number;
+  /** Between two passes. */
+  readonly intervalMs: number;
+}
+
+/** Arbitrary but fixed: one replica at a time runs a pass; the others skip it. */
+const MAINTENANCE_LOCK = 7_130_014;
+
+/** The maintenance schedule. */
+export interface Maintenance {
+  /** One pass now (the schedule calls it; so do tests); false when another replica holds the lock. */
+  runOnce(now?: number): Promise<boolean>;
+  /** A pass now, then one every interval. */
+  start(): void;
+  stop(): void;
+}
+
+/**
+ * Keeps data bounded as users grow: partitions ahead, expired weeks dropped,
+ * unneeded model blobs freed. One pass at start and then every interval; a
+ * session advisory lock makes replicas take turns, not repeat the work.
+ */
+export function createMaintenance(db: DatabasePool, settings: MaintenanceSettings, log: Logger): Maintenance {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  async function runOnce(now = Date.now()): Promise<boolean> {
+    return db.connect(async (conn) => {
+      const got = await conn.oneFirst(sql.unsafe`SELECT pg_try_advisory_lock(${MAINTENANCE_LOCK})`);
+      if (got !== true) return false;
+      try {
+        // On the connection that holds the lock (the embedded database has only one).
+        const created = await ensurePredictionPartitions(conn, now, settings.weeksAhead);
+        const retention = await dropExpiredPredictions(conn, now, settings.predictionRetentionDays);
+        const freed = await pruneModelVersions(conn, settings.keepVersions, settings.keepActiveDays);
+        log.info("maintenance pass", { createdPartitions: created, ...retention, freedModelBlobs: freed });
+        return true;
+      } finally {
+        await conn.query(sql.unsafe`SELECT pg_advisory_unlock(${MAINTENANCE_LOCK})`);
+      }
+    });
+  }
+  const run = () => {
+    if (stopped) return;
+    runOnce().catch((err: unknown) => log.error("maintenance pass failed", { error: err instanceof Error ? err.message : String(err) }));
+  };
+  return {
+    runOnce,
+    start() {
+      run();
+      timer = setInterval(run, settings.intervalMs);
+      timer.unref();
+    },
+    stop() {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
+}
