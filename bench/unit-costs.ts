@@ -5,7 +5,7 @@ import { defaultForestKind } from "../src/ml/algorithms.ts";
 import { DEFAULT_USER_MODEL_SETTINGS, trainPopulation, trainUserEnergy } from "../src/ml/train-energy.ts";
 const fam = FAMILIES[0]!;
 const lab = (s: { energy: string }) => ENERGY_LABELS.indexOf(s.energy as never);
-const cpu = (f: () => unknown) => { const c0 = process.cpuUsage(); const t0 = performance.now(); const r = f(); const c = process.cpuUsage(c0); return { r, cpuMs: (c.user + c.system) / 1000, wallMs: performance.now() - t0 }; };
+const cpu = <T,>(f: () => T) => { const c0 = process.cpuUsage(); const t0 = performance.now(); const r = f(); const c = process.cpuUsage(c0); return { r, cpuMs: (c.user + c.system) / 1000, wallMs: performance.now() - t0 }; };
 const popUsers = (n: number, per: number) => fam.users(n, 5).map((u, i) => { const s = fam.samples(u, per, 100 + i); return { userId: `p${i}`, samples: s.map((x) => x.features), labels: s.map(lab) }; });
 const out: Record<string, unknown> = {};
 for (const [users, per] of [[20, 500], [100, 500]] as const) {
