@@ -191,6 +191,7 @@ export function createApp(deps: AppDeps): App {
       await predictionLog.close();
       await population.close();
       await ranker.idle();
+      trainer.stopBackground();
       await trainer.idle();
     },
     routes(router) {

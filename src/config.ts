@@ -88,7 +88,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
       weeksAhead: 2,
       keepVersions: integer(env, "MODEL_VERSIONS_KEPT", 5, 1, 1_000),
       keepActiveDays: integer(env, "MODEL_VERSIONS_KEPT_ACTIVE_DAYS", 30, 0, 36_500),
-      intervalMs: integer(env, "MAINTENANCE_INTERVAL_HOURS", 6, 1, 24 * 30) * 3_600_000,
+      // At most 24 days: Node's timers cannot wait longer than 2^31 ms.
+      intervalMs: integer(env, "MAINTENANCE_INTERVAL_HOURS", 6, 1, 24 * 24) * 3_600_000,
     },
     trainThreads: threads === undefined || threads === "" ? null : integer(env, "TRAIN_THREADS", 1, 1, 64),
     statementTimeoutMs: integer(env, "STATEMENT_TIMEOUT_MS", 30_000, 100, 3_600_000),

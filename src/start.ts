@@ -105,7 +105,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
     stop() {
       stopping ??= (async () => {
         watch?.stop();
-        maintenance.stop();
+        await maintenance.stop();
         await listener?.close();
         app.health.shutdown();
         await server.close();

@@ -36,7 +36,7 @@ beforeAll(async () => {
   key = pair.privateKey;
   otherKey = (await generateKeyPair("ES256")).privateKey;
   writeFileSync(join(dir, "jwks.json"), JSON.stringify({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: "test", alg: "ES256" }] }));
-  const auth = { AUTH_JWKS_FILE: join(dir, "jwks.json"), AUTH_ISSUER: "test-issuer", AUTH_AUDIENCE: "ml-service", PORT: "0", TRAIN_THREADS: "1" };
+  const auth = { AUTH_JWKS_FILE: join(dir, "jwks.json"), AUTH_ISSUER: "test-issuer", AUTH_AUDIENCE: "ml-service", PORT: "0", TRAIN_THREADS: "1", PREDICTION_SPILL_DIR: join(dir, "spill") };
   if (testServerUrl !== undefined) {
     database = await freshDatabase({ migrate: false });
     service = await startService(readConfig({ ...auth, DATABASE_URL: database.url }), silentLogger);

@@ -76,15 +76,19 @@ describe("the prediction spill", () => {
     // Rows as the log writes them: stamped once, so the attempt that was stored and the spilled copy name the same row.
     const rows = Array.from({ length: 5 }, () => ({ ...prediction(), createdAt: Date.now() }));
     await spill.append(rows);
-    // A crash mid-append leaves half a line; a row may also have been stored before the crash.
+    // A crash mid-append leaves half a line; a later spill must not glue its first row onto it.
     writeFileSync(file, '{"predictionId":"', { flag: "a" });
+    const later = [{ ...prediction(), createdAt: Date.now() }];
+    await spill.append(later);
+    expect((await spill.read()).map((r) => r.predictionId)).toEqual([...rows, ...later].map((r) => r.predictionId));
+    rows.push(...later);
     const early = createPredictionLog(pool, silentLogger, { maxDelayMs: 5 });
     await early.append(rows[0]!);
     await early.close();
     const log = createPredictionLog(pool, silentLogger, { spill });
     for (let i = 0; i < 50 && existsSync(file); i++) await new Promise((r) => setTimeout(r, 20));
     expect(existsSync(file)).toBe(false);
-    expect(await stored(rows.map((p) => p.predictionId))).toBe(5);
+    expect(await stored(rows.map((p) => p.predictionId))).toBe(6);
     await log.close();
   });
 });

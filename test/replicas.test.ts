@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -17,6 +20,7 @@ describe.skipIf(testServerUrl === undefined)("two replicas on one database", () 
   let database: TestDatabase;
   let a: Service;
   let b: Service;
+  const spill = mkdtempSync(join(tmpdir(), "ml-replicas-"));
   const E = ModelType.ENERGY_PREDICTION;
   const client = (s: Service) => createClient(MlService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${s.port}` }));
 
@@ -24,13 +28,15 @@ describe.skipIf(testServerUrl === undefined)("two replicas on one database", () 
     database = await freshDatabase({ migrate: false });
     // Active versions cached for an hour: only the notification can make B see A's activation in time.
     const env = { DATABASE_URL: database.url, PORT: "0", TRAIN_THREADS: "1", N_ESTIMATORS: "20", ACTIVE_MODEL_TTL_SECONDS: "3600", POPULATION_AUTO_TRAIN: "0" };
-    a = await startService(readConfig(env), silentLogger);
-    b = await startService(readConfig(env), silentLogger);
+    // Each replica keeps its own spill file.
+    a = await startService(readConfig({ ...env, PREDICTION_SPILL_DIR: join(spill, "a") }), silentLogger);
+    b = await startService(readConfig({ ...env, PREDICTION_SPILL_DIR: join(spill, "b") }), silentLogger);
   });
   afterAll(async () => {
     await a?.stop();
     await b?.stop();
     await database?.close();
+    rmSync(spill, { recursive: true, force: true });
   });
 
   it("serves an activation made on one replica from the other within a second", async () => {

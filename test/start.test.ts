@@ -20,10 +20,10 @@ beforeAll(async () => {
   let env: Record<string, string>;
   if (testServerUrl !== undefined) {
     database = await freshDatabase({ migrate: false });
-    env = { DATABASE_URL: database.url, PORT: "0", TRAIN_THREADS: "1", METRICS_PORT: "0" };
+    env = { DATABASE_URL: database.url, PORT: "0", TRAIN_THREADS: "1", METRICS_PORT: "0", PREDICTION_SPILL_DIR: join(tmpdir(), `ml-spill-${process.pid}`) };
   } else {
     dataDir = mkdtempSync(join(tmpdir(), "ml-start-"));
-    env = { DATA_DIR: dataDir, PORT: "0", TRAIN_THREADS: "1", METRICS_PORT: "0" };
+    env = { DATA_DIR: dataDir, PORT: "0", TRAIN_THREADS: "1", METRICS_PORT: "0", PREDICTION_SPILL_DIR: join(dataDir, "spill") };
   }
   service = await startService(readConfig(env), silentLogger);
 });
@@ -91,7 +91,11 @@ describe("startService", () => {
   it("stops cleanly, once, however often it is asked", async () => {
     const extraDir = mkdtempSync(join(tmpdir(), "ml-start-"));
     const extra = await startService(
-      readConfig(testServerUrl !== undefined ? { DATABASE_URL: database!.url, PORT: "0" } : { DATA_DIR: extraDir, PORT: "0" }),
+      readConfig(
+        testServerUrl !== undefined
+          ? { DATABASE_URL: database!.url, PORT: "0", PREDICTION_SPILL_DIR: join(extraDir, "spill") }
+          : { DATA_DIR: extraDir, PORT: "0", PREDICTION_SPILL_DIR: join(extraDir, "spill") },
+      ),
       silentLogger,
     );
     await Promise.all([extra.stop(), extra.stop()]);

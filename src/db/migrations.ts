@@ -173,6 +173,24 @@ export const migrations: readonly Migration[] = [
           feedback_at, coalesce(created_at, NOW())
         FROM model_predictions_unpartitioned`,
       sql.unsafe`DROP TABLE model_predictions_unpartitioned`,
+      // This week's partition and the next two exist before the first Predict after the migration, so live rows
+      // do not land in the default partition (maintenance keeps creating them ahead; see src/db/retention.ts).
+      // Existing rows of those weeks move out of the default partition first (it may not hold rows of a partition).
+      sql.unsafe`DO $$
+        DECLARE week_start timestamptz; name text;
+        BEGIN
+          FOR w IN 0..2 LOOP
+            week_start := date_trunc('week', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + make_interval(weeks => w);
+            name := 'model_predictions_w' || to_char(week_start AT TIME ZONE 'UTC', 'YYYYMMDD');
+            CREATE TEMP TABLE moving ON COMMIT DROP AS SELECT * FROM model_predictions_default
+              WHERE created_at >= week_start AND created_at < week_start + interval '1 week';
+            DELETE FROM model_predictions_default WHERE created_at >= week_start AND created_at < week_start + interval '1 week';
+            EXECUTE format('CREATE TABLE %I PARTITION OF model_predictions FOR VALUES FROM (%L) TO (%L)',
+              name, week_start, week_start + interval '1 week');
+            INSERT INTO model_predictions SELECT * FROM moving;
+            DROP TABLE moving;
+          END LOOP;
+        END $$`,
       sql.unsafe`CREATE INDEX model_predictions_id ON model_predictions (prediction_id)`,
       sql.unsafe`CREATE INDEX model_predictions_user_created ON model_predictions (user_id, created_at)`,
       sql.unsafe`CREATE INDEX model_predictions_feedback ON model_predictions (model_id, feedback_at DESC) WHERE was_correct IS NOT NULL`,

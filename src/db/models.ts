@@ -168,8 +168,11 @@ export async function activateModel(db: DatabasePool, modelId: string, decision:
     const owner = await tx.maybeOne(sql.type(ModelOwner)`
       SELECT user_id, model_type, version, model_data IS NOT NULL AS has_data FROM ml_models WHERE model_id = ${modelId}`);
     if (owner === null) return null;
-    if (!owner.has_data) throw new PreconditionFailed(`version ${owner.version} was pruned by retention (its model data is gone); train a new version`);
     await lockVersionsOf(tx, owner.user_id, owner.model_type);
+    // Checked under a row lock: retention may have freed the data since the first read.
+    const hasData = await tx.oneFirst(sql.type(z.object({ has_data: z.boolean() }))`
+      SELECT model_data IS NOT NULL AS has_data FROM ml_models WHERE model_id = ${modelId} FOR UPDATE`);
+    if (!hasData) throw new PreconditionFailed(`version ${owner.version} was pruned by retention (its model data is gone); train a new version`);
     const target = await tx.one(sql.type(ModelRow)`SELECT ${columns} FROM ml_models WHERE model_id = ${modelId}`);
     return activateLocked(tx, target, decision);
   });

@@ -51,6 +51,10 @@ export async function ensurePredictionPartitions(db: DatabaseConnection, now: nu
     const from = new Date(start).toISOString();
     const to = new Date(start + WEEK_MS).toISOString();
     await db.transaction(async (tx) => {
+      // Rows written between the move and the CREATE would land in the default partition and fail the CREATE:
+      // inserts wait (briefly) until the partition exists; a long wait gives up and the next pass tries again.
+      await tx.query(sql.unsafe`SET LOCAL lock_timeout = '2s'`);
+      await tx.query(sql.unsafe`LOCK TABLE model_predictions_default IN EXCLUSIVE MODE`);
       await tx.query(sql.unsafe`CREATE TEMP TABLE moving (LIKE model_predictions) ON COMMIT DROP`);
       await tx.query(sql.unsafe`
         WITH moved AS (DELETE FROM model_predictions_default WHERE created_at >= ${from}::timestamptz AND created_at < ${to}::timestamptz RETURNING *)
@@ -83,7 +87,10 @@ export async function dropExpiredPredictions(db: DatabaseConnection, now: number
     const start = Date.parse(`${name.slice(-8, -4)}-${name.slice(-4, -2)}-${name.slice(-2)}T00:00:00Z`);
     if (!(start + WEEK_MS <= cutoff)) continue;
     await db.transaction(async (tx) => {
-      // Detached first, so the drop never holds a lock on the parent that Predict's inserts wait behind.
+      // DETACH takes an exclusive lock on the parent, which Predict's inserts queue behind: never wait long for it.
+      await tx.query(sql.unsafe`SET LOCAL lock_timeout = '2s'`);
+      // Locked first, so no Feedback can answer a row of this week after its answered rows were copied.
+      await tx.query(sql.unsafe`LOCK TABLE ${sql.identifier([name])} IN EXCLUSIVE MODE`);
       const copied = await tx.query(sql.unsafe`
         INSERT INTO model_predictions_answered SELECT * FROM ${sql.identifier([name])} WHERE was_correct IS NOT NULL
         ON CONFLICT DO NOTHING`);
@@ -94,14 +101,14 @@ export async function dropExpiredPredictions(db: DatabaseConnection, now: number
     dropped.push(name);
   }
   const cutoffIso = new Date(cutoff).toISOString();
-  const trimmed = await db.transaction(async (tx) => {
-    const copied = await tx.query(sql.unsafe`
-      INSERT INTO model_predictions_answered SELECT * FROM model_predictions_default
-      WHERE created_at < ${cutoffIso}::timestamptz AND was_correct IS NOT NULL ON CONFLICT DO NOTHING`);
-    kept += copied.rowCount;
-    return (await tx.query(sql.unsafe`DELETE FROM model_predictions_default WHERE created_at < ${cutoffIso}::timestamptz`)).rowCount;
-  });
-  return { droppedPartitions: dropped, keptAnswered: kept, deletedFromDefault: trimmed };
+  // One statement: the rows deleted are exactly the rows whose answered ones are kept (no answer slips in between).
+  const trimmed = await db.oneFirst(sql.unsafe`
+    WITH gone AS (DELETE FROM model_predictions_default WHERE created_at < ${cutoffIso}::timestamptz RETURNING *),
+    saved AS (INSERT INTO model_predictions_answered SELECT * FROM gone WHERE was_correct IS NOT NULL ON CONFLICT DO NOTHING RETURNING 1)
+    SELECT json_build_object('deleted', (SELECT count(*) FROM gone), 'kept', (SELECT count(*) FROM saved))`);
+  const counts = trimmed as { deleted: number; kept: number };
+  kept += counts.kept;
+  return { droppedPartitions: dropped, keptAnswered: kept, deletedFromDefault: counts.deleted };
 }
 
 /**
@@ -123,7 +130,7 @@ export async function pruneModelVersions(db: CommonQueryMethods, keepLast: numbe
     )
     UPDATE ml_models m SET model_data = NULL
     FROM ranked r
-    WHERE m.model_id = r.model_id AND NOT r.is_active AND r.newest > ${keepLast}
+    WHERE m.model_id = r.model_id AND NOT m.is_active AND r.newest > ${keepLast}
       AND m.model_id NOT IN (SELECT model_id FROM recent)
       -- A population version stays while a kept user blend borrows from it (and all of them while a blend does not say which).
       AND NOT (m.user_id = '' AND (

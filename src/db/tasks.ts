@@ -12,6 +12,7 @@ const TaskRow = z.object({
   due_at: z.number().nullable(),
   status: z.enum(["open", "done"]),
 });
+type TaskRowShape = z.infer<typeof TaskRow>;
 
 /** Most open tasks SuggestTasks ranks; beyond this, the most urgent are kept. */
 export const OPEN_TASKS_LIMIT = 500;
@@ -54,7 +55,18 @@ export async function openTasks(db: CommonQueryMethods, userId: string, alsoTask
     ORDER BY priority, due_at NULLS LAST, task_id
     LIMIT ${OPEN_TASKS_LIMIT}
   `);
-  return rows.map((r) => ({
+  // Past the limit the pick may not be among the most urgent: it is added, so a real pick is never refused.
+  if (alsoTaskId !== undefined && !rows.some((r) => r.task_id === alsoTaskId)) {
+    const chosen = await db.maybeOne(sql.type(TaskRow)`
+      SELECT task_id, title, category, energy_required, estimated_minutes, priority, due_at, status
+      FROM tasks WHERE user_id = ${userId} AND task_id = ${alsoTaskId}`);
+    if (chosen !== null) return [...rows.slice(0, OPEN_TASKS_LIMIT - 1), chosen].map(toRecord);
+  }
+  return rows.map(toRecord);
+}
+
+function toRecord(r: TaskRowShape): TaskRecord {
+  return {
     taskId: r.task_id,
     title: r.title,
     category: r.category,
@@ -63,5 +75,5 @@ export async function openTasks(db: CommonQueryMethods, userId: string, alsoTask
     priority: r.priority,
     dueAt: r.due_at,
     status: r.status,
-  }));
+  };
 }

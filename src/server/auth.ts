@@ -45,6 +45,8 @@ interface Grant {
 
 /** Tokens verified recently, so a caller that reuses its token pays the signature check once. */
 const MAX_CACHED_TOKENS = 10_000;
+/** A verified token is trusted this long at most before it is checked again (a key removed from the JWKS takes effect). */
+const MAX_CACHE_MS = 5 * 60_000;
 
 const OPEN_SERVICES = new Set(["grpc.health.v1.Health"]);
 const REFLECTION_SERVICES = new Set(["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]);
@@ -84,13 +86,15 @@ export function createTokenVerifier(settings: AuthSettings, clock: () => number 
         requiredClaims: ["exp"],
       }));
     } catch (err) {
-      const why = (err as { code?: string }).code ?? "ERR_JWT_INVALID";
+      // jose's own codes say what was wrong with the token; anything else (the key file, the network) is ours to log, not the caller's to read.
+      const code = (err as { code?: unknown }).code;
+      const why = typeof code === "string" && code.startsWith("ERR_J") ? code : "ERR_JWT_INVALID";
       throw new ConnectError(`the bearer token was not accepted (${why})`, Code.Unauthenticated);
     }
     const raw = payload["scope"] ?? payload["scp"];
     const scopes = new Set(typeof raw === "string" ? raw.split(" ").filter(Boolean) : Array.isArray(raw) ? raw.filter((s): s is string => typeof s === "string") : []);
     if (cache.size >= MAX_CACHED_TOKENS) cache.delete(cache.keys().next().value!);
-    cache.set(token, { scopes, until: ((payload.exp ?? 0) + settings.clockSkewSeconds) * 1000 });
+    cache.set(token, { scopes, until: Math.min(((payload.exp ?? 0) + settings.clockSkewSeconds) * 1000, now + MAX_CACHE_MS) });
     return scopes;
   };
 }

@@ -42,9 +42,16 @@ export function listenForActivations(url: string, deps: ActivationListenerDeps):
 
   async function connect(): Promise<void> {
     if (closed) return;
-    const c = new pg.Client({ connectionString: url });
+    const c = new pg.Client({ connectionString: url, keepAlive: true });
     c.on("notification", (msg) => {
-      const parsed = Payload.safeParse(JSON.parse(msg.payload ?? "null"));
+      // Anyone may NOTIFY this channel: a payload that is not ours must not throw inside pg's socket handler.
+      let payload: unknown = null;
+      try {
+        payload = JSON.parse(msg.payload ?? "null");
+      } catch {
+        payload = null;
+      }
+      const parsed = Payload.safeParse(payload);
       if (parsed.success) deps.onActivated(parsed.data.user_id, parsed.data.model_type);
       else deps.log.error("unreadable activation notification", { payload: (msg.payload ?? "").slice(0, 200) });
     });
@@ -71,11 +78,26 @@ export function listenForActivations(url: string, deps: ActivationListenerDeps):
     deps.onReset();
     markReady();
   }
+  // A half-open connection never says it ended: a query that fails or hangs ends it, and the end reconnects.
+  const ping = setInterval(() => {
+    const c = client;
+    if (c === null) return;
+    const timeout = setTimeout(() => void c.end().catch(() => undefined), 5_000);
+    c.query("SELECT 1").then(
+      () => clearTimeout(timeout),
+      () => {
+        clearTimeout(timeout);
+        void c.end().catch(() => undefined);
+      },
+    );
+  }, 30_000);
+  ping.unref();
   void connect();
   return {
     ready,
     async close() {
       closed = true;
+      clearInterval(ping);
       await client?.end().catch(() => undefined);
     },
   };

@@ -25,7 +25,8 @@ export interface Maintenance {
   runOnce(now?: number): Promise<boolean>;
   /** A pass now, then one every interval. */
   start(): void;
-  stop(): void;
+  /** Stops the schedule and waits for a pass under way. */
+  stop(): Promise<void>;
 }
 
 /**
@@ -41,20 +42,33 @@ export function createMaintenance(db: DatabasePool, settings: MaintenanceSetting
       const got = await conn.oneFirst(sql.unsafe`SELECT pg_try_advisory_lock(${MAINTENANCE_LOCK})`);
       if (got !== true) return false;
       try {
-        // On the connection that holds the lock (the embedded database has only one).
-        const created = await ensurePredictionPartitions(conn, now, settings.weeksAhead);
-        const retention = await dropExpiredPredictions(conn, now, settings.predictionRetentionDays);
-        const freed = await pruneModelVersions(conn, settings.keepVersions, settings.keepActiveDays);
-        log.info("maintenance pass", { createdPartitions: created, ...retention, freedModelBlobs: freed });
+        // On the connection that holds the lock (the embedded database has only one). Each step on its own:
+        // a partition that could not be made this time must not stop retention or pruning.
+        const step = async <T,>(what: string, run: () => Promise<T>): Promise<T | null> => {
+          try {
+            return await run();
+          } catch (err) {
+            log.error(`maintenance: ${what} failed; the next pass tries again`, { error: err instanceof Error ? err.message : String(err) });
+            return null;
+          }
+        };
+        const created = await step("creating partitions", () => ensurePredictionPartitions(conn, now, settings.weeksAhead));
+        const retention = await step("dropping expired predictions", () => dropExpiredPredictions(conn, now, settings.predictionRetentionDays));
+        const freed = await step("freeing model data", () => pruneModelVersions(conn, settings.keepVersions, settings.keepActiveDays));
+        log.info("maintenance pass", { createdPartitions: created, ...(retention ?? {}), freedModelBlobs: freed });
         return true;
       } finally {
         await conn.query(sql.unsafe`SELECT pg_advisory_unlock(${MAINTENANCE_LOCK})`);
       }
     });
   }
+  let running: Promise<unknown> | null = null;
   const run = () => {
-    if (stopped) return;
-    runOnce().catch((err: unknown) => log.error("maintenance pass failed", { error: err instanceof Error ? err.message : String(err) }));
+    // A pass still under way (a slow drop) is not doubled.
+    if (stopped || running !== null) return;
+    running = runOnce()
+      .catch((err: unknown) => log.error("maintenance pass failed", { error: err instanceof Error ? err.message : String(err) }))
+      .finally(() => (running = null));
   };
   return {
     runOnce,
@@ -63,9 +77,10 @@ export function createMaintenance(db: DatabasePool, settings: MaintenanceSetting
       timer = setInterval(run, settings.intervalMs);
       timer.unref();
     },
-    stop() {
+    async stop() {
       stopped = true;
       clearInterval(timer);
+      await running;
     },
   };
 }

@@ -41,7 +41,8 @@ export function createPredictionSpill(file: string): PredictionSpill {
       try {
         // When it was spilled stands in for when it was predicted (at most a few seconds apart).
         const at = Date.now();
-        await handle.appendFile(rows.map((r) => JSON.stringify({ ...r, createdAt: r.createdAt ?? at })).join("\n") + "\n");
+        // A leading newline: a line a crash cut short stays alone (and is skipped) instead of swallowing this batch's first row.
+        await handle.appendFile("\n" + rows.map((r) => JSON.stringify({ ...r, createdAt: r.createdAt ?? at })).join("\n") + "\n");
         await handle.sync();
       } finally {
         await handle.close();

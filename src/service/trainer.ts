@@ -71,6 +71,8 @@ export interface Trainer {
   retrainAfterDrift(userId: string, modelType: ModelTypeName, recentSamples: number): Promise<boolean>;
   /** Resolves when every background retrain has finished (for shutdown and tests). */
   idle(): Promise<void>;
+  /** Starts no further re-blend (shutdown: a pass over thousands of users must not hold it up); retrains under way finish. */
+  stopBackground(): void;
 }
 
 /** Dependencies of the trainer. */
@@ -277,7 +279,7 @@ export function createTrainer(deps: TrainerDeps): Trainer {
     const run = async () => {
       const users = await usersFittedWithoutPopulation(db, populationModelId, settings.maxReblendUsers);
       for (const userId of users) {
-        // A newer population superseded this one: its own pass takes over.
+        // A newer population superseded this one (its own pass takes over), or the service is stopping.
         if (reblending !== populationModelId) return;
         await lock
           .run(`energy_prediction:${userId}`, async () => {
@@ -331,6 +333,9 @@ export function createTrainer(deps: TrainerDeps): Trainer {
     },
     async idle() {
       while (background.size > 0) await Promise.all([...background]);
+    },
+    stopBackground() {
+      reblending = null;
     },
   };
 }
