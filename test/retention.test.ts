@@ -3,7 +3,7 @@ import { sql } from "slonik";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { activateModel, insertModel, listModels, modelBlob } from "../src/db/models.ts";
 import { insertPredictions, type NewPrediction } from "../src/db/predictions.ts";
-import { partitionName, pruneModelVersions, weekStart } from "../src/db/retention.ts";
+import { partitionName, pruneModelVersions, trimTaskChoices, weekStart } from "../src/db/retention.ts";
 import { PreconditionFailed } from "../src/errors.ts";
 import { silentLogger } from "../src/logger.ts";
 import { createMaintenance } from "../src/service/maintenance.ts";
@@ -90,5 +90,19 @@ describe("retention", () => {
     expect(kept.sort((a, b) => a - b)).toEqual([2, 6, 7, 8]);
     await expect(activateModel(db.pool, stored[0]!.model_id, { trigger: "activate", reason: "rollback" })).rejects.toBeInstanceOf(PreconditionFailed);
     expect(await pruneModelVersions(db.pool, 3, 30)).toBe(0);
+  });
+
+  it("keeps each user's newest picks only", async () => {
+    for (const user of ["a", "b"]) {
+      for (let i = 0; i < (user === "a" ? 7 : 3); i++) {
+        await db.pool.query(sql.unsafe`
+          INSERT INTO task_choices (user_id, suggestion_id, chosen_task_id, shown, context, open_tasks, chosen_index)
+          VALUES (${user}, ${randomUUID()}, ${randomUUID()}, true, '{}'::jsonb, '[]'::jsonb, 0)`);
+      }
+    }
+    const newestOfA = await db.pool.anyFirst(sql.unsafe`SELECT choice_id FROM task_choices WHERE user_id = 'a' ORDER BY choice_id DESC LIMIT 5`);
+    expect(await trimTaskChoices(db.pool, 5)).toBe(2);
+    expect(await db.pool.anyFirst(sql.unsafe`SELECT choice_id FROM task_choices WHERE user_id = 'a' ORDER BY choice_id DESC`)).toEqual(newestOfA);
+    expect(await db.pool.oneFirst(sql.unsafe`SELECT count(*)::int FROM task_choices WHERE user_id = 'b'`)).toBe(3);
   });
 });

@@ -140,3 +140,17 @@ export async function pruneModelVersions(db: CommonQueryMethods, keepLast: numbe
       ))`);
   return result.rowCount;
 }
+
+/**
+ * Keeps each user's newest `keepPerUser` picks (the ranker reads at most the
+ * last 40 of a user, and 100 a user for the population): older picks only
+ * take space. Returns how many were deleted.
+ */
+export async function trimTaskChoices(db: CommonQueryMethods, keepPerUser: number): Promise<number> {
+  const result = await db.query(sql.unsafe`
+    DELETE FROM task_choices t USING (
+      SELECT choice_id, row_number() OVER (PARTITION BY user_id ORDER BY choice_id DESC) AS newest FROM task_choices
+    ) r
+    WHERE t.choice_id = r.choice_id AND r.newest > ${keepPerUser}`);
+  return result.rowCount;
+}

@@ -124,10 +124,17 @@ export function choiceFeatures(tasks: readonly ChoiceTask[], ctx: ChoiceContext)
   const dueRank = new Float64Array(n);
   const lengthRank = new Float64Array(n);
   if (n > 1) {
+    // How many open tasks are strictly shorter: one sort and a binary search each (n log n, not n^2, for a long list).
+    const lengths = Float64Array.from(tasks, (t) => t.estimatedMinutes).sort();
     tasks.forEach((t, i) => {
-      let shorter = 0;
-      for (const o of tasks) if (o.estimatedMinutes < t.estimatedMinutes) shorter++;
-      lengthRank[i] = shorter / (n - 1);
+      let lo = 0;
+      let hi = n;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (lengths[mid]! < t.estimatedMinutes) lo = mid + 1;
+        else hi = mid;
+      }
+      lengthRank[i] = lo / (n - 1);
     });
   }
   dueOrder.forEach(({ i }, r) => (dueRank[i] = n > 1 ? r / (n - 1) : 0));

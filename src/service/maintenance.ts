@@ -1,5 +1,5 @@
 import { sql, type DatabasePool } from "slonik";
-import { dropExpiredPredictions, ensurePredictionPartitions, pruneModelVersions } from "../db/retention.ts";
+import { dropExpiredPredictions, ensurePredictionPartitions, pruneModelVersions, trimTaskChoices } from "../db/retention.ts";
 import type { Logger } from "../logger.ts";
 
 /** How much is kept, and how often maintenance runs. */
@@ -15,6 +15,9 @@ export interface MaintenanceSettings {
   /** Between two passes. */
   readonly intervalMs: number;
 }
+
+/** Picks kept per user: more than the ranker ever reads (40 for the user, 100 for the population). */
+export const TASK_CHOICES_KEPT = 200;
 
 /** Arbitrary but fixed: one replica at a time runs a pass; the others skip it. */
 const MAINTENANCE_LOCK = 7_130_014;
@@ -55,7 +58,8 @@ export function createMaintenance(db: DatabasePool, settings: MaintenanceSetting
         const created = await step("creating partitions", () => ensurePredictionPartitions(conn, now, settings.weeksAhead));
         const retention = await step("dropping expired predictions", () => dropExpiredPredictions(conn, now, settings.predictionRetentionDays));
         const freed = await step("freeing model data", () => pruneModelVersions(conn, settings.keepVersions, settings.keepActiveDays));
-        log.info("maintenance pass", { createdPartitions: created, ...(retention ?? {}), freedModelBlobs: freed });
+        const picks = await step("trimming task picks", () => trimTaskChoices(conn, TASK_CHOICES_KEPT));
+        log.info("maintenance pass", { createdPartitions: created, ...(retention ?? {}), freedModelBlobs: freed, deletedTaskPicks: picks });
         return true;
       } finally {
         await conn.query(sql.unsafe`SELECT pg_advisory_unlock(${MAINTENANCE_LOCK})`);
