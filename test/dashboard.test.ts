@@ -37,6 +37,7 @@ describe("the Grafana dashboard", () => {
     const cells = new Set<string>();
     for (const p of dashboard.panels) {
       expect(["timeseries", "stat", "gauge"]).toContain(p.type);
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's import placeholder, literally.
       expect(p.datasource).toEqual({ type: "prometheus", uid: "${DS_PROMETHEUS}" });
       const { x, y, w, h } = p.gridPos;
       expect(x >= 0 && w > 0 && x + w <= 24 && y >= 0 && h > 0, p.title).toBe(true);

@@ -93,7 +93,7 @@ function readLog(path: string): { latenciesMs: number[]; startsUs: number[]; unf
   for (const line of text.split("\n")) {
     if (line === "") continue;
     const [start, status, micros] = line.split("\t");
-    if (status !== undefined && status.startsWith("2")) {
+    if (status?.startsWith("2")) {
       latenciesMs.push(Number(micros) / 1000);
       startsUs.push(Number(start));
     } else if (status === "-1") unfinished++;

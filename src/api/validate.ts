@@ -14,7 +14,7 @@ import { energyLabel, modelTypeName } from "./convert.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 // PostgreSQL text cannot hold NUL; other C0 controls (and DEL) have no place in ids, titles or zone names.
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what it is for.
 const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
 
 /** Earliest and latest instants a timestamp may name: 1970-01-01 and 2200-01-01 UTC (what dates, zones and PostgreSQL all hold). */

@@ -116,7 +116,7 @@ const summaries = new WeakMap<Readonly<UserStats>, Summary>();
 
 function summarise(stats: Readonly<UserStats>, populationFrequencies: readonly number[]): Summary {
   const known = summaries.get(stats);
-  if (known !== undefined && known.frequencies.every((x, c) => x === populationFrequencies[c])) return known;
+  if (known?.frequencies.every((x, c) => x === populationFrequencies[c])) return known;
   const level = smoothedLevel(stats, populationFrequencies);
   const [low, medium, high] = level;
   const mean = (medium + 2 * high) / (low + medium + high);

@@ -1,6 +1,6 @@
 import { readFile, stat } from "node:fs/promises";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from "jose";
+import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from "jose";
 
 /**
  * Who may call what. Internal services present a JWT bearer token, verified
@@ -76,7 +76,7 @@ export function createTokenVerifier(settings: AuthSettings, clock: () => number 
     const now = clock();
     const hit = cache.get(token);
     if (hit !== undefined && hit.until > now) return hit.scopes;
-    let payload;
+    let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, keys, {
         issuer: settings.issuer,

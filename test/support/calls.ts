@@ -1,4 +1,4 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { type Code, ConnectError } from "@connectrpc/connect";
 
 /** The Connect code a call ended with, or "ok". */
 export async function codeOf(call: Promise<unknown>): Promise<Code | "ok"> {

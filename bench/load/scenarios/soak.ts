@@ -1,7 +1,7 @@
 import { PredictRequestSchema } from "../../../gen/ml/v1/ml_pb.ts";
 import { mlClient } from "../client.ts";
 import { progress, requireService, type RunContext } from "../context.ts";
-import { runH2loadParallel } from "../h2load.ts";
+import { runH2loadParallel, type H2loadResult } from "../h2load.ts";
 import { h2loadLayout } from "../h2load-layout.ts";
 import { h2loadRow } from "../h2load-row.ts";
 import { measureWindow, settledPredictionCount } from "../measure.ts";
@@ -42,7 +42,7 @@ export async function runSoak(ctx: RunContext): Promise<void> {
   sample();
   const timer = setInterval(sample, SAMPLE_EVERY_MS);
   const before = await settledPredictionCount(db, true);
-  let run;
+  let run: Awaited<ReturnType<typeof measureWindow<H2loadResult>>>;
   try {
     run = await measureWindow(pid, db, warmup, () => runH2loadParallel(specs));
   } finally {
