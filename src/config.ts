@@ -1,4 +1,7 @@
 import { DEFAULT_TRAINER_SETTINGS, type AppSettings } from "./app.ts";
+import { LOG_LEVELS, type LogLevel } from "./logger.ts";
+import type { AccessLogSettings } from "./server/access-log.ts";
+import type { ServerLimits } from "./server/limits.ts";
 
 /** Everything the service reads from its environment. */
 export interface Config {
@@ -17,7 +20,31 @@ export interface Config {
   readonly activeModelTtlMs: number;
   /** Serve unary gRPC and Connect calls over HTTP/2 on the lean path (FAST_PATH=0 sends everything through connect-node). */
   readonly fastPath: boolean;
+  /** Limits both serving paths apply (connect-node and the lean unary path). */
+  readonly limits: ServerLimits;
+  /** Lowest level of log line written. */
+  readonly logLevel: LogLevel;
+  /** The per-call access line: its level and the share of successful calls written. */
+  readonly accessLog: AccessLogSettings;
   readonly trainer: AppSettings;
+}
+
+/** Connect's own ceilings where we set none: ~4 GiB per response message, no longest deadline. */
+const CONNECT_WRITE_MAX_BYTES = 0xffffffff;
+
+function level(env: NodeJS.ProcessEnv, name: string, fallback: LogLevel): LogLevel {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!(LOG_LEVELS as readonly string[]).includes(raw)) throw new RangeError(`${name}=${raw} is not one of ${LOG_LEVELS.join(", ")}`);
+  return raw as LogLevel;
+}
+
+function fraction(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0 || value > 1) throw new RangeError(`${name}=${raw} is not a number between 0 and 1`);
+  return value;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -43,6 +70,13 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     populationRetrainHours: integer(env, "POPULATION_RETRAIN_HOURS", 24, 0, 24 * 365),
     modelCacheBytes: integer(env, "MODEL_CACHE_MB", 256, 1, 1_000_000) * 1024 * 1024,
     fastPath: integer(env, "FAST_PATH", 1, 0, 1) === 1,
+    limits: {
+      readMaxBytes: integer(env, "MAX_REQUEST_BYTES", 4 * 1024 * 1024, 1, CONNECT_WRITE_MAX_BYTES),
+      writeMaxBytes: CONNECT_WRITE_MAX_BYTES,
+      maxTimeoutMs: Number.MAX_SAFE_INTEGER,
+    },
+    logLevel: level(env, "LOG_LEVEL", "info"),
+    accessLog: { level: level(env, "ACCESS_LOG_LEVEL", "info"), sampleRate: fraction(env, "ACCESS_LOG_SAMPLE", 1) },
     activeModelTtlMs: integer(env, "ACTIVE_MODEL_TTL_SECONDS", 60, 1, 86_400) * 1000,
     trainer: {
       ...DEFAULT_TRAINER_SETTINGS,

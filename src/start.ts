@@ -4,9 +4,8 @@ import { startEmbeddedDatabase, type EmbeddedDatabase } from "./db/embedded.ts";
 import { migrate } from "./db/migrate.ts";
 import { createDatabasePool } from "./db/pool.ts";
 import type { Logger } from "./logger.ts";
-import { createErrorInterceptor } from "./server/errors.ts";
+import { createInterceptorChain } from "./server/interceptors.ts";
 import { listen } from "./server/listen.ts";
-import { createUnaryFastPath } from "./server/unary-fast-path.ts";
 import { createTrainPool } from "./service/train-pool.ts";
 
 /** A started service. */
@@ -44,8 +43,14 @@ export async function startService(config: Config, log: Logger): Promise<Service
     modelCacheBytes: config.modelCacheBytes,
     activeModelTtlMs: config.activeModelTtlMs,
   });
-  const fastPath = config.fastPath ? createUnaryFastPath(app.unaryHandlers, log) : undefined;
-  const server = await listen(app.routes, [createErrorInterceptor(log)], config.port, config.host, fastPath);
+  const server = await listen({
+    routes: app.routes,
+    interceptors: createInterceptorChain({ log, accessLog: config.accessLog }),
+    limits: config.limits,
+    port: config.port,
+    host: config.host,
+    ...(config.fastPath ? { fastPath: app.unaryHandlers } : {}),
+  });
   log.info("listening", { port: server.port, host: config.host, startupMs: Date.now() - started });
   // Through the population scheduler, so a scheduled refit never runs beside one started by new data.
   if (config.populationRetrainHours > 0) app.population.scheduleEvery(config.populationRetrainHours * 3_600_000);

@@ -5,9 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ListModelsRequestSchema, PredictRequestSchema, PredictResponseSchema, TrainRequestSchema } from "../gen/ml/v1/ml_pb.ts";
 import { createApp } from "../src/app.ts";
 import { silentLogger } from "../src/logger.ts";
-import { createErrorInterceptor } from "../src/server/errors.ts";
+import { readConfig } from "../src/config.ts";
+import { createInterceptorChain } from "../src/server/interceptors.ts";
 import { listen, type RunningServer } from "../src/server/listen.ts";
-import { createUnaryFastPath } from "../src/server/unary-fast-path.ts";
 import { createTrainPool, type TrainPool } from "../src/service/train-pool.ts";
 import { freshDatabase, type TestDatabase } from "./support/database.ts";
 import { TEST_SETTINGS } from "./support/service.ts";
@@ -23,7 +23,14 @@ beforeAll(async () => {
   db = await freshDatabase();
   pool = createTrainPool(1);
   app = createApp({ db: db.pool, runJob: (job, signal) => pool.run(job, signal), log: silentLogger, settings: TEST_SETTINGS });
-  server = await listen(app.routes, [createErrorInterceptor(silentLogger)], 0, "127.0.0.1", createUnaryFastPath(app.unaryHandlers, silentLogger));
+  const config = readConfig({});
+  server = await listen({
+    routes: app.routes,
+    interceptors: createInterceptorChain({ log: silentLogger, accessLog: config.accessLog }),
+    limits: config.limits,
+    port: 0,
+    fastPath: app.unaryHandlers,
+  });
   session = http2.connect(`http://127.0.0.1:${server.port}`);
 });
 afterAll(async () => {

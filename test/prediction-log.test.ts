@@ -69,7 +69,7 @@ describe("prediction log", () => {
 
   it("retries a failed write and reports it", async () => {
     const errors: string[] = [];
-    const log = createPredictionLog(db.pool, { info() {}, error: (m) => errors.push(m) }, { maxBatch: 2, maxDelayMs: 60_000 });
+    const log = createPredictionLog(db.pool, { ...silentLogger, error: (m) => errors.push(m) }, { maxBatch: 2, maxDelayMs: 60_000 });
     const bad = { ...prediction("retry"), predictionId: "not-a-uuid" };
     await log.append(bad);
     await expect(log.append(prediction("retry")).then(() => log.flush())).rejects.toThrow();

@@ -28,7 +28,7 @@ describe("toConnectError", () => {
 
   it("logs only what callers must not see", async () => {
     const lines: string[] = [];
-    const interceptor = createErrorInterceptor(createJsonLogger((l) => lines.push(l)));
+    const interceptor = createErrorInterceptor(createJsonLogger({ write: (l) => lines.push(l) }));
     const call = (err: unknown) =>
       interceptor(() => Promise.reject(err))({ method: { name: "Predict" } } as never).catch((e: unknown) => e);
     expect(((await call(new InvalidInput("f", "bad"))) as ConnectError).code).toBe(Code.InvalidArgument);

@@ -1,4 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import {
   BackendTerminatedError,
   ConnectionError,
@@ -8,6 +9,7 @@ import {
 } from "slonik";
 import { InvalidInput, ModelLoadFailed, NotEnoughTrainingData, NotFound, PreconditionFailed } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import { requestIdKey } from "./request-id.ts";
 
 const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "57P01", "57P03", "08006", "08001"]);
 
@@ -43,7 +45,11 @@ export function toConnectError(err: unknown): ConnectError {
   return new ConnectError("internal error", Code.Internal);
 }
 
-/** Interceptor that maps every thrown error with toConnectError and logs what callers do not see. */
+/**
+ * Interceptor that maps every thrown error with toConnectError and logs what
+ * callers do not see (the original error with its cause chain, and the
+ * request id), for the codes that mean our fault or the database's.
+ */
 export function createErrorInterceptor(log: Logger): Interceptor {
   return (next) => async (req) => {
     try {
@@ -51,14 +57,14 @@ export function createErrorInterceptor(log: Logger): Interceptor {
     } catch (err) {
       const mapped = toConnectError(err);
       if (mapped.code === Code.Internal || mapped.code === Code.Unavailable || mapped.code === Code.DataLoss) {
-        log.error("call failed", { procedure: req.method.name, code: Code[mapped.code], error: describe(err) });
+        log.error("call failed", {
+          requestId: req.contextValues.get(requestIdKey),
+          method: `${req.service.typeName}/${req.method.name}`,
+          code: codeToString(mapped.code),
+          error: err,
+        });
       }
       throw mapped;
     }
   };
-}
-
-function describe(err: unknown): string {
-  if (err instanceof Error) return `${err.name}: ${err.message}${err.cause === undefined ? "" : ` (cause: ${describe(err.cause)})`}`;
-  return String(err);
 }
