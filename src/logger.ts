@@ -25,7 +25,7 @@ export interface Logger {
 export interface JsonLoggerOptions {
   /** Lowest level written; default info. */
   readonly level?: LogLevel;
-  /** Receives each line (with its newline); default stderr, buffered, so logs never mix with program output. */
+  /** Receives each line (with its newline); default stderr, written asynchronously (lines that come while a write is under way go out together), so logs never mix with program output. */
   readonly write?: (line: string) => void;
 }
 
@@ -47,7 +47,7 @@ function wrap(p: PinoLogger): Logger {
  */
 export function createJsonLogger(options: JsonLoggerOptions = {}): Logger {
   const destination: DestinationStream =
-    options.write === undefined ? pino.destination({ dest: 2, sync: false, minLength: 4096 }) : { write: options.write };
+    options.write === undefined ? pino.destination({ dest: 2, sync: false }) : { write: options.write };
   return wrap(
     pino(
       {

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import type { DescMessage, DescMethod, DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createHandlerContext, createMethodImplSpec, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues, createMethodImplSpec, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { createMethodSerializationLookup, invokeUnaryImplementation, type MethodSerializationLookup } from "@connectrpc/connect/protocol";
 import {
   codeToHttpStatus,
@@ -9,6 +9,7 @@ import {
   trailerMux,
 } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { IncomingHeaders } from "./incoming-headers.ts";
 import type { ServerLimits } from "./limits.ts";
 
 /**
@@ -20,8 +21,7 @@ import type { ServerLimits } from "./limits.ts";
  * streams, an AbortController aborted with a DOMException at the end of every
  * call) rather than in our handlers. This path reads the one message and
  * writes the one answer straight on the HTTP/2 stream. What happens in
- * between is connect's own code: `createHandlerContext` builds the context,
- * `invokeUnaryImplementation` runs the interceptor chain and the handler
+ * between is connect's own code where it matters: `invokeUnaryImplementation` runs the interceptor chain and the handler
  * (exactly what connect-node's unary handlers call), connect's serialization
  * lookup applies the read and write limits, and connect's protocol helpers
  * parse timeouts and turn errors into trailers, statuses and JSON bodies.
@@ -49,9 +49,6 @@ export interface FastPathOptions {
 
 type Protocol = "grpc" | "connect";
 
-/** The abort reason of a call that has ended, made once (an Error per call would cost a stack trace). */
-const CALL_ENDED = new ConnectError("the call has ended", Code.Canceled);
-
 interface Route {
   readonly spec: ReturnType<typeof createMethodImplSpec>;
   readonly serialization: MethodSerializationLookup<DescMessage, DescMessage>;
@@ -73,19 +70,6 @@ function protocolOf(headers: IncomingHttpHeaders): { protocol: Protocol; binary:
     return { protocol: "connect", binary: type === "application/proto" };
   }
   return null;
-}
-
-/** The request headers as connect-node hands them to interceptors (pseudo-headers dropped). */
-function webHeaders(headers: IncomingHttpHeaders): Headers {
-  const out = new Headers();
-  for (const key in headers) {
-    if (key.charCodeAt(0) === 58 /* ":" */) continue;
-    const value = headers[key];
-    if (value === undefined) continue;
-    if (typeof value === "string") out.append(key, value);
-    else for (const item of value) out.append(key, item);
-  }
-  return out;
 }
 
 function nodeHeaders(headers: Headers, into: OutgoingHttpHeaders): OutgoingHttpHeaders {
@@ -116,6 +100,45 @@ function grpcMessage(body: Buffer): Uint8Array {
     );
   }
   return body.subarray(5);
+}
+
+/**
+ * The HandlerContext connect-node's unary handlers make with
+ * createHandlerContext (same fields, values and response headers), built for
+ * one stream: one AbortController that the stream's close or the deadline
+ * aborts, instead of three linked ones, and request headers read from Node's
+ * object until someone needs a full Headers (see IncomingHeaders).
+ */
+function createContext(
+  route: Route,
+  protocol: Protocol,
+  binary: boolean,
+  path: string,
+  headers: IncomingHttpHeaders,
+  timeoutMs: number | undefined,
+): HandlerContext & { abort(reason?: unknown): void } {
+  const controller = new AbortController();
+  const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+  const responseHeader = new Headers();
+  responseHeader.set("content-type", protocol === "grpc" ? "application/grpc+proto" : binary ? "application/proto" : "application/json");
+  const responseTrailer = new Headers();
+  if (protocol === "grpc") responseTrailer.set("grpc-status", "0");
+  return {
+    method: route.spec.method,
+    service: route.spec.method.parent,
+    requestMethod: "POST",
+    protocolName: protocol,
+    url: `http://${headers[":authority"] ?? "localhost"}${path}`,
+    signal: controller.signal,
+    timeoutMs: deadline === undefined ? () => undefined : () => deadline - Date.now(),
+    requestHeader: new IncomingHeaders(headers),
+    responseHeader,
+    responseTrailer,
+    values: createContextValues(),
+    abort(reason?: unknown) {
+      controller.abort(reason);
+    },
+  };
 }
 
 /** Builds the fast path for one service's unary methods, behind `options.interceptors`. */
@@ -186,33 +209,17 @@ export function createUnaryFastPath(routes: FastPathRoutes, options: FastPathOpt
     });
     stream.on("error", () => undefined);
     stream.once("end", () => {
-      let settled = false;
-      const requestSignal = new AbortController();
-      stream.once("close", () => {
-        if (!settled) requestSignal.abort(new ConnectError("the client cancelled the call", Code.Canceled));
-      });
       const timeout =
         protocol === "grpc"
           ? parseGrpcTimeout((headers["grpc-timeout"] as string | undefined) ?? null, limits.maxTimeoutMs)
           : parseConnectTimeout((headers["connect-timeout-ms"] as string | undefined) ?? null, limits.maxTimeoutMs);
-      // The same context connect-node's gRPC and Connect handlers build.
-      const ctx = createHandlerContext({
-        ...route.spec,
-        service: routes.service,
-        requestMethod: "POST",
-        protocolName: protocol,
-        ...(timeout.timeoutMs === undefined ? {} : { timeoutMs: timeout.timeoutMs }),
-        requestSignal: requestSignal.signal,
-        requestHeader: webHeaders(headers),
-        url: `http://${headers[":authority"] ?? "localhost"}${path}`,
-        responseHeader: { "content-type": protocol === "grpc" ? "application/grpc+proto" : binary ? "application/proto" : "application/json" },
-        ...(protocol === "grpc" ? { responseTrailer: { "grpc-status": "0" } } : {}),
-      });
+      const ctx = createContext(route, protocol, binary, path, headers, timeout.timeoutMs);
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
       const finish = (outcome: { payload: Uint8Array } | { error: unknown }) => {
         if (settled) return;
         settled = true;
-        // As connect-node's handlers do at the end of a call, but only when a deadline timer needs stopping (an abort costs).
-        if (timeout.timeoutMs !== undefined) ctx.abort(CALL_ENDED);
+        if (timer !== undefined) clearTimeout(timer);
         try {
           if ("payload" in outcome) reply(stream, protocol, ctx, outcome.payload);
           else fail(stream, protocol, ctx, outcome.error);
@@ -220,8 +227,22 @@ export function createUnaryFastPath(routes: FastPathRoutes, options: FastPathOpt
           fail(stream, protocol, ctx, err);
         }
       };
-      // A deadline (or a cancelled call) answers at once; the handler, told through ctx.signal, stops when it can.
-      if (timeout.timeoutMs !== undefined) ctx.signal.addEventListener("abort", () => finish({ error: ConnectError.from(ctx.signal.reason) }), { once: true });
+      // A deadline answers at once; the handler, told through ctx.signal, stops when it can.
+      if (timeout.timeoutMs !== undefined && timeout.error === undefined) {
+        timer = setTimeout(() => {
+          const error = new ConnectError("the operation timed out", Code.DeadlineExceeded);
+          ctx.abort(error);
+          finish({ error });
+        }, timeout.timeoutMs);
+      }
+      // A cancelled call tells the handler; nobody is left to answer.
+      stream.once("close", () => {
+        if (!settled) {
+          settled = true;
+          if (timer !== undefined) clearTimeout(timer);
+          ctx.abort(new ConnectError("the client cancelled the call", Code.Canceled));
+        }
+      });
       let input: unknown;
       try {
         if (timeout.error !== undefined) throw timeout.error;
