@@ -76,7 +76,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxTimeoutMs: Number.MAX_SAFE_INTEGER,
     },
     logLevel: level(env, "LOG_LEVEL", "info"),
-    accessLog: { level: level(env, "ACCESS_LOG_LEVEL", "info"), sampleRate: fraction(env, "ACCESS_LOG_SAMPLE", 1) },
+    accessLog: { level: level(env, "ACCESS_LOG_LEVEL", "info"), sampleRate: fraction(env, "ACCESS_LOG_SAMPLE", 0.01) },
     activeModelTtlMs: integer(env, "ACTIVE_MODEL_TTL_SECONDS", 60, 1, 86_400) * 1000,
     trainer: {
       ...DEFAULT_TRAINER_SETTINGS,

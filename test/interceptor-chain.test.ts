@@ -52,7 +52,7 @@ beforeAll(async () => {
   for (const name of ["fast", "adapter"] as const) {
     servers[name] = await listen({
       routes: app.routes,
-      interceptors: [countingInterceptor(name), ...createInterceptorChain({ log, accessLog: config.accessLog })],
+      interceptors: [countingInterceptor(name), ...createInterceptorChain({ log, accessLog: { ...config.accessLog, sampleRate: 1 } })],
       limits: config.limits,
       port: 0,
       ...(name === "fast" ? { fastPath: app.unaryHandlers } : {}),
