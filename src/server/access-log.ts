@@ -1,4 +1,4 @@
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor, type StreamRequest, type UnaryRequest } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { ModelSource } from "../../gen/ml/v1/ml_pb.ts";
 import type { Logger, LogLevel } from "../logger.ts";
@@ -38,25 +38,26 @@ export function createAccessLogInterceptor(log: Logger, settings: AccessLogSetti
   if (!log.enabled(level)) return (next) => next;
   return (next) => async (req) => {
     const started = performance.now();
-    const write = (code: Code | 0, message: unknown) => {
-      const userId = userIdOf(req.message);
-      const modelSource = modelSourceOf(message);
-      log.at(level, "call", {
-        requestId: req.contextValues.get(requestIdKey),
-        method: `${req.service.typeName}/${req.method.name}`,
-        code: code === 0 ? "ok" : codeToString(code),
-        durationMs: Math.round((performance.now() - started) * 100) / 100,
-        ...(userId === undefined ? {} : { userId }),
-        ...(modelSource === undefined ? {} : { modelSource }),
-      });
-    };
     try {
       const res = await next(req);
-      if (sampleRate >= 1 || random() < sampleRate) write(0, res.message);
+      if (sampleRate >= 1 || random() < sampleRate) writeLine(log, level, req, 0, res.message, started);
       return res;
     } catch (err) {
-      write(ConnectError.from(err).code, undefined);
+      writeLine(log, level, req, ConnectError.from(err).code, undefined, started);
       throw err;
     }
   };
+}
+
+function writeLine(log: Logger, level: LogLevel, req: UnaryRequest | StreamRequest, code: Code | 0, message: unknown, started: number): void {
+  const userId = userIdOf(req.message);
+  const modelSource = modelSourceOf(message);
+  log.at(level, "call", {
+    requestId: req.contextValues.get(requestIdKey),
+    method: `${req.service.typeName}/${req.method.name}`,
+    code: code === 0 ? "ok" : codeToString(code),
+    durationMs: Math.round((performance.now() - started) * 100) / 100,
+    ...(userId === undefined ? {} : { userId }),
+    ...(modelSource === undefined ? {} : { modelSource }),
+  });
 }

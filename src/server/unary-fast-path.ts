@@ -1,7 +1,16 @@
 import { sensitiveHeaders, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from "node:http2";
-import type { DescMessage, DescMethod, DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues, createMethodImplSpec, type HandlerContext, type Interceptor } from "@connectrpc/connect";
-import { createMethodSerializationLookup, invokeUnaryImplementation, type MethodSerializationLookup } from "@connectrpc/connect/protocol";
+import { create, isMessage, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createContextValues,
+  type ContextValues,
+  type HandlerContext,
+  type Interceptor,
+  type UnaryRequest,
+  type UnaryResponse,
+} from "@connectrpc/connect";
+import { createMethodSerializationLookup, type MethodSerializationLookup } from "@connectrpc/connect/protocol";
 import {
   codeToHttpStatus,
   errorToJsonBytes,
@@ -21,11 +30,14 @@ import { REQUEST_ID_HEADER } from "./request-id.ts";
  * call's CPU in its generic machinery (async-iterable plumbing, envelope
  * streams, an AbortController aborted with a DOMException at the end of every
  * call) rather than in our handlers. This path reads the one message and
- * writes the one answer straight on the HTTP/2 stream. What happens in
- * between is connect's own code where it matters: `invokeUnaryImplementation` runs the interceptor chain and the handler
- * (exactly what connect-node's unary handlers call), connect's serialization
- * lookup applies the read and write limits, and connect's protocol helpers
- * parse timeouts and turn errors into trailers, statuses and JSON bodies.
+ * writes the one answer straight on the HTTP/2 stream. In between it keeps
+ * connect-node's rules: the same interceptors in the same order see the same
+ * request, context values, headers and trailers (chainFor does what connect's
+ * invokeUnaryImplementation does, with the chain applied once per method);
+ * connect's serialization lookup applies the same read and write limits; and
+ * connect's protocol helpers parse timeouts and turn errors into trailers,
+ * HTTP statuses and JSON bodies. test/interceptor-chain.test.ts and
+ * test/fast-path.test.ts hold both paths to the same answers.
  * Everything it does not handle (streaming RPCs, gRPC-Web, compression,
  * Connect GET, HTTP/1.1) goes to connect-node unchanged.
  */
@@ -51,7 +63,8 @@ export interface FastPathOptions {
 type Protocol = "grpc" | "connect";
 
 interface Route {
-  readonly spec: ReturnType<typeof createMethodImplSpec>;
+  readonly method: DescMethod;
+  readonly chain: Chained;
   readonly serialization: MethodSerializationLookup<DescMessage, DescMessage>;
 }
 
@@ -112,92 +125,314 @@ function grpcMessage(body: Buffer): Uint8Array {
   return body.subarray(5);
 }
 
+const CALL = Symbol("fast-path call");
+
+type Chained = (req: UnaryRequest) => Promise<UnaryResponse>;
+
 /**
- * The HandlerContext connect-node's unary handlers make with
- * createHandlerContext (same fields, values and response headers), built for
- * one stream: one AbortController that the stream's close or the deadline
- * aborts, instead of three linked ones, and request headers read from Node's
- * object until someone needs a full Headers (see IncomingHeaders).
+ * One call on the fast path, and the HandlerContext its handler gets: the
+ * fields connect-node's createHandlerContext gives (same values, response
+ * header and trailer defaults), but its costly parts (AbortController and
+ * the stream's close listener, Headers, context values) are made only when an
+ * interceptor or handler touches them. A class, so the getters live on the
+ * prototype and a call allocates one object rather than a set of closures.
  */
-function createContext(
-  route: Route,
-  protocol: Protocol,
-  binary: boolean,
-  path: string,
-  headers: IncomingHttpHeaders,
-  timeoutMs: number | undefined,
-): HandlerContext & { abort(reason?: unknown): void } {
-  const controller = new AbortController();
-  const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
-  const responseHeader = new Headers();
-  responseHeader.set("content-type", protocol === "grpc" ? "application/grpc+proto" : binary ? "application/proto" : "application/json");
-  const responseTrailer = new Headers();
-  if (protocol === "grpc") responseTrailer.set("grpc-status", "0");
+class FastCall {
+  readonly requestMethod = "POST";
+  readonly service: DescService;
+  readonly method: DescMethod;
+  readonly protocolName: Protocol;
+  settled = false;
+  timer: NodeJS.Timeout | undefined;
+  /** The request the chain started with (see requestFor). */
+  request: UnaryRequest | undefined;
+  #controller: AbortController | undefined;
+  #abortReason: { reason: unknown } | undefined;
+  #requestHeader: Headers | undefined;
+  #responseHeader: Headers | undefined;
+  #responseTrailer: Headers | undefined;
+  #values: ContextValues | undefined;
+
+  constructor(
+    method: DescMethod,
+    readonly protocol: Protocol,
+    readonly binary: boolean,
+    readonly stream: ServerHttp2Stream,
+    readonly headers: IncomingHttpHeaders,
+    readonly deadline: number | undefined,
+  ) {
+    this.method = method;
+    this.service = method.parent;
+    this.protocolName = protocol;
+  }
+
+  get url(): string {
+    return `http://${this.headers[":authority"] ?? "localhost"}${this.headers[":path"]}`;
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#abortReason !== undefined) this.#controller.abort(this.#abortReason.reason);
+      // Only a call whose signal someone watches needs to hear that the client went away.
+      else this.stream.once("close", () => this.settled || this.abort(new ConnectError("the client cancelled the call", Code.Canceled)));
+    }
+    return this.#controller.signal;
+  }
+
+  timeoutMs(): number | undefined {
+    return this.deadline === undefined ? undefined : this.deadline - Date.now();
+  }
+
+  get requestHeader(): Headers {
+    return (this.#requestHeader ??= new IncomingHeaders(this.headers));
+  }
+
+  get responseHeader(): Headers {
+    if (this.#responseHeader === undefined) {
+      this.#responseHeader = new Headers();
+      this.#responseHeader.set("content-type", contentTypeOf(this.protocol, this.binary));
+    }
+    return this.#responseHeader;
+  }
+
+  get responseTrailer(): Headers {
+    if (this.#responseTrailer === undefined) {
+      this.#responseTrailer = new Headers();
+      if (this.protocol === "grpc") this.#responseTrailer.set("grpc-status", "0");
+    }
+    return this.#responseTrailer;
+  }
+
+  get values(): ContextValues {
+    return (this.#values ??= createContextValues());
+  }
+
+  abort(reason?: unknown): void {
+    if (this.#abortReason !== undefined) return;
+    this.#abortReason = { reason };
+    this.#controller?.abort(reason);
+  }
+
+  /** The response headers to send, without making Headers nobody set. */
+  headerFields(into: OutgoingHttpHeaders): OutgoingHttpHeaders {
+    if (this.#responseHeader === undefined) into["content-type"] = contentTypeOf(this.protocol, this.binary);
+    else nodeHeaders(this.#responseHeader, into);
+    return into;
+  }
+
+  /** The trailers to send (gRPC) or to prefix with "trailer-" (Connect). */
+  trailerFields(into: OutgoingHttpHeaders): OutgoingHttpHeaders {
+    if (this.#responseTrailer === undefined) {
+      if (this.protocol === "grpc") into["grpc-status"] = "0";
+    } else nodeHeaders(this.#responseTrailer, into);
+    return into;
+  }
+
+  /** Takes what interceptors answered in place of this call's own Headers, as invokeUnaryImplementation copies them. */
+  adopt(res: UnaryResponse): void {
+    if ((res as { [CALL]?: FastCall })[CALL] === this) return;
+    replaceAll(this.responseHeader, res.header);
+    replaceAll(this.responseTrailer, res.trailer);
+  }
+}
+
+function contentTypeOf(protocol: Protocol, binary: boolean): string {
+  return protocol === "grpc" ? "application/grpc+proto" : binary ? "application/proto" : "application/json";
+}
+
+function replaceAll(to: Headers, from: Headers): void {
+  if (from === to) return;
+  for (const key of [...to.keys()]) to.delete(key);
+  from.forEach((value, key) => to.set(key, value));
+}
+
+/**
+ * The request interceptors see, with the fields connect's unary handlers give
+ * them; the costly ones are getters that reach the call only when read (own
+ * properties, so an interceptor that spreads the request keeps them).
+ */
+function requestFor(call: FastCall, message: unknown): UnaryRequest {
   return {
-    method: route.spec.method,
-    service: route.spec.method.parent,
+    [CALL]: call,
+    stream: false,
+    message,
+    method: call.method,
+    service: call.service,
     requestMethod: "POST",
-    protocolName: protocol,
-    url: `http://${headers[":authority"] ?? "localhost"}${path}`,
-    signal: controller.signal,
-    timeoutMs: deadline === undefined ? () => undefined : () => deadline - Date.now(),
-    requestHeader: new IncomingHeaders(headers),
-    responseHeader,
-    responseTrailer,
-    values: createContextValues(),
-    abort(reason?: unknown) {
-      controller.abort(reason);
+    get url() {
+      return call.url;
     },
+    get signal() {
+      return call.signal;
+    },
+    get header() {
+      return call.requestHeader;
+    },
+    get contextValues() {
+      return call.values;
+    },
+  } as unknown as UnaryRequest;
+}
+
+/**
+ * The innermost step of the chain for one method: what connect's
+ * invokeUnaryImplementation does (the handler gets the context with the
+ * request's service, headers, signal and values; its answer is normalised to
+ * a message; the response carries the call's header and trailer), run with
+ * interceptors applied once per method instead of once per call.
+ */
+function chainFor(method: DescMethod, handler: UnaryHandler, interceptors: readonly Interceptor[]): Chained {
+  const output = method.output as DescMessage;
+  const inner = async (req: UnaryRequest): Promise<UnaryResponse> => {
+    const call = (req as { [CALL]?: FastCall })[CALL];
+    if (call === undefined) throw new ConnectError("an interceptor replaced the fast path's request", Code.Internal);
+    // The call is the context unless an interceptor passed on a request of its own.
+    const context = req === call.request ? (call as unknown as HandlerContext) : mergedContext(call, req);
+    const result = await handler(req.message as never, context);
+    return {
+      [CALL]: call,
+      stream: false,
+      message: isMessage(result, output) ? result : create(output, result as never),
+      method: call.method,
+      service: call.service,
+      get header() {
+        return call.responseHeader;
+      },
+      get trailer() {
+        return call.responseTrailer;
+      },
+    } as unknown as UnaryResponse;
+  };
+  let next = inner as unknown as Chained;
+  // First interceptor outermost, as connect's applyInterceptors orders them.
+  for (const interceptor of [...interceptors].reverse()) next = interceptor(next as never) as unknown as Chained;
+  return next;
+}
+
+function mergedContext(call: FastCall, req: UnaryRequest): HandlerContext {
+  return {
+    method: call.method,
+    service: req.service,
+    requestMethod: call.requestMethod,
+    protocolName: call.protocolName,
+    url: call.url,
+    signal: req.signal,
+    timeoutMs: () => call.timeoutMs(),
+    requestHeader: req.header,
+    responseHeader: call.responseHeader,
+    responseTrailer: call.responseTrailer,
+    values: req.contextValues,
   };
 }
 
 /** Builds the fast path for one service's unary methods, behind `options.interceptors`. */
 export function createUnaryFastPath(routes: FastPathRoutes, options: FastPathOptions): FastPath {
   const { limits } = options;
-  const interceptors = [...options.interceptors];
   const methods = new Map<string, Route>();
   for (const method of routes.service.methods) {
     const handler = routes.handlers[method.localName];
     if (method.methodKind === "unary" && handler !== undefined) {
       methods.set(`/${routes.service.typeName}/${method.name}`, {
-        spec: createMethodImplSpec(method as DescMethod & { methodKind: "unary" }, handler as never),
+        method,
+        chain: chainFor(method, handler, options.interceptors),
         serialization: createMethodSerializationLookup(method, undefined, undefined, limits),
       });
     }
   }
 
-  function fail(stream: ServerHttp2Stream, protocol: Protocol, ctx: HandlerContext, err: unknown): void {
+  function fail(call: FastCall, err: unknown): void {
+    const { stream } = call;
     if (stream.destroyed || stream.closed) return;
     const error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
-    if (protocol === "grpc") {
+    if (call.protocol === "grpc") {
       // Trailers-only response: headers and status in one HEADERS frame, no body.
-      setTrailerStatus(ctx.responseTrailer, error);
-      const headers = nodeHeaders(ctx.responseHeader, { ":status": 200 });
-      stream.respond(nodeHeaders(ctx.responseTrailer, headers), { endStream: true });
+      const trailer = new Headers();
+      setTrailerStatus(trailer, error);
+      stream.respond(nodeHeaders(trailer, call.trailerFields(call.headerFields({ ":status": 200 }))), { endStream: true });
       return;
     }
-    ctx.responseHeader.set("content-type", "application/json");
-    if (!error.isWireError) error.metadata.forEach((value, key) => ctx.responseHeader.set(key, value));
+    const header = call.responseHeader;
+    header.set("content-type", "application/json");
+    if (!error.isWireError) error.metadata.forEach((value, key) => header.set(key, value));
     const body = errorToJsonBytes(error, {});
-    const headers = nodeHeaders(trailerMux(ctx.responseHeader, ctx.responseTrailer), { ":status": codeToHttpStatus(error.code) });
+    const headers = nodeHeaders(trailerMux(header, call.responseTrailer), { ":status": codeToHttpStatus(error.code) });
     headers["content-length"] = body.byteLength;
     stream.respond(headers);
     stream.end(body);
   }
 
-  function reply(stream: ServerHttp2Stream, protocol: Protocol, ctx: HandlerContext, payload: Uint8Array): void {
+  function reply(call: FastCall, payload: Uint8Array): void {
+    const { stream } = call;
     if (stream.destroyed || stream.closed) return;
-    if (protocol === "grpc") {
-      stream.respond(nodeHeaders(ctx.responseHeader, { ":status": 200 }), { waitForTrailers: true });
-      stream.once("wantTrailers", () => stream.sendTrailers(nodeHeaders(ctx.responseTrailer, {})));
+    if (call.protocol === "grpc") {
+      stream.respond(call.headerFields({ ":status": 200 }), { waitForTrailers: true });
+      stream.once("wantTrailers", () => stream.sendTrailers(call.trailerFields({})));
       stream.end(grpcFrame(payload));
       return;
     }
-    const headers = nodeHeaders(trailerMux(ctx.responseHeader, ctx.responseTrailer), { ":status": 200 });
+    const headers = call.headerFields({ ":status": 200 });
+    const trailers = call.trailerFields({});
+    for (const key in trailers) headers[`trailer-${key}`] = trailers[key];
     headers["content-length"] = payload.byteLength;
     stream.respond(headers);
     // A Buffer view (no copy): http2 writes Buffers directly.
     stream.end(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+  }
+
+  function finish(call: FastCall, route: Route, outcome: UnaryResponse | { error: unknown }): void {
+    if (call.settled) return;
+    call.settled = true;
+    if (call.timer !== undefined) clearTimeout(call.timer);
+    try {
+      if ("error" in outcome) {
+        fail(call, outcome.error);
+        return;
+      }
+      call.adopt(outcome);
+      reply(call, route.serialization.getO(call.binary).serialize(outcome.message));
+    } catch (err) {
+      fail(call, err);
+    }
+  }
+
+  function serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, route: Route, protocol: Protocol, binary: boolean, body: Buffer, size: number): void {
+    const timeout =
+      protocol === "grpc"
+        ? parseGrpcTimeout((headers["grpc-timeout"] as string | undefined) ?? null, limits.maxTimeoutMs)
+        : parseConnectTimeout((headers["connect-timeout-ms"] as string | undefined) ?? null, limits.maxTimeoutMs);
+    const deadline = timeout.timeoutMs === undefined ? undefined : Date.now() + timeout.timeoutMs;
+    const call = new FastCall(route.method, protocol, binary, stream, headers, deadline);
+    let input: unknown;
+    try {
+      if (timeout.error !== undefined) throw timeout.error;
+      if (size > limits.readMaxBytes + 5) {
+        throw new ConnectError(`message size ${size} is larger than configured readMaxBytes ${limits.readMaxBytes}`, Code.ResourceExhausted);
+      }
+      input = route.serialization.getI(binary).parse(protocol === "grpc" ? grpcMessage(body) : body);
+    } catch (err) {
+      finish(call, route, { error: err });
+      return;
+    }
+    if (timeout.timeoutMs !== undefined) {
+      // A deadline answers at once; the handler, told through ctx.signal, stops when it can.
+      call.timer = setTimeout(() => {
+        const error = new ConnectError("the operation timed out", Code.DeadlineExceeded);
+        call.abort(error);
+        finish(call, route, { error });
+      }, timeout.timeoutMs);
+    }
+    let pending: Promise<UnaryResponse>;
+    try {
+      call.request = requestFor(call, input);
+      pending = route.chain(call.request);
+    } catch (err) {
+      pending = Promise.reject(err);
+    }
+    pending.then(
+      (res) => finish(call, route, res),
+      (err: unknown) => finish(call, route, { error: err }),
+    );
   }
 
   return (stream, headers) => {
@@ -207,8 +442,6 @@ export function createUnaryFastPath(routes: FastPathRoutes, options: FastPathOpt
     if (route === undefined) return false;
     const kind = protocolOf(headers);
     if (kind === null) return false;
-    const { protocol, binary } = kind;
-
     const chunks: Buffer[] = [];
     let size = 0;
     // A frame header may come on top of the message; anything beyond is refused when it ends.
@@ -218,65 +451,9 @@ export function createUnaryFastPath(routes: FastPathRoutes, options: FastPathOpt
       if (size <= readMax) chunks.push(chunk);
     });
     stream.on("error", () => undefined);
-    stream.once("end", () => {
-      const timeout =
-        protocol === "grpc"
-          ? parseGrpcTimeout((headers["grpc-timeout"] as string | undefined) ?? null, limits.maxTimeoutMs)
-          : parseConnectTimeout((headers["connect-timeout-ms"] as string | undefined) ?? null, limits.maxTimeoutMs);
-      const ctx = createContext(route, protocol, binary, path, headers, timeout.timeoutMs);
-      let settled = false;
-      let timer: NodeJS.Timeout | undefined;
-      const finish = (outcome: { payload: Uint8Array } | { error: unknown }) => {
-        if (settled) return;
-        settled = true;
-        if (timer !== undefined) clearTimeout(timer);
-        try {
-          if ("payload" in outcome) reply(stream, protocol, ctx, outcome.payload);
-          else fail(stream, protocol, ctx, outcome.error);
-        } catch (err) {
-          fail(stream, protocol, ctx, err);
-        }
-      };
-      // A deadline answers at once; the handler, told through ctx.signal, stops when it can.
-      if (timeout.timeoutMs !== undefined && timeout.error === undefined) {
-        timer = setTimeout(() => {
-          const error = new ConnectError("the operation timed out", Code.DeadlineExceeded);
-          ctx.abort(error);
-          finish({ error });
-        }, timeout.timeoutMs);
-      }
-      // A cancelled call tells the handler; nobody is left to answer.
-      stream.once("close", () => {
-        if (!settled) {
-          settled = true;
-          if (timer !== undefined) clearTimeout(timer);
-          ctx.abort(new ConnectError("the client cancelled the call", Code.Canceled));
-        }
-      });
-      let input: unknown;
-      try {
-        if (timeout.error !== undefined) throw timeout.error;
-        if (size > readMax) throw new ConnectError(`message size ${size} is larger than configured readMaxBytes ${limits.readMaxBytes}`, Code.ResourceExhausted);
-        const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-        input = route.serialization.getI(binary).parse(protocol === "grpc" ? grpcMessage(body) : body);
-      } catch (err) {
-        finish({ error: err });
-        return;
-      }
-      invokeUnaryImplementation(route.spec as never, ctx, input as never, interceptors).then(
-        (output) => {
-          let payload: Uint8Array;
-          try {
-            payload = route.serialization.getO(binary).serialize(output);
-          } catch (err) {
-            finish({ error: err });
-            return;
-          }
-          finish({ payload });
-        },
-        (err: unknown) => finish({ error: err }),
-      );
-    });
+    stream.once("end", () =>
+      serve(stream, headers, route, kind.protocol, kind.binary, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, Math.min(size, readMax)), size),
+    );
     return true;
   };
 }
