@@ -2,7 +2,7 @@ import { createClient, createRouterTransport, type Client } from "@connectrpc/co
 import { MlService } from "../../gen/ml/v1/ml_pb.ts";
 import { createApp, DEFAULT_TRAINER_SETTINGS, type App, type AppSettings } from "../../src/app.ts";
 import { silentLogger } from "../../src/logger.ts";
-import { createErrorInterceptor } from "../../src/server/errors.ts";
+import { createInterceptorChain } from "../../src/server/interceptors.ts";
 import { createTrainPool, type TrainPool } from "../../src/service/train-pool.ts";
 import { freshDatabase, type TestDatabase } from "./database.ts";
 
@@ -35,7 +35,7 @@ export async function startTestService(
     settings: { ...TEST_SETTINGS, ...options.settings },
     ...(options.clock === undefined ? {} : { clock: options.clock }),
   });
-  const transport = createRouterTransport(app.routes, { router: { interceptors: [createErrorInterceptor(silentLogger)] } });
+  const transport = createRouterTransport(app.routes, { router: { interceptors: createInterceptorChain({ log: silentLogger, accessLog: { level: "info", sampleRate: 1 } }) } });
   return {
     db,
     app,
