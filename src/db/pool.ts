@@ -1,4 +1,5 @@
 import { createPool, type DatabasePool } from "slonik";
+import { createResultParserInterceptor } from "./result-parser.ts";
 
 /** Settings for the one pool the service uses. */
 export interface PoolOptions {
@@ -8,12 +9,13 @@ export interface PoolOptions {
   readonly statementTimeoutMs?: number;
 }
 
-/** Opens the slonik pool every repository shares; the caller ends it on shutdown. */
+/** Opens the slonik pool every repository shares, with rows parsed by their schemas; the caller ends it on shutdown. */
 export async function createDatabasePool(url: string, options: PoolOptions = {}): Promise<DatabasePool> {
   return createPool(url, {
     maximumPoolSize: options.maximumPoolSize ?? 10,
     statementTimeout: options.statementTimeoutMs ?? 30_000,
     connectionTimeout: 10_000,
     idleTimeout: 30_000,
+    interceptors: [createResultParserInterceptor()],
   });
 }
