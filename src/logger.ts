@@ -17,8 +17,8 @@ export interface Logger {
   enabled(level: LogLevel): boolean;
   /** A logger whose lines all carry `bindings` (a request id, a job). */
   child(bindings: Record<string, unknown>): Logger;
-  /** Writes what is buffered (before the process exits). */
-  flush(): void;
+  /** Resolves once what is buffered has been written (before the process exits). */
+  flush(): Promise<void>;
 }
 
 /** Where lines go and from which level on. */
@@ -36,7 +36,7 @@ function wrap(p: PinoLogger): Logger {
     at: (level, message, fields) => (fields === undefined ? p[level](message) : p[level](fields, message)),
     enabled: (level) => p.isLevelEnabled(level),
     child: (bindings) => wrap(p.child(bindings)),
-    flush: () => p.flush(),
+    flush: () => new Promise<void>((resolve) => p.flush(() => resolve())),
   };
 }
 
@@ -70,5 +70,5 @@ export const silentLogger: Logger = {
   at() {},
   enabled: () => false,
   child: () => silentLogger,
-  flush() {},
+  flush: () => Promise.resolve(),
 };

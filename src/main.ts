@@ -11,14 +11,10 @@ try {
   const shutdown = (signal: string) => {
     log.info("shutting down", { signal });
     service.stop().then(
-      () => {
-        log.flush();
-        process.exit(0);
-      },
+      () => log.flush().finally(() => process.exit(0)),
       (err: unknown) => {
         log.error("shutdown failed", { error: err });
-        log.flush();
-        process.exit(1);
+        void log.flush().finally(() => process.exit(1));
       },
     );
   };
@@ -26,6 +22,6 @@ try {
   process.once("SIGTERM", () => shutdown("SIGTERM"));
 } catch (err) {
   log.error("failed to start", { error: err });
-  log.flush();
+  await log.flush();
   process.exit(1);
 }

@@ -2,7 +2,8 @@ import http2 from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ListModelsRequestSchema, PredictRequestSchema, PredictResponseSchema, TrainRequestSchema } from "../gen/ml/v1/ml_pb.ts";
+import type { HandlerContext } from "@connectrpc/connect";
+import { ListModelsRequestSchema, MlService, PredictRequestSchema, PredictResponseSchema, TrainRequestSchema } from "../gen/ml/v1/ml_pb.ts";
 import { createApp } from "../src/app.ts";
 import { silentLogger } from "../src/logger.ts";
 import { readConfig } from "../src/config.ts";
@@ -159,12 +160,58 @@ describe("unary fast path", () => {
     expect(oldVersion.headers[":status"]).toBe(200);
   });
 
-  it("enforces deadlines and survives cancelled calls", async () => {
-    // Train on too little data is fast; a 1 ns deadline still expires first or the answer wins, never a hang.
-    const quick = await call("/ml.v1.MlService/Predict", { ...grpc, "grpc-timeout": "1n" }, frame(predict));
-    expect(["0", "4"]).toContain(quick.trailers["grpc-status"] ?? quick.headers["grpc-status"]);
+  it("answers deadline_exceeded when the deadline passes first, and survives cancelled calls", async () => {
+    // A Predict that takes 300 ms unless its signal aborts: a 50 ms deadline must win, every time.
+    let sawAbort = false;
+    const slow = {
+      service: MlService,
+      handlers: {
+        predict: async (_req: never, ctx: HandlerContext) => {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, 300);
+            ctx.signal.addEventListener("abort", () => {
+              sawAbort = true;
+              clearTimeout(timer);
+              resolve();
+            });
+          });
+          return create(PredictResponseSchema, {});
+        },
+      },
+    };
+    const config = readConfig({});
+    const slowServer = await listen({
+      routes: (router) => router.service(MlService, slow.handlers as never),
+      interceptors: createInterceptorChain({ log: silentLogger, accessLog: config.accessLog }),
+      limits: config.limits,
+      port: 0,
+      fastPath: slow as never,
+    });
+    const slowSession = http2.connect(`http://127.0.0.1:${slowServer.port}`);
+    try {
+      const request = (headers: http2.OutgoingHttpHeaders) =>
+        new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+          const req = slowSession.request({ ":method": "POST", ":path": "/ml.v1.MlService/Predict", ...grpc, ...headers });
+          let status: http2.IncomingHttpHeaders = {};
+          req.on("response", (h) => (status = h));
+          req.on("trailers", (t) => (status = { ...status, ...t }));
+          req.on("data", () => undefined);
+          req.on("end", () => resolve(status));
+          req.on("error", reject);
+          req.end(frame(predict));
+        });
+      const late = await request({ "grpc-timeout": "50m" });
+      expect(late["grpc-status"]).toBe("4");
+      expect(sawAbort).toBe(true);
+      const onTime = await request({ "grpc-timeout": "5S" });
+      expect(onTime["grpc-status"]).toBe("0");
+    } finally {
+      slowSession.close();
+      await slowServer.close();
+    }
     await call("/ml.v1.MlService/Predict", grpc, frame(predict), { cancelAfterMs: 0 }).catch(() => undefined);
     const after = await call("/ml.v1.MlService/Predict", { ...grpc, "grpc-timeout": "5S" }, frame(predict));
     expect(after.trailers["grpc-status"]).toBe("0");
   });
+
 });
