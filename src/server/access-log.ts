@@ -36,16 +36,18 @@ function modelSourceOf(message: unknown): string | undefined {
 export function createAccessLogInterceptor(log: Logger, settings: AccessLogSettings, random: () => number = Math.random): Interceptor {
   const { level, sampleRate } = settings;
   if (!log.enabled(level)) return (next) => next;
-  return (next) => async (req) => {
+  return (next) => (req) => {
     const started = performance.now();
-    try {
-      const res = await next(req);
-      if (sampleRate >= 1 || random() < sampleRate) writeLine(log, level, req, 0, res.message, started);
-      return res;
-    } catch (err) {
-      writeLine(log, level, req, ConnectError.from(err).code, undefined, started);
-      throw err;
-    }
+    return next(req).then(
+      (res) => {
+        if (sampleRate >= 1 || random() < sampleRate) writeLine(log, level, req, 0, res.message, started);
+        return res;
+      },
+      (err: unknown) => {
+        writeLine(log, level, req, ConnectError.from(err).code, undefined, started);
+        throw err;
+      },
+    );
   };
 }
 

@@ -17,17 +17,20 @@ const ACCEPTABLE_ID = /^[\w.:@/+=-]{1,128}$/;
  * which gRPC sends as a trailer and Connect as a header).
  */
 export function createRequestIdInterceptor(newId: () => string = randomUUID): Interceptor {
-  return (next) => async (req) => {
+  // then() rather than async/await: on the hot unary path every await in the chain shows.
+  return (next) => (req) => {
     const given = req.header.get(REQUEST_ID_HEADER);
     const id = given !== null && ACCEPTABLE_ID.test(given) ? given : newId();
     req.contextValues.set(requestIdKey, id);
-    try {
-      const res = await next(req);
-      res.header.set(REQUEST_ID_HEADER, id);
-      return res;
-    } catch (err) {
-      if (err instanceof ConnectError) err.metadata.set(REQUEST_ID_HEADER, id);
-      throw err;
-    }
+    return next(req).then(
+      (res) => {
+        res.header.set(REQUEST_ID_HEADER, id);
+        return res;
+      },
+      (err: unknown) => {
+        if (err instanceof ConnectError) err.metadata.set(REQUEST_ID_HEADER, id);
+        throw err;
+      },
+    );
   };
 }
