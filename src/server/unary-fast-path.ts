@@ -249,23 +249,44 @@ function replaceAll(to: Headers, from: Headers): void {
 
 /**
  * The request interceptors see, with the fields connect's unary handlers give
- * them. Plain data properties (an object literal with getters allocates a
- * closure per getter per call, which cost more than the parts it deferred),
- * so an interceptor that spreads the request keeps every field.
+ * them. `url`, `signal`, `header` and `contextValues` are prototype getters
+ * that reach the call, so an AbortController, the stream's close listener
+ * and Headers are made only for calls where someone reads them (getters in
+ * an object literal would cost a closure each per call). An interceptor that
+ * spreads the request keeps the plain fields and the call; the context its
+ * handler gets falls back to the call's own parts (see mergedContext).
  */
-function requestFor(call: FastCall, message: unknown): UnaryRequest {
-  return {
-    [CALL]: call,
-    stream: false,
-    message,
-    method: call.method,
-    service: call.service,
-    requestMethod: "POST",
-    url: call.url,
-    signal: call.signal,
-    header: call.requestHeader,
-    contextValues: call.values,
-  } as unknown as UnaryRequest;
+class FastRequest {
+  readonly stream = false;
+  readonly requestMethod = "POST";
+  readonly method: DescMethod;
+  readonly service: DescService;
+  readonly [CALL]: FastCall;
+
+  constructor(
+    call: FastCall,
+    readonly message: unknown,
+  ) {
+    this[CALL] = call;
+    this.method = call.method;
+    this.service = call.service;
+  }
+
+  get url(): string {
+    return this[CALL].url;
+  }
+
+  get signal(): AbortSignal {
+    return this[CALL].signal;
+  }
+
+  get header(): Headers {
+    return this[CALL].requestHeader;
+  }
+
+  get contextValues(): ContextValues {
+    return this[CALL].values;
+  }
 }
 
 /**
@@ -299,19 +320,19 @@ function chainFor(method: DescMethod, handler: UnaryHandler, interceptors: reado
   return next;
 }
 
-function mergedContext(call: FastCall, req: UnaryRequest): HandlerContext {
+function mergedContext(call: FastCall, req: Partial<UnaryRequest>): HandlerContext {
   return {
     method: call.method,
-    service: req.service,
+    service: req.service ?? call.service,
     requestMethod: call.requestMethod,
     protocolName: call.protocolName,
     url: call.url,
-    signal: req.signal,
+    signal: req.signal ?? call.signal,
     timeoutMs: () => call.timeoutMs(),
-    requestHeader: req.header,
+    requestHeader: req.header ?? call.requestHeader,
     responseHeader: call.responseHeader,
     responseTrailer: call.responseTrailer,
-    values: req.contextValues,
+    values: req.contextValues ?? call.values,
   };
 }
 
@@ -413,7 +434,7 @@ export function createUnaryFastPath(routes: FastPathRoutes, options: FastPathOpt
     }
     let pending: Promise<UnaryResponse>;
     try {
-      call.request = requestFor(call, input);
+      call.request = new FastRequest(call, input) as unknown as UnaryRequest;
       pending = route.chain(call.request);
     } catch (err) {
       pending = Promise.reject(err);
