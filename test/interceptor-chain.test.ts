@@ -27,15 +27,23 @@ const lines: string[] = [];
 /** Calls the counting interceptor saw, by server and request content-type. */
 const seen: string[] = [];
 
+/**
+ * Counts every call; passes on a request and answers a response of its own
+ * (spread copies with new Headers), as an interceptor may: the paths must
+ * carry its request headers to the handler and its response headers to the wire.
+ */
 function countingInterceptor(server: string): Interceptor {
   return (next) => async (req) => {
     seen.push(`${server} ${req.method.name} ${req.header.get("content-type")}`);
     const add = (h: Headers) => h.set("x-counted", String(seen.length));
+    const header = new Headers(req.header);
+    header.set("x-seen-by", "counter");
     try {
-      const res = await next(req);
-      add(res.header);
-      res.trailer.set("x-counted-trailer", "yes");
-      return res;
+      const res = await next({ ...req, header });
+      const out = { ...res, header: new Headers(res.header), trailer: new Headers(res.trailer) };
+      add(out.header);
+      out.trailer.set("x-counted-trailer", "yes");
+      return out;
     } catch (err) {
       if (err instanceof ConnectError) add(err.metadata);
       throw err;

@@ -230,10 +230,11 @@ class FastCall {
   }
 
   /** Takes what interceptors answered in place of this call's own Headers, as invokeUnaryImplementation copies them. */
-  adopt(res: UnaryResponse): void {
-    if ((res as { [CALL]?: FastCall })[CALL] === this) return;
-    replaceAll(this.responseHeader, res.header);
-    replaceAll(this.responseTrailer, res.trailer);
+  adopt(res: Partial<UnaryResponse>): void {
+    if (res instanceof FastResponse) return;
+    // A spread copy of our response has no getters: what it lacks is still the call's own.
+    if (res.header !== undefined) replaceAll(this.responseHeader, res.header);
+    if (res.trailer !== undefined) replaceAll(this.responseTrailer, res.trailer);
   }
 }
 
@@ -249,16 +250,42 @@ function replaceAll(to: Headers, from: Headers): void {
 
 /**
  * The request interceptors see, with the fields connect's unary handlers give
- * them. `url`, `signal`, `header` and `contextValues` are prototype getters
- * that reach the call, so an AbortController, the stream's close listener
- * and Headers are made only for calls where someone reads them (getters in
- * an object literal would cost a closure each per call). An interceptor that
- * spreads the request keeps the plain fields and the call; the context its
- * handler gets falls back to the call's own parts (see mergedContext).
+ * them, all plain data (own properties, so an interceptor that spreads the
+ * request passes every field on; getters would cost a closure each per call
+ * in an object literal, and be lost in a spread on a prototype).
  */
 class FastRequest {
   readonly stream = false;
   readonly requestMethod = "POST";
+  readonly method: DescMethod;
+  readonly service: DescService;
+  readonly url: string;
+  readonly signal: AbortSignal;
+  readonly header: Headers;
+  readonly contextValues: ContextValues;
+  readonly [CALL]: FastCall;
+
+  constructor(
+    call: FastCall,
+    readonly message: unknown,
+  ) {
+    this[CALL] = call;
+    this.method = call.method;
+    this.service = call.service;
+    this.url = call.url;
+    this.signal = call.signal;
+    this.header = call.requestHeader;
+    this.contextValues = call.values;
+  }
+}
+
+/**
+ * The response the innermost step answers: `header` and `trailer` are the
+ * call's, made on first read (an interceptor that sets a header makes one
+ * Headers; one that sets nothing makes none).
+ */
+class FastResponse {
+  readonly stream = false;
   readonly method: DescMethod;
   readonly service: DescService;
   readonly [CALL]: FastCall;
@@ -272,20 +299,12 @@ class FastRequest {
     this.service = call.service;
   }
 
-  get url(): string {
-    return this[CALL].url;
-  }
-
-  get signal(): AbortSignal {
-    return this[CALL].signal;
-  }
-
   get header(): Headers {
-    return this[CALL].requestHeader;
+    return this[CALL].responseHeader;
   }
 
-  get contextValues(): ContextValues {
-    return this[CALL].values;
+  get trailer(): Headers {
+    return this[CALL].responseTrailer;
   }
 }
 
@@ -304,15 +323,7 @@ function chainFor(method: DescMethod, handler: UnaryHandler, interceptors: reado
     // The call is the context unless an interceptor passed on a request of its own.
     const context = req === call.request ? (call as unknown as HandlerContext) : mergedContext(call, req);
     const result = await handler(req.message as never, context);
-    return {
-      [CALL]: call,
-      stream: false,
-      message: isMessage(result, output) ? result : create(output, result as never),
-      method: call.method,
-      service: call.service,
-      header: call.responseHeader,
-      trailer: call.responseTrailer,
-    } as unknown as UnaryResponse;
+    return new FastResponse(call, isMessage(result, output) ? result : create(output, result as never)) as unknown as UnaryResponse;
   };
   let next = inner as unknown as Chained;
   // First interceptor outermost, as connect's applyInterceptors orders them.
