@@ -132,10 +132,11 @@ type Chained = (req: UnaryRequest) => Promise<UnaryResponse>;
 /**
  * One call on the fast path, and the HandlerContext its handler gets: the
  * fields connect-node's createHandlerContext gives (same values, response
- * header and trailer defaults), but its costly parts (AbortController and
- * the stream's close listener, Headers, context values) are made only when an
- * interceptor or handler touches them. A class, so the getters live on the
- * prototype and a call allocates one object rather than a set of closures.
+ * header and trailer defaults), with one AbortController (that the stream's
+ * close or the deadline aborts) instead of three linked ones. The response
+ * header and trailer are made only when someone touches them. A class, so
+ * the getters live on the prototype and a call allocates one object rather
+ * than a set of closures.
  */
 class FastCall {
   readonly requestMethod = "POST";
@@ -144,7 +145,7 @@ class FastCall {
   readonly protocolName: Protocol;
   settled = false;
   timer: NodeJS.Timeout | undefined;
-  /** The request the chain started with (see requestFor). */
+  /** The request the chain started with (see FastRequest). */
   request: UnaryRequest | undefined;
   #controller: AbortController | undefined;
   #abortReason: { reason: unknown } | undefined;
