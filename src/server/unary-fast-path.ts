@@ -133,10 +133,10 @@ type Chained = (req: UnaryRequest) => Promise<UnaryResponse>;
  * One call on the fast path, and the HandlerContext its handler gets: the
  * fields connect-node's createHandlerContext gives (same values, response
  * header and trailer defaults), with one AbortController (that the stream's
- * close or the deadline aborts) instead of three linked ones. The response
- * header and trailer are made only when someone touches them. A class, so
- * the getters live on the prototype and a call allocates one object rather
- * than a set of closures.
+ * close or the deadline aborts) instead of three linked ones, made when
+ * someone reads the signal. The response header and trailer are made only
+ * when someone touches them. A class, so the getters live on the prototype
+ * and a call allocates one object rather than a set of closures.
  */
 class FastCall {
   readonly requestMethod = "POST";
@@ -250,18 +250,19 @@ function replaceAll(to: Headers, from: Headers): void {
 }
 
 /**
- * The request interceptors see, with the fields connect's unary handlers give
- * them, all plain data (own properties, so an interceptor that spreads the
- * request passes every field on; getters would cost a closure each per call
- * in an object literal, and be lost in a spread on a prototype).
+ * The request interceptors see, with the fields connect's unary handlers
+ * give them. `header` and `contextValues`, which the chain reads on every
+ * call, are plain own fields. `signal` and `url` are prototype getters: most
+ * calls never read them, and the signal costs an AbortController and a close
+ * listener on the stream. An interceptor that passes on a spread copy keeps
+ * the own fields; the handler behind it still gets the call's signal and url
+ * (see mergedContext), an interceptor behind it sees them undefined.
  */
 class FastRequest {
   readonly stream = false;
   readonly requestMethod = "POST";
   readonly method: DescMethod;
   readonly service: DescService;
-  readonly url: string;
-  readonly signal: AbortSignal;
   readonly header: Headers;
   readonly contextValues: ContextValues;
   readonly [CALL]: FastCall;
@@ -273,10 +274,16 @@ class FastRequest {
     this[CALL] = call;
     this.method = call.method;
     this.service = call.service;
-    this.url = call.url;
-    this.signal = call.signal;
     this.header = call.requestHeader;
     this.contextValues = call.values;
+  }
+
+  get url(): string {
+    return this[CALL].url;
+  }
+
+  get signal(): AbortSignal {
+    return this[CALL].signal;
   }
 }
 
