@@ -1,4 +1,4 @@
-/** Piscina worker for bench/forest.ts: grows one range of trees (the service does the same). */
+/** Piscina worker for bench/forest.ts: grows one range of trees, so the bench can fit one forest on two threads (the service fits each model's forest whole, in one training worker). */
 import { fitTrees, type DenseMatrix, type ForestPart, type OwnForestOptions, type TreeRange } from "../src/ml/own-forest.ts";
 
 export interface FitPartTask {

@@ -129,8 +129,8 @@ export function createApp(deps: AppDeps): App {
     lock: createKeyedLock(),
     cache,
     settings: deps.settings,
-    onBackgroundError: (err, userId, modelType) =>
-      log.error("background retrain failed", { userId, modelType, error: err instanceof Error ? err.message : String(err) }),
+    log,
+    onBackgroundError: (err, userId, modelType) => log.error("background retrain failed", { userId, modelType, error: err }),
     onActivated,
   });
   const population = createPopulationScheduler({ db, trainer, settings: deps.settings, clock, log });

@@ -1,6 +1,9 @@
 import { DEFAULT_TRAINER_SETTINGS, type AppSettings } from "./app.ts";
 import type { AuthSettings } from "./server/auth.ts";
 import type { MaintenanceSettings } from "./service/maintenance.ts";
+import { LOG_LEVELS, type LogLevel } from "./logger.ts";
+import type { AccessLogSettings } from "./server/access-log.ts";
+import type { ServerLimits } from "./server/limits.ts";
 
 /** Everything the service reads from its environment. */
 export interface Config {
@@ -27,9 +30,33 @@ export interface Config {
   readonly tracing: boolean;
   /** How callers' tokens are checked; null runs the service open (allowed on a loopback address, or with ALLOW_UNAUTHENTICATED=1). */
   readonly auth: AuthSettings | null;
+  /** Limits both serving paths apply (connect-node and the lean unary path). */
+  readonly limits: ServerLimits;
+  /** Lowest level of log line written. */
+  readonly logLevel: LogLevel;
+  /** The per-call access line: its level and the share of successful calls written. */
+  readonly accessLog: AccessLogSettings;
   readonly trainer: AppSettings;
   /** Retention of predictions and model blobs, and how often it runs. */
   readonly maintenance: MaintenanceSettings;
+}
+
+/** Connect's own ceilings where we set none: ~4 GiB per response message, no longest deadline. */
+const CONNECT_WRITE_MAX_BYTES = 0xffffffff;
+
+function level(env: NodeJS.ProcessEnv, name: string, fallback: LogLevel): LogLevel {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!(LOG_LEVELS as readonly string[]).includes(raw)) throw new RangeError(`${name}=${raw} is not one of ${LOG_LEVELS.join(", ")}`);
+  return raw as LogLevel;
+}
+
+function fraction(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0 || value > 1) throw new RangeError(`${name}=${raw} is not a number between 0 and 1`);
+  return value;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -98,6 +125,13 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     fastPath: integer(env, "FAST_PATH", 1, 0, 1) === 1,
     tracing: Boolean(env["OTEL_EXPORTER_OTLP_ENDPOINT"] || env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]),
     metricsPort: env["METRICS_PORT"] === undefined || env["METRICS_PORT"] === "" ? null : integer(env, "METRICS_PORT", 0, 0, 65535),
+    limits: {
+      readMaxBytes: integer(env, "MAX_REQUEST_BYTES", 4 * 1024 * 1024, 1, CONNECT_WRITE_MAX_BYTES),
+      writeMaxBytes: CONNECT_WRITE_MAX_BYTES,
+      maxTimeoutMs: Number.MAX_SAFE_INTEGER,
+    },
+    logLevel: level(env, "LOG_LEVEL", "info"),
+    accessLog: { level: level(env, "ACCESS_LOG_LEVEL", "info"), sampleRate: fraction(env, "ACCESS_LOG_SAMPLE", 0.01) },
     activeModelTtlMs: integer(env, "ACTIVE_MODEL_TTL_SECONDS", 60, 1, 86_400) * 1000,
     trainer: {
       ...DEFAULT_TRAINER_SETTINGS,

@@ -9,12 +9,10 @@ import { sql } from "slonik";
 import { MlService } from "../gen/ml/v1/ml_pb.ts";
 import { createMetrics } from "./metrics.ts";
 import { OVERALL_HEALTH } from "./server/health.ts";
-import { createQueryTracingInterceptor, createTracing, createTracingInterceptor } from "./tracing.ts";
-import { createAuthInterceptor } from "./server/auth.ts";
-import { createErrorInterceptor } from "./server/errors.ts";
-import { createMetricsInterceptor, serveMetrics } from "./server/metrics.ts";
+import { createQueryTracingInterceptor, createTracing } from "./tracing.ts";
+import { createInterceptorChain } from "./server/interceptors.ts";
+import { serveMetrics } from "./server/metrics.ts";
 import { listen } from "./server/listen.ts";
-import { createUnaryFastPath } from "./server/unary-fast-path.ts";
 import { join } from "node:path";
 import { listenForActivations } from "./service/activation-listener.ts";
 import { watchDatabase } from "./service/database-watch.ts";
@@ -68,17 +66,21 @@ export async function startService(config: Config, log: Logger): Promise<Service
     ...(tracing === null ? {} : { tracer: tracing.tracer }),
     predictionSpill: createPredictionSpill(join(config.spillDir, "predictions.jsonl")),
   });
-  // The lean path does not run connect interceptors yet: with authentication on, every call goes through connect-node.
-  const fastPath = config.fastPath && config.auth === null ? createUnaryFastPath(app.unaryHandlers, log) : undefined;
-  // The metrics interceptor comes first, so it times the whole chain and sees the code the caller gets.
-  // Then the trace's span, so the error interceptor's mapping happens inside it.
-  const interceptors = [
-    ...(metrics === undefined ? [] : [createMetricsInterceptor(metrics)]),
-    ...(tracing === null ? [] : [createTracingInterceptor(tracing.tracer)]),
-    ...(config.auth === null ? [] : [createAuthInterceptor(config.auth)]),
-    createErrorInterceptor(log),
-  ];
-  const server = await listen(app.routes, interceptors, config.port, config.host, fastPath);
+  const server = await listen({
+    routes: app.routes,
+    // One chain for connect-node and the lean unary path alike (src/server/interceptors.ts).
+    interceptors: createInterceptorChain({
+      log,
+      accessLog: config.accessLog,
+      ...(metrics === undefined ? {} : { metrics }),
+      ...(tracing === null ? {} : { tracer: tracing.tracer }),
+      auth: config.auth,
+    }),
+    limits: config.limits,
+    port: config.port,
+    host: config.host,
+    ...(config.fastPath ? { fastPath: app.unaryHandlers } : {}),
+  });
   const metricsServer = metrics === undefined || config.metricsPort === null ? null : await serveMetrics(metrics, config.metricsPort, config.host);
   // Activations made by other replicas reach this one's caches at once (an embedded database has one replica, and one connection).
   const listener =

@@ -2,12 +2,13 @@ import http2 from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ListModelsRequestSchema, PredictRequestSchema, PredictResponseSchema, TrainRequestSchema } from "../gen/ml/v1/ml_pb.ts";
+import type { HandlerContext } from "@connectrpc/connect";
+import { ListModelsRequestSchema, MlService, PredictRequestSchema, PredictResponseSchema, TrainRequestSchema } from "../gen/ml/v1/ml_pb.ts";
 import { createApp } from "../src/app.ts";
 import { silentLogger } from "../src/logger.ts";
-import { createErrorInterceptor } from "../src/server/errors.ts";
+import { readConfig } from "../src/config.ts";
+import { createInterceptorChain } from "../src/server/interceptors.ts";
 import { listen, type RunningServer } from "../src/server/listen.ts";
-import { createUnaryFastPath } from "../src/server/unary-fast-path.ts";
 import { createTrainPool, type TrainPool } from "../src/service/train-pool.ts";
 import { freshDatabase, type TestDatabase } from "./support/database.ts";
 import { TEST_SETTINGS } from "./support/service.ts";
@@ -16,19 +17,33 @@ import { TEST_SETTINGS } from "./support/service.ts";
 let db: TestDatabase;
 let pool: TrainPool;
 let server: RunningServer;
+/** The same app with every call through connect-node, to compare answers with. */
+let plainServer: RunningServer;
 let app: ReturnType<typeof createApp>;
 let session: http2.ClientHttp2Session;
+let plainSession: http2.ClientHttp2Session;
 
 beforeAll(async () => {
   db = await freshDatabase();
   pool = createTrainPool(1);
   app = createApp({ db: db.pool, runJob: (job, signal) => pool.run(job, signal), log: silentLogger, settings: TEST_SETTINGS });
-  server = await listen(app.routes, [createErrorInterceptor(silentLogger)], 0, "127.0.0.1", createUnaryFastPath(app.unaryHandlers, silentLogger));
+  const config = readConfig({});
+  const options = {
+    routes: app.routes,
+    interceptors: createInterceptorChain({ log: silentLogger, accessLog: config.accessLog }),
+    limits: config.limits,
+    port: 0,
+  };
+  server = await listen({ ...options, fastPath: app.unaryHandlers });
+  plainServer = await listen(options);
   session = http2.connect(`http://127.0.0.1:${server.port}`);
+  plainSession = http2.connect(`http://127.0.0.1:${plainServer.port}`);
 });
 afterAll(async () => {
   session?.close();
+  plainSession?.close();
   await server?.close();
+  await plainServer?.close();
   await app?.close();
   await pool?.close();
   await db?.close();
@@ -40,9 +55,14 @@ interface Reply {
   body: Buffer;
 }
 
-function call(path: string, headers: http2.OutgoingHttpHeaders, body: Uint8Array | string, options: { cancelAfterMs?: number } = {}): Promise<Reply> {
+function call(
+  path: string,
+  headers: http2.OutgoingHttpHeaders,
+  body: Uint8Array | string,
+  options: { cancelAfterMs?: number; plain?: boolean } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = session.request({ ":method": "POST", ":path": path, ...headers });
+    const req = (options.plain === true ? plainSession : session).request({ ":method": "POST", ":path": path, ...headers });
     let responseHeaders: http2.IncomingHttpHeaders = {};
     let trailers: http2.IncomingHttpHeaders = {};
     const chunks: Buffer[] = [];
@@ -102,28 +122,30 @@ describe("unary fast path", () => {
     expect(JSON.parse(pre.body.toString()).code).toBe("failed_precondition");
   });
 
-  it("rejects malformed requests instead of guessing", async () => {
-    const cases: [http2.OutgoingHttpHeaders, Uint8Array | string][] = [
-      [grpc, Buffer.from([0, 0, 0])],
-      [grpc, Buffer.from([1, 0, 0, 0, 0])],
-      [grpc, Buffer.from([0, 0, 0, 0, 9, 1])],
-      [grpc, frame(Buffer.from([0xff, 0xff, 0xff]))],
-      [{ ...grpc, "grpc-timeout": "soon" }, frame(predict)],
+  it("rejects malformed requests with the codes connect-node gives them", async () => {
+    const proto = { "content-type": "application/proto" };
+    const cases: [string, http2.OutgoingHttpHeaders, Uint8Array | string, string][] = [
+      ["short frame", grpc, Buffer.from([0, 0, 0]), "3"],
+      ["compressed flag without compression", grpc, Buffer.from([1, 0, 0, 0, 0]), "13"],
+      ["frame longer than the body", grpc, Buffer.from([0, 0, 0, 0, 9, 1]), "3"],
+      ["bad protobuf", grpc, frame(Buffer.from([0xff, 0xff, 0xff])), "13"],
+      ["bad grpc-timeout", { ...grpc, "grpc-timeout": "soon" }, frame(predict), "3"],
+      ["bad JSON", { "content-type": "application/json" }, "{not json", "400"],
+      ["empty JSON", { "content-type": "application/json" }, "", "400"],
+      ["bad connect-timeout-ms", { ...proto, "connect-timeout-ms": "x" }, predict, "400"],
+      ["oversized message", proto, Buffer.alloc(5 * 1024 * 1024), "429"],
+      ["oversized gRPC message", grpc, frame(Buffer.alloc(5 * 1024 * 1024)), "8"],
     ];
-    for (const [headers, body] of cases) {
-      const r = await call("/ml.v1.MlService/Predict", headers, body);
-      expect(r.headers["grpc-status"]).toBe("3");
+    const status = (r: Reply) => String(r.headers["grpc-status"] ?? r.trailers["grpc-status"] ?? r.headers[":status"]);
+    for (const [what, headers, body, expected] of cases) {
+      const fast = await call("/ml.v1.MlService/Predict", headers, body);
+      const plain = await call("/ml.v1.MlService/Predict", headers, body, { plain: true });
+      expect([what, status(fast)]).toEqual([what, expected]);
+      expect([what, status(plain)]).toEqual([what, expected]);
+      if (fast.headers["content-type"] === "application/json") {
+        expect([what, JSON.parse(fast.body.toString()).code]).toEqual([what, JSON.parse(plain.body.toString()).code]);
+      }
     }
-    const json = await call("/ml.v1.MlService/Predict", { "content-type": "application/json" }, "{not json");
-    expect(json.headers[":status"]).toBe(400);
-    const timeout = await call("/ml.v1.MlService/Predict", { "content-type": "application/proto", "connect-timeout-ms": "x" }, predict);
-    expect(timeout.headers[":status"]).toBe(400);
-  });
-
-  it("refuses oversized messages", async () => {
-    const big = Buffer.alloc(5 * 1024 * 1024);
-    const r = await call("/ml.v1.MlService/Predict", { "content-type": "application/proto" }, big);
-    expect(JSON.parse(r.body.toString()).code).toBe("resource_exhausted");
   });
 
   it("leaves what it does not handle to connect-node", async () => {
@@ -138,12 +160,58 @@ describe("unary fast path", () => {
     expect(oldVersion.headers[":status"]).toBe(200);
   });
 
-  it("enforces deadlines and survives cancelled calls", async () => {
-    // Train on too little data is fast; a 1 ns deadline still expires first or the answer wins, never a hang.
-    const quick = await call("/ml.v1.MlService/Predict", { ...grpc, "grpc-timeout": "1n" }, frame(predict));
-    expect(["0", "4"]).toContain(quick.trailers["grpc-status"] ?? quick.headers["grpc-status"]);
+  it("answers deadline_exceeded when the deadline passes first, and survives cancelled calls", async () => {
+    // A Predict that takes 300 ms unless its signal aborts: a 50 ms deadline must win, every time.
+    let sawAbort = false;
+    const slow = {
+      service: MlService,
+      handlers: {
+        predict: async (_req: never, ctx: HandlerContext) => {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, 300);
+            ctx.signal.addEventListener("abort", () => {
+              sawAbort = true;
+              clearTimeout(timer);
+              resolve();
+            });
+          });
+          return create(PredictResponseSchema, {});
+        },
+      },
+    };
+    const config = readConfig({});
+    const slowServer = await listen({
+      routes: (router) => router.service(MlService, slow.handlers as never),
+      interceptors: createInterceptorChain({ log: silentLogger, accessLog: config.accessLog }),
+      limits: config.limits,
+      port: 0,
+      fastPath: slow as never,
+    });
+    const slowSession = http2.connect(`http://127.0.0.1:${slowServer.port}`);
+    try {
+      const request = (headers: http2.OutgoingHttpHeaders) =>
+        new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+          const req = slowSession.request({ ":method": "POST", ":path": "/ml.v1.MlService/Predict", ...grpc, ...headers });
+          let status: http2.IncomingHttpHeaders = {};
+          req.on("response", (h) => (status = h));
+          req.on("trailers", (t) => (status = { ...status, ...t }));
+          req.on("data", () => undefined);
+          req.on("end", () => resolve(status));
+          req.on("error", reject);
+          req.end(frame(predict));
+        });
+      const late = await request({ "grpc-timeout": "50m" });
+      expect(late["grpc-status"]).toBe("4");
+      expect(sawAbort).toBe(true);
+      const onTime = await request({ "grpc-timeout": "5S" });
+      expect(onTime["grpc-status"]).toBe("0");
+    } finally {
+      slowSession.close();
+      await slowServer.close();
+    }
     await call("/ml.v1.MlService/Predict", grpc, frame(predict), { cancelAfterMs: 0 }).catch(() => undefined);
     const after = await call("/ml.v1.MlService/Predict", { ...grpc, "grpc-timeout": "5S" }, frame(predict));
     expect(after.trailers["grpc-status"]).toBe("0");
   });
+
 });

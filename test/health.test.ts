@@ -1,9 +1,7 @@
 // grpc.health.v1 over a real HTTP/2 server, called as gRPC by Connect and grpc-js clients.
-import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
 import { fromBinary, toBinary, create } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter, createClient } from "@connectrpc/connect";
-import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -13,33 +11,7 @@ import {
   HealthCheckResponse_ServingStatus as S,
 } from "../gen/grpc/health/v1/health_pb.ts";
 import { createHealthService, type HealthService } from "../src/server/health.ts";
-
-interface Running {
-  readonly url: string;
-  readonly port: number;
-  close(): Promise<void>;
-}
-
-async function serve(routes: (router: ConnectRouter) => void): Promise<Running> {
-  const server = http2.createServer(connectNodeAdapter({ routes }));
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on("session", (s) => {
-    sessions.add(s);
-    s.on("close", () => sessions.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  let closed: Promise<void> | undefined;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    close: () =>
-      (closed ??= new Promise<void>((resolve, reject) => {
-        server.close((err) => (err ? reject(err) : resolve()));
-        for (const s of sessions) s.destroy();
-      })),
-  };
-}
+import { serve, type Running } from "./support/serve.ts";
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

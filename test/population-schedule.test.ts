@@ -2,7 +2,7 @@ import type { DatabasePool } from "slonik";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ModelType } from "../gen/ml/v1/ml_pb.ts";
 import { populationSamples, trainingSamplesFor } from "../src/db/training-data.ts";
-import type { Logger } from "../src/logger.ts";
+import { silentLogger, type Logger } from "../src/logger.ts";
 import { syntheticSamples, syntheticUsers } from "../src/ml/synthetic.ts";
 import {
   createPopulationScheduler,
@@ -192,7 +192,7 @@ describe("the scheduler", () => {
 
   function recordingLog(): Logger & { errors: string[] } {
     const errors: string[] = [];
-    return { errors, info() {}, error: (message, fields) => errors.push(`${message}: ${String(fields?.["error"])}`) };
+    return { ...silentLogger, errors, error: (message, fields) => errors.push(`${message}: ${String(fields?.["error"])}`) };
   }
 
   it("logs a failed check or fit, never throws, and does not repeat the fit until the data grows", async () => {
@@ -356,7 +356,7 @@ describe("the scheduler's interval after a slow fit", () => {
       },
     };
     const settings = { ...TEST_SETTINGS, populationAutoTrain: true, populationMinIntervalMs: 1_000, populationFitCostFactor: FIT_COST_FACTOR };
-    const scheduler = createPopulationScheduler({ db: s.db.pool, trainer, settings, clock: () => time.now, log: { info() {}, error() {} }, setTimer });
+    const scheduler = createPopulationScheduler({ db: s.db.pool, trainer, settings, clock: () => time.now, log: silentLogger, setTimer });
     scheduler.poke();
     await scheduler.idle();
     expect(triggers).toEqual(["population:first"]);

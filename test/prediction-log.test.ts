@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { sql } from "slonik";
 import { z } from "zod";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { NewPrediction } from "../src/db/predictions.ts";
 import { silentLogger } from "../src/logger.ts";
 import { createPredictionLog } from "../src/service/prediction-log.ts";
@@ -28,17 +28,29 @@ const count = (userId: string) =>
 
 describe("prediction log", () => {
   it("writes in batches by size and by time", async () => {
-    const log = createPredictionLog(db.pool, silentLogger, { maxBatch: 10, maxDelayMs: 30 });
-    for (let i = 0; i < 25; i++) await log.append(prediction("batch"));
-    // Two full batches went at once; five rows wait for the timer.
-    await new Promise((r) => setTimeout(r, 5));
-    await log.ensureWritten("00000000-0000-4000-8000-000000000000");
-    expect(log.pending).toBeGreaterThan(0);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(await count("batch")).toBe(25);
-    expect(log.pending).toBe(0);
-    await log.close();
+    // Only the log's own timer is faked: the database keeps real time.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      const log = createPredictionLog(db.pool, silentLogger, { maxBatch: 10, maxDelayMs: 30 });
+      const rows = Array.from({ length: 25 }, () => prediction("batch"));
+      for (const row of rows) await log.append(row);
+      // Two full batches went at once (waiting for the second waits for both: they are written in order).
+      await log.ensureWritten(rows[19]!.predictionId);
+      expect(await count("batch")).toBe(20);
+      // The other five wait for the timer, and only for it.
+      await vi.advanceTimersByTimeAsync(29);
+      expect(await count("batch")).toBe(20);
+      expect(log.pending).toBe(5);
+      await vi.advanceTimersByTimeAsync(1);
+      await log.ensureWritten(rows[24]!.predictionId);
+      expect(await count("batch")).toBe(25);
+      expect(log.pending).toBe(0);
+      await log.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
+
 
   it("makes an id readable as soon as someone asks for it", async () => {
     const log = createPredictionLog(db.pool, silentLogger, { maxBatch: 1000, maxDelayMs: 60_000 });
@@ -69,7 +81,7 @@ describe("prediction log", () => {
 
   it("retries a failed write and reports it", async () => {
     const errors: string[] = [];
-    const log = createPredictionLog(db.pool, { info() {}, error: (m) => errors.push(m) }, { maxBatch: 2, maxDelayMs: 60_000 });
+    const log = createPredictionLog(db.pool, { ...silentLogger, error: (m) => errors.push(m) }, { maxBatch: 2, maxDelayMs: 60_000 });
     const bad = { ...prediction("retry"), predictionId: "not-a-uuid" };
     await log.append(bad);
     await expect(log.append(prediction("retry")).then(() => log.flush())).rejects.toThrow();

@@ -1,6 +1,4 @@
 // grpc.reflection.v1 (and v1alpha) over a real HTTP/2 server, called as gRPC by Connect and grpc-js clients.
-import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
 import { create, createFileRegistry, type DescFile, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import {
   type FileDescriptorProto,
@@ -10,8 +8,8 @@ import {
   FieldDescriptorProto_Label,
   FieldDescriptorProto_Type,
 } from "@bufbuild/protobuf/wkt";
-import { type ConnectRouter, createClient } from "@connectrpc/connect";
-import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
@@ -23,6 +21,7 @@ import {
 import { file_ml_v1_ml } from "../gen/ml/v1/ml_pb.ts";
 import { createHealthService } from "../src/server/health.ts";
 import { createReflectionService } from "../src/server/reflection.ts";
+import { serve, type Running } from "./support/serve.ts";
 
 type Req = MessageInitShape<typeof ServerReflectionRequestSchema>;
 
@@ -53,32 +52,6 @@ function extensionFile(): DescFile {
   ).getFile("test/ext.proto");
   if (file === undefined) throw new Error("test/ext.proto did not build");
   return file;
-}
-
-interface Running {
-  readonly url: string;
-  readonly port: number;
-  close(): Promise<void>;
-}
-
-async function serve(routes: (router: ConnectRouter) => void): Promise<Running> {
-  const server = http2.createServer(connectNodeAdapter({ routes }));
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on("session", (s) => {
-    sessions.add(s);
-    s.on("close", () => sessions.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((err) => (err ? reject(err) : resolve()));
-        for (const s of sessions) s.destroy();
-      }),
-  };
 }
 
 let srv: Running;

@@ -1,4 +1,4 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { BackendTerminatedError, StatementTimeoutError } from "slonik";
 import { describe, expect, it } from "vitest";
 import { readConfig } from "../src/config.ts";
@@ -28,9 +28,9 @@ describe("toConnectError", () => {
 
   it("logs only what callers must not see", async () => {
     const lines: string[] = [];
-    const interceptor = createErrorInterceptor(createJsonLogger((l) => lines.push(l)));
+    const interceptor = createErrorInterceptor(createJsonLogger({ write: (l) => lines.push(l) }));
     const call = (err: unknown) =>
-      interceptor(() => Promise.reject(err))({ method: { name: "Predict" } } as never).catch((e: unknown) => e);
+      interceptor(() => Promise.reject(err))({ method: { name: "Predict" }, service: { typeName: "ml.v1.MlService" }, contextValues: createContextValues() } as never).catch((e: unknown) => e);
     expect(((await call(new InvalidInput("f", "bad"))) as ConnectError).code).toBe(Code.InvalidArgument);
     expect(lines).toHaveLength(0);
     expect(((await call(new Error("boom", { cause: new Error("deep") }))) as ConnectError).code).toBe(Code.Internal);

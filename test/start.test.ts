@@ -68,10 +68,12 @@ describe("startService", () => {
       return line === undefined ? undefined : Number(line.slice(series.length + 1));
     };
     const text = await scrape();
-    // The previous test's calls, over HTTP/1.1 (connect-node's adapter) in both protocols that run there.
-    expect(value(text, 'ml_rpc_duration_seconds_count{method="ListModels",protocol="connect",code="ok"}')).toBeGreaterThanOrEqual(2);
+    // The previous test's calls, on both paths: gRPC over HTTP/2 (the lean path), gRPC-Web and Connect (both).
+    expect(value(text, 'ml_rpc_duration_seconds_count{method="ListModels",protocol="grpc",code="ok"}')).toBeGreaterThanOrEqual(1);
+    expect(value(text, 'ml_rpc_duration_seconds_count{method="ListModels",protocol="connect",code="ok"}')).toBeGreaterThanOrEqual(3);
     expect(value(text, 'ml_rpc_duration_seconds_count{method="ListModels",protocol="grpc-web",code="ok"}')).toBeGreaterThanOrEqual(1);
-    expect(value(text, 'ml_rpc_duration_seconds_count{method="Train",protocol="connect",code="failed_precondition"}')).toBeGreaterThanOrEqual(2);
+    expect(value(text, 'ml_rpc_duration_seconds_count{method="Train",protocol="connect",code="failed_precondition"}')).toBeGreaterThanOrEqual(3);
+    expect(value(text, 'ml_rpc_duration_seconds_count{method="Train",protocol="grpc",code="failed_precondition"}')).toBeGreaterThanOrEqual(1);
     for (const series of [
       'ml_training_jobs{state="waiting"}',
       'ml_training_jobs{state="running"}',

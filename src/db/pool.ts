@@ -1,4 +1,5 @@
 import { createPool, type DatabasePool, type Interceptor } from "slonik";
+import { createResultParserInterceptor } from "./result-parser.ts";
 
 /** Settings for the one pool the service uses. */
 export interface PoolOptions {
@@ -10,13 +11,14 @@ export interface PoolOptions {
   readonly interceptors?: readonly Interceptor[];
 }
 
-/** Opens the slonik pool every repository shares; the caller ends it on shutdown. */
+/** Opens the slonik pool every repository shares, with rows parsed by their schemas; the caller ends it on shutdown. */
 export async function createDatabasePool(url: string, options: PoolOptions = {}): Promise<DatabasePool> {
   return createPool(url, {
     maximumPoolSize: options.maximumPoolSize ?? 10,
     statementTimeout: options.statementTimeoutMs ?? 30_000,
     connectionTimeout: 10_000,
     idleTimeout: 30_000,
-    interceptors: [...(options.interceptors ?? [])],
+    // Rows are parsed by their schema first; then any interceptors the caller adds (a span per query when tracing).
+    interceptors: [createResultParserInterceptor(), ...(options.interceptors ?? [])],
   });
 }

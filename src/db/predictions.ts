@@ -28,15 +28,6 @@ const PredictionRow = z.object({
 /** A logged prediction as Feedback reads it. */
 export type PredictionRow = z.infer<typeof PredictionRow>;
 
-/** Logs one prediction; its id is valid for Feedback once this resolves. */
-export async function insertPrediction(db: CommonQueryMethods, p: NewPrediction): Promise<void> {
-  await db.query(sql.unsafe`
-    INSERT INTO model_predictions (prediction_id, model_id, user_id, prediction_type, prediction_value, confidence_score)
-    VALUES (${p.predictionId}, ${p.modelId}, ${p.userId}, ${p.type}, ${sql.jsonb(p.value as never)},
-      ${p.confidence === null ? null : Math.round(p.confidence * 10_000) / 10_000})
-  `);
-}
-
 /**
  * Logs many predictions in one statement. The batch travels as one JSON
  * parameter unpacked by json_to_recordset: one JSON.stringify in Node and

@@ -22,7 +22,6 @@ const StoredSample = z.object({
 export type StoredSample = z.infer<typeof StoredSample>;
 
 const Count = z.object({ count: z.number().int() });
-const MaxSeq = z.object({ max_seq: z.bigint().nullable() });
 
 /** Stores samples in one statement, so a batch lands whole or not at all. */
 export async function insertTrainingSamples(db: CommonQueryMethods, samples: readonly NewTrainingSample[]): Promise<number> {
@@ -164,13 +163,6 @@ export async function populationCounts(
   };
 }
 
-/** How many samples a user has for a model type. */
-export async function countTrainingSamples(db: CommonQueryMethods, userId: string, modelType: ModelTypeName): Promise<number> {
-  return db.oneFirst(sql.type(Count)`
-    SELECT count(*)::int AS count FROM training_data WHERE user_id = ${userId} AND model_type = ${modelType}
-  `);
-}
-
 /** How many samples arrived after `seq`: the data a model trained up to `seq` has not seen. */
 export async function countTrainingSamplesAfter(
   db: CommonQueryMethods,
@@ -182,12 +174,4 @@ export async function countTrainingSamplesAfter(
     SELECT count(*)::int AS count FROM training_data
     WHERE user_id = ${userId} AND model_type = ${modelType} AND seq > ${seq.toString()}::bigint
   `);
-}
-
-/** The newest seq of a user's samples, or 0 when there are none. */
-export async function latestTrainingSeq(db: CommonQueryMethods, userId: string, modelType: ModelTypeName): Promise<bigint> {
-  const max = await db.oneFirst(sql.type(MaxSeq)`
-    SELECT max(seq) AS max_seq FROM training_data WHERE user_id = ${userId} AND model_type = ${modelType}
-  `);
-  return max ?? 0n;
 }

@@ -1,4 +1,5 @@
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor, type StreamRequest, type UnaryRequest } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import {
   BackendTerminatedError,
   ConnectionError,
@@ -8,6 +9,7 @@ import {
 } from "slonik";
 import { DatabaseUnavailable, InvalidInput, ModelLoadFailed, NotEnoughTrainingData, NotFound, PreconditionFailed } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import { requestIdKey } from "./request-id.ts";
 
 const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "57P01", "57P03", "08006", "08001"]);
 
@@ -44,22 +46,33 @@ export function toConnectError(err: unknown): ConnectError {
   return new ConnectError("internal error", Code.Internal);
 }
 
-/** Interceptor that maps every thrown error with toConnectError and logs what callers do not see. */
+/**
+ * Interceptor that maps every thrown error with toConnectError and logs what
+ * callers do not see (the original error with its cause chain, and the
+ * request id), for the codes that mean our fault or the database's.
+ */
 export function createErrorInterceptor(log: Logger): Interceptor {
-  return (next) => async (req) => {
+  return (next) => (req) => {
+    // No await on the way through (it costs the hot path); a synchronous throw is mapped too.
     try {
-      return await next(req);
+      return next(req).catch((err: unknown) => {
+        throw mapAndLog(log, req, err);
+      });
     } catch (err) {
-      const mapped = toConnectError(err);
-      if (mapped.code === Code.Internal || mapped.code === Code.Unavailable || mapped.code === Code.DataLoss) {
-        log.error("call failed", { procedure: req.method.name, code: Code[mapped.code], error: describe(err) });
-      }
-      throw mapped;
+      return Promise.reject(mapAndLog(log, req, err));
     }
   };
 }
 
-function describe(err: unknown): string {
-  if (err instanceof Error) return `${err.name}: ${err.message}${err.cause === undefined ? "" : ` (cause: ${describe(err.cause)})`}`;
-  return String(err);
+function mapAndLog(log: Logger, req: UnaryRequest | StreamRequest, err: unknown): ConnectError {
+  const mapped = toConnectError(err);
+  if (mapped.code === Code.Internal || mapped.code === Code.Unavailable || mapped.code === Code.DataLoss) {
+    log.error("call failed", {
+      requestId: req.contextValues.get(requestIdKey),
+      method: `${req.service.typeName}/${req.method.name}`,
+      code: codeToString(mapped.code),
+      error: err,
+    });
+  }
+  return mapped;
 }

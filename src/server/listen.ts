@@ -3,7 +3,20 @@ import http2 from "node:http2";
 import net from "node:net";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import type { FastPath } from "./unary-fast-path.ts";
+import type { ServerLimits } from "./limits.ts";
+import { createUnaryFastPath, type FastPathRoutes } from "./unary-fast-path.ts";
+
+/** What to serve, behind which interceptors and limits, where. */
+export interface ListenOptions {
+  readonly routes: (router: ConnectRouter) => void;
+  /** The one chain: connect-node and the lean unary path both run it, in this order. */
+  readonly interceptors: readonly Interceptor[];
+  readonly limits: ServerLimits;
+  readonly port: number;
+  readonly host?: string;
+  /** Unary handlers to serve on the lean HTTP/2 path (src/server/unary-fast-path.ts); absent sends every call through connect-node. */
+  readonly fastPath?: FastPathRoutes;
+}
 
 /** A listening server and how to stop it. */
 export interface RunningServer {
@@ -19,16 +32,13 @@ const HTTP2_PREFACE = "PRI * HTTP/2.0";
  * HTTP/1.1 (plain curl with Connect JSON): the first bytes of each
  * connection tell the two apart.
  */
-export async function listen(
-  routes: (router: ConnectRouter) => void,
-  interceptors: Interceptor[],
-  port: number,
-  host = "127.0.0.1",
-  fastPath?: FastPath,
-): Promise<RunningServer> {
-  const handler = connectNodeAdapter({ routes, interceptors });
+export async function listen(options: ListenOptions): Promise<RunningServer> {
+  const { routes, limits, port, host = "127.0.0.1" } = options;
+  const interceptors = [...options.interceptors];
+  const handler = connectNodeAdapter({ routes, interceptors, ...limits });
   const h2 = http2.createServer({}, handler);
-  if (fastPath !== undefined) {
+  if (options.fastPath !== undefined) {
+    const fastPath = createUnaryFastPath(options.fastPath, { interceptors, limits });
     // Node's compatibility layer turns every "stream" event into a request for
     // connect-node; streams the fast path takes must not reach it.
     const emit = h2.emit.bind(h2) as (event: string | symbol, ...args: unknown[]) => boolean;

@@ -1,21 +1,45 @@
-import type { ServerHttp2Stream, IncomingHttpHeaders } from "node:http2";
-import { create, fromBinary, fromJson, toBinary, toJson, type DescMethod, type DescService, type JsonValue } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
-import type { Logger } from "../logger.ts";
-import { toConnectError } from "./errors.ts";
+import { sensitiveHeaders, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from "node:http2";
+import { create, isMessage, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createContextValues,
+  type ContextValues,
+  type HandlerContext,
+  type Interceptor,
+  type UnaryRequest,
+  type UnaryResponse,
+} from "@connectrpc/connect";
+import { createMethodSerializationLookup, type MethodSerializationLookup } from "@connectrpc/connect/protocol";
+import {
+  codeToHttpStatus,
+  errorToJsonBytes,
+  parseTimeout as parseConnectTimeout,
+  trailerMux,
+} from "@connectrpc/connect/protocol-connect";
+import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { IncomingHeaders } from "./incoming-headers.ts";
+import type { ServerLimits } from "./limits.ts";
+import { REQUEST_ID_HEADER } from "./request-id.ts";
 
 /**
  * A lean path for unary calls over HTTP/2, in the gRPC and Connect protocols,
- * that calls the same handler functions as connect-node.
+ * that runs the same handlers behind the same interceptors as connect-node.
  *
  * Why: profiling connect-node 2.3 under load showed most of a unary gRPC
- * call's CPU in its generic machinery (async-iterable plumbing, Headers
- * objects, an AbortController aborted with a DOMException at the end of every
- * call, envelope streams) rather than in our handlers; it served about 1,500
- * gRPC calls/s where node:http2 itself carries about 13,000. This path reads
- * the one message, calls the handler, and writes the one answer straight on
- * the HTTP/2 stream. Everything it does not handle (streaming RPCs, gRPC-Web,
- * compression, Connect GET, HTTP/1.1) goes to connect-node unchanged.
+ * call's CPU in its generic machinery (async-iterable plumbing, envelope
+ * streams, an AbortController aborted with a DOMException at the end of every
+ * call) rather than in our handlers. This path reads the one message and
+ * writes the one answer straight on the HTTP/2 stream. In between it keeps
+ * connect-node's rules: the same interceptors in the same order see the same
+ * request, context values, headers and trailers (chainFor does what connect's
+ * invokeUnaryImplementation does, with the chain applied once per method);
+ * connect's serialization lookup applies the same read and write limits; and
+ * connect's protocol helpers parse timeouts and turn errors into trailers,
+ * HTTP statuses and JSON bodies. test/interceptor-chain.test.ts and
+ * test/fast-path.test.ts hold both paths to the same answers.
+ * Everything it does not handle (streaming RPCs, gRPC-Web, compression,
+ * Connect GET, HTTP/1.1) goes to connect-node unchanged.
  */
 
 /** A unary handler as connect-node takes it. */
@@ -30,113 +54,129 @@ export interface FastPathRoutes {
 /** Serves a stream when it can; false means "not mine, give it to connect-node". */
 export type FastPath = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean;
 
-type Protocol = "grpc" | "connect-proto" | "connect-json";
+/** What the fast path shares with connect-node: the interceptor chain and the limits. */
+export interface FastPathOptions {
+  readonly interceptors: readonly Interceptor[];
+  readonly limits: ServerLimits;
+}
 
-/** Largest request message accepted, as connect-node's default readMaxBytes. */
-const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+type Protocol = "grpc" | "connect";
 
-const HTTP_STATUS: Partial<Record<Code, number>> = {
-  [Code.Canceled]: 499,
-  [Code.Unknown]: 500,
-  [Code.InvalidArgument]: 400,
-  [Code.DeadlineExceeded]: 504,
-  [Code.NotFound]: 404,
-  [Code.AlreadyExists]: 409,
-  [Code.PermissionDenied]: 403,
-  [Code.ResourceExhausted]: 429,
-  [Code.FailedPrecondition]: 400,
-  [Code.Aborted]: 409,
-  [Code.OutOfRange]: 400,
-  [Code.Unimplemented]: 501,
-  [Code.Internal]: 500,
-  [Code.Unavailable]: 503,
-  [Code.DataLoss]: 500,
-  [Code.Unauthenticated]: 401,
-};
+interface Route {
+  readonly method: DescMethod;
+  readonly chain: Chained;
+  readonly serialization: MethodSerializationLookup<DescMessage, DescMessage>;
+}
 
-const CODE_NAMES: Record<number, string> = {
-  [Code.Canceled]: "canceled",
-  [Code.Unknown]: "unknown",
-  [Code.InvalidArgument]: "invalid_argument",
-  [Code.DeadlineExceeded]: "deadline_exceeded",
-  [Code.NotFound]: "not_found",
-  [Code.AlreadyExists]: "already_exists",
-  [Code.PermissionDenied]: "permission_denied",
-  [Code.ResourceExhausted]: "resource_exhausted",
-  [Code.FailedPrecondition]: "failed_precondition",
-  [Code.Aborted]: "aborted",
-  [Code.OutOfRange]: "out_of_range",
-  [Code.Unimplemented]: "unimplemented",
-  [Code.Internal]: "internal",
-  [Code.Unavailable]: "unavailable",
-  [Code.DataLoss]: "data_loss",
-  [Code.Unauthenticated]: "unauthenticated",
-};
-
-/** Which protocol a request speaks, or null when this path should not take it. */
-function protocolOf(headers: IncomingHttpHeaders): Protocol | null {
+/** Which protocol a request speaks and whether it is binary, or null when this path should not take it. */
+function protocolOf(headers: IncomingHttpHeaders): { protocol: Protocol; binary: boolean } | null {
   if (headers[":method"] !== "POST") return null;
   const type = headers["content-type"];
   if (type === "application/grpc" || type === "application/grpc+proto") {
     const encoding = headers["grpc-encoding"];
-    return encoding === undefined || encoding === "identity" ? "grpc" : null;
+    return encoding === undefined || encoding === "identity" ? { protocol: "grpc", binary: true } : null;
   }
   if (type === "application/proto" || type === "application/json" || type === "application/json; charset=utf-8") {
     const encoding = headers["content-encoding"];
     if (encoding !== undefined && encoding !== "identity") return null;
     const version = headers["connect-protocol-version"];
     if (version !== undefined && version !== "1") return null;
-    return type === "application/proto" ? "connect-proto" : "connect-json";
+    return { protocol: "connect", binary: type === "application/proto" };
   }
   return null;
 }
 
-/** A gRPC timeout header in milliseconds; undefined when absent, NaN when malformed. */
-function grpcTimeoutMs(value: string | string[] | undefined): number | undefined {
-  if (value === undefined || Array.isArray(value)) return undefined;
-  const m = /^(\d{1,8})([HMSmun])$/.exec(value);
-  if (m === null) return Number.NaN;
-  const unit = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 }[m[2] as "H"];
-  return Number(m[1]) * unit;
+/**
+ * Fields unique to each call. HPACK would add each value to the connection's
+ * dynamic table and push out the fields every response repeats
+ * (content-type, grpc-status), so that both ends encode those again and again:
+ * that cost a third of Predict's calls/s under load. Never indexed instead.
+ */
+const NEVER_INDEXED = [REQUEST_ID_HEADER];
+
+function nodeHeaders(headers: Headers, into: OutgoingHttpHeaders): OutgoingHttpHeaders {
+  headers.forEach((value, key) => {
+    into[key] = value;
+  });
+  (into as Record<symbol, unknown>)[sensitiveHeaders] = NEVER_INDEXED;
+  return into;
 }
 
-function connectTimeoutMs(value: string | string[] | undefined): number | undefined {
-  if (value === undefined || Array.isArray(value)) return undefined;
-  return /^\d{1,10}$/.test(value) ? Number(value) : Number.NaN;
+/** A gRPC message frame: flag byte 0 (uncompressed), 4-byte length, the message. */
+function grpcFrame(message: Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(5 + message.byteLength);
+  frame[0] = 0;
+  frame.writeUInt32BE(message.byteLength, 1);
+  frame.set(message, 5);
+  return frame;
 }
+
+/** The one gRPC message of a unary request body, checked as connect's envelope reader checks it. */
+function grpcMessage(body: Buffer): Uint8Array {
+  if (body.byteLength < 5) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
+  if (body[0] !== 0) throw new ConnectError("protocol error: received compressed envelope, but no compression was negotiated", Code.Internal);
+  const length = body.readUInt32BE(1);
+  if (length !== body.byteLength - 5) {
+    throw new ConnectError(
+      length > body.byteLength - 5 ? "protocol error: promised more data than received" : "protocol error: received extra input message for unary method",
+      length > body.byteLength - 5 ? Code.InvalidArgument : Code.Unimplemented,
+    );
+  }
+  return body.subarray(5);
+}
+
+const CALL = Symbol("fast-path call");
+
+type Chained = (req: UnaryRequest) => Promise<UnaryResponse>;
 
 /**
- * A HandlerContext whose costly parts (AbortController, Headers, the stream's
- * close listener) are made only when a handler asks for them; most of ours
- * never do. A class, so the getters live on the prototype and a call
- * allocates one small object rather than a set of closures.
+ * One call on the fast path, and the HandlerContext its handler gets: the
+ * fields connect-node's createHandlerContext gives (same values, response
+ * header and trailer defaults), with one AbortController (that the stream's
+ * close or the deadline aborts) instead of three linked ones, made when
+ * someone reads the signal. The response header and trailer are made only
+ * when someone touches them. A class, so the getters live on the prototype
+ * and a call allocates one object rather than a set of closures.
  */
-class LazyContext {
+class FastCall {
   readonly requestMethod = "POST";
+  readonly service: DescService;
+  readonly method: DescMethod;
+  readonly protocolName: Protocol;
+  settled = false;
+  timer: NodeJS.Timeout | undefined;
+  /** The request the chain started with (see FastRequest). */
+  request: UnaryRequest | undefined;
   #controller: AbortController | undefined;
   #abortReason: { reason: unknown } | undefined;
   #requestHeader: Headers | undefined;
   #responseHeader: Headers | undefined;
   #responseTrailer: Headers | undefined;
-  #values: ReturnType<typeof createContextValues> | undefined;
-  settled = false;
+  #values: ContextValues | undefined;
 
   constructor(
-    readonly service: DescService,
-    readonly method: DescMethod,
-    readonly protocolName: string,
-    readonly url: string,
-    private readonly stream: ServerHttp2Stream,
-    private readonly headers: IncomingHttpHeaders,
-    private readonly deadline: number | undefined,
-  ) {}
+    method: DescMethod,
+    readonly protocol: Protocol,
+    readonly binary: boolean,
+    readonly stream: ServerHttp2Stream,
+    readonly headers: IncomingHttpHeaders,
+    readonly deadline: number | undefined,
+  ) {
+    this.method = method;
+    this.service = method.parent;
+    this.protocolName = protocol;
+  }
+
+  get url(): string {
+    return `http://${this.headers[":authority"] ?? "localhost"}${this.headers[":path"]}`;
+  }
 
   get signal(): AbortSignal {
     if (this.#controller === undefined) {
       this.#controller = new AbortController();
       if (this.#abortReason !== undefined) this.#controller.abort(this.#abortReason.reason);
-      // Only a handler that watches the signal needs to hear about a cancelled call.
-      else this.stream.once("close", () => !this.settled && this.abort(new ConnectError("the client cancelled the call", Code.Canceled)));
+      // Only a call whose signal someone watches needs to hear that the client went away.
+      else this.stream.once("close", () => this.settled || this.abort(new ConnectError("the client cancelled the call", Code.Canceled)));
     }
     return this.#controller.signal;
   }
@@ -146,95 +186,282 @@ class LazyContext {
   }
 
   get requestHeader(): Headers {
-    if (this.#requestHeader === undefined) {
-      this.#requestHeader = new Headers();
-      for (const [k, v] of Object.entries(this.headers)) {
-        if (k.startsWith(":") || v === undefined) continue;
-        for (const item of Array.isArray(v) ? v : [v]) this.#requestHeader.append(k, item);
-      }
-    }
-    return this.#requestHeader;
+    return (this.#requestHeader ??= new IncomingHeaders(this.headers));
   }
 
   get responseHeader(): Headers {
-    return (this.#responseHeader ??= new Headers());
+    if (this.#responseHeader === undefined) {
+      this.#responseHeader = new Headers();
+      this.#responseHeader.set("content-type", contentTypeOf(this.protocol, this.binary));
+    }
+    return this.#responseHeader;
   }
 
   get responseTrailer(): Headers {
-    return (this.#responseTrailer ??= new Headers());
+    if (this.#responseTrailer === undefined) {
+      this.#responseTrailer = new Headers();
+      if (this.protocol === "grpc") this.#responseTrailer.set("grpc-status", "0");
+    }
+    return this.#responseTrailer;
   }
 
-  get values(): ReturnType<typeof createContextValues> {
+  get values(): ContextValues {
     return (this.#values ??= createContextValues());
   }
 
-  abort(reason: unknown): void {
+  abort(reason?: unknown): void {
     if (this.#abortReason !== undefined) return;
     this.#abortReason = { reason };
     this.#controller?.abort(reason);
   }
+
+  /** The response headers to send, without making Headers nobody set. */
+  headerFields(into: OutgoingHttpHeaders): OutgoingHttpHeaders {
+    if (this.#responseHeader === undefined) into["content-type"] = contentTypeOf(this.protocol, this.binary);
+    else nodeHeaders(this.#responseHeader, into);
+    return into;
+  }
+
+  /** The trailers to send (gRPC) or to prefix with "trailer-" (Connect). */
+  trailerFields(into: OutgoingHttpHeaders): OutgoingHttpHeaders {
+    if (this.#responseTrailer === undefined) {
+      if (this.protocol === "grpc") into["grpc-status"] = "0";
+    } else nodeHeaders(this.#responseTrailer, into);
+    return into;
+  }
+
+  /** Takes what interceptors answered in place of this call's own Headers, as invokeUnaryImplementation copies them. */
+  adopt(res: Partial<UnaryResponse>): void {
+    if (res instanceof FastResponse) return;
+    // A spread copy of our response has no getters: what it lacks is still the call's own.
+    if (res.header !== undefined) replaceAll(this.responseHeader, res.header);
+    if (res.trailer !== undefined) replaceAll(this.responseTrailer, res.trailer);
+  }
 }
 
-function grpcFrame(message: Uint8Array): Buffer {
-  const frame = Buffer.allocUnsafe(5 + message.byteLength);
-  frame[0] = 0;
-  frame.writeUInt32BE(message.byteLength, 1);
-  frame.set(message, 5);
-  return frame;
+function contentTypeOf(protocol: Protocol, binary: boolean): string {
+  return protocol === "grpc" ? "application/grpc+proto" : binary ? "application/proto" : "application/json";
 }
 
-/** Builds the fast path for one service's unary methods; `log` hears about what callers do not see. */
-export function createUnaryFastPath(routes: FastPathRoutes, log: Logger): FastPath {
-  const methods = new Map<string, { method: DescMethod; handler: UnaryHandler }>();
+function replaceAll(to: Headers, from: Headers): void {
+  if (from === to) return;
+  for (const key of [...to.keys()]) to.delete(key);
+  from.forEach((value, key) => to.set(key, value));
+}
+
+/**
+ * The request interceptors see, with the fields connect's unary handlers
+ * give them. `header` and `contextValues`, which the chain reads on every
+ * call, are plain own fields. `signal` and `url` are prototype getters: most
+ * calls never read them, and the signal costs an AbortController and a close
+ * listener on the stream. An interceptor that passes on a spread copy keeps
+ * the own fields; the handler behind it still gets the call's signal and url
+ * (see mergedContext), an interceptor behind it sees them undefined.
+ */
+class FastRequest {
+  readonly stream = false;
+  readonly requestMethod = "POST";
+  readonly method: DescMethod;
+  readonly service: DescService;
+  readonly header: Headers;
+  readonly contextValues: ContextValues;
+  readonly [CALL]: FastCall;
+
+  constructor(
+    call: FastCall,
+    readonly message: unknown,
+  ) {
+    this[CALL] = call;
+    this.method = call.method;
+    this.service = call.service;
+    this.header = call.requestHeader;
+    this.contextValues = call.values;
+  }
+
+  get url(): string {
+    return this[CALL].url;
+  }
+
+  get signal(): AbortSignal {
+    return this[CALL].signal;
+  }
+}
+
+/**
+ * The response the innermost step answers: `header` and `trailer` are the
+ * call's, made on first read (an interceptor that sets a header makes one
+ * Headers; one that sets nothing makes none).
+ */
+class FastResponse {
+  readonly stream = false;
+  readonly method: DescMethod;
+  readonly service: DescService;
+  readonly [CALL]: FastCall;
+
+  constructor(
+    call: FastCall,
+    readonly message: unknown,
+  ) {
+    this[CALL] = call;
+    this.method = call.method;
+    this.service = call.service;
+  }
+
+  get header(): Headers {
+    return this[CALL].responseHeader;
+  }
+
+  get trailer(): Headers {
+    return this[CALL].responseTrailer;
+  }
+}
+
+/**
+ * The innermost step of the chain for one method: what connect's
+ * invokeUnaryImplementation does (the handler gets the context with the
+ * request's service, headers, signal and values; its answer is normalised to
+ * a message; the response carries the call's header and trailer), run with
+ * interceptors applied once per method instead of once per call.
+ */
+function chainFor(method: DescMethod, handler: UnaryHandler, interceptors: readonly Interceptor[]): Chained {
+  const output = method.output as DescMessage;
+  const inner = async (req: UnaryRequest): Promise<UnaryResponse> => {
+    const call = (req as { [CALL]?: FastCall })[CALL];
+    if (call === undefined) throw new ConnectError("an interceptor replaced the fast path's request", Code.Internal);
+    // The call is the context unless an interceptor passed on a request of its own.
+    const context = req === call.request ? (call as unknown as HandlerContext) : mergedContext(call, req);
+    const result = await handler(req.message as never, context);
+    return new FastResponse(call, isMessage(result, output) ? result : create(output, result as never)) as unknown as UnaryResponse;
+  };
+  let next = inner as unknown as Chained;
+  // First interceptor outermost, as connect's applyInterceptors orders them.
+  for (const interceptor of [...interceptors].reverse()) next = interceptor(next as never) as unknown as Chained;
+  return next;
+}
+
+function mergedContext(call: FastCall, req: Partial<UnaryRequest>): HandlerContext {
+  return {
+    method: call.method,
+    service: req.service ?? call.service,
+    requestMethod: call.requestMethod,
+    protocolName: call.protocolName,
+    url: call.url,
+    signal: req.signal ?? call.signal,
+    timeoutMs: () => call.timeoutMs(),
+    requestHeader: req.header ?? call.requestHeader,
+    responseHeader: call.responseHeader,
+    responseTrailer: call.responseTrailer,
+    values: req.contextValues ?? call.values,
+  };
+}
+
+/** Builds the fast path for one service's unary methods, behind `options.interceptors`. */
+export function createUnaryFastPath(routes: FastPathRoutes, options: FastPathOptions): FastPath {
+  const { limits } = options;
+  const methods = new Map<string, Route>();
   for (const method of routes.service.methods) {
     const handler = routes.handlers[method.localName];
     if (method.methodKind === "unary" && handler !== undefined) {
-      methods.set(`/${routes.service.typeName}/${method.name}`, { method, handler });
+      methods.set(`/${routes.service.typeName}/${method.name}`, {
+        method,
+        chain: chainFor(method, handler, options.interceptors),
+        serialization: createMethodSerializationLookup(method, undefined, undefined, limits),
+      });
     }
   }
 
-  function fail(stream: ServerHttp2Stream, protocol: Protocol, err: unknown, procedure: string): void {
-    const error = toConnectError(err);
-    if (error.code === Code.Internal || error.code === Code.Unavailable || error.code === Code.DataLoss) {
-      log.error("call failed", { procedure, code: Code[error.code], error: err instanceof Error ? err.message : String(err) });
-    }
+  function fail(call: FastCall, err: unknown): void {
+    const { stream } = call;
     if (stream.destroyed || stream.closed) return;
-    if (protocol === "grpc") {
-      // Trailers-only response: status in the headers, no body.
-      stream.respond(
-        {
-          ":status": 200,
-          "content-type": "application/grpc",
-          "grpc-status": String(error.code),
-          "grpc-message": encodeURIComponent(error.rawMessage),
-        },
-        { endStream: true },
-      );
+    const error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+    if (call.protocol === "grpc") {
+      // Trailers-only response: headers and status in one HEADERS frame, no body.
+      const trailer = new Headers();
+      setTrailerStatus(trailer, error);
+      stream.respond(nodeHeaders(trailer, call.trailerFields(call.headerFields({ ":status": 200 }))), { endStream: true });
       return;
     }
-    const body = JSON.stringify({ code: CODE_NAMES[error.code] ?? "unknown", message: error.rawMessage });
-    stream.respond({ ":status": HTTP_STATUS[error.code] ?? 500, "content-type": "application/json" });
+    const header = call.responseHeader;
+    header.set("content-type", "application/json");
+    if (!error.isWireError) error.metadata.forEach((value, key) => header.set(key, value));
+    const body = errorToJsonBytes(error, {});
+    const headers = nodeHeaders(trailerMux(header, call.responseTrailer), { ":status": codeToHttpStatus(error.code) });
+    headers["content-length"] = body.byteLength;
+    stream.respond(headers);
     stream.end(body);
   }
 
-  function reply(stream: ServerHttp2Stream, protocol: Protocol, method: DescMethod, result: unknown): void {
+  function reply(call: FastCall, payload: Uint8Array): void {
+    const { stream } = call;
     if (stream.destroyed || stream.closed) return;
-    // Handlers may return a message or its init shape, as connect-node allows; create() returns a message as it is.
-    const message = create(method.output, result as never);
-    if (protocol === "grpc") {
-      const payload = toBinary(method.output, message);
-      stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
-      stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+    if (call.protocol === "grpc") {
+      stream.respond(call.headerFields({ ":status": 200 }), { waitForTrailers: true });
+      stream.once("wantTrailers", () => stream.sendTrailers(call.trailerFields({})));
       stream.end(grpcFrame(payload));
-    } else if (protocol === "connect-proto") {
-      stream.respond({ ":status": 200, "content-type": "application/proto" });
-      const payload = toBinary(method.output, message);
-      // A Buffer view (no copy): http2 writes Buffers directly.
-      stream.end(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
-    } else {
-      stream.respond({ ":status": 200, "content-type": "application/json" });
-      stream.end(JSON.stringify(toJson(method.output, message)));
+      return;
     }
+    const headers = call.headerFields({ ":status": 200 });
+    const trailers = call.trailerFields({});
+    for (const key in trailers) headers[`trailer-${key}`] = trailers[key];
+    headers["content-length"] = payload.byteLength;
+    stream.respond(headers);
+    // A Buffer view (no copy): http2 writes Buffers directly.
+    stream.end(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+  }
+
+  function finish(call: FastCall, route: Route, outcome: UnaryResponse | { error: unknown }): void {
+    if (call.settled) return;
+    call.settled = true;
+    if (call.timer !== undefined) clearTimeout(call.timer);
+    try {
+      if ("error" in outcome) {
+        fail(call, outcome.error);
+        return;
+      }
+      call.adopt(outcome);
+      reply(call, route.serialization.getO(call.binary).serialize(outcome.message));
+    } catch (err) {
+      fail(call, err);
+    }
+  }
+
+  function serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, route: Route, protocol: Protocol, binary: boolean, body: Buffer, size: number): void {
+    const timeout =
+      protocol === "grpc"
+        ? parseGrpcTimeout((headers["grpc-timeout"] as string | undefined) ?? null, limits.maxTimeoutMs)
+        : parseConnectTimeout((headers["connect-timeout-ms"] as string | undefined) ?? null, limits.maxTimeoutMs);
+    const deadline = timeout.timeoutMs === undefined ? undefined : Date.now() + timeout.timeoutMs;
+    const call = new FastCall(route.method, protocol, binary, stream, headers, deadline);
+    let input: unknown;
+    try {
+      if (timeout.error !== undefined) throw timeout.error;
+      if (size > limits.readMaxBytes + 5) {
+        throw new ConnectError(`message size ${size} is larger than configured readMaxBytes ${limits.readMaxBytes}`, Code.ResourceExhausted);
+      }
+      input = route.serialization.getI(binary).parse(protocol === "grpc" ? grpcMessage(body) : body);
+    } catch (err) {
+      finish(call, route, { error: err });
+      return;
+    }
+    if (timeout.timeoutMs !== undefined) {
+      // A deadline answers at once; the handler, told through ctx.signal, stops when it can.
+      call.timer = setTimeout(() => {
+        const error = new ConnectError("the operation timed out", Code.DeadlineExceeded);
+        call.abort(error);
+        finish(call, route, { error });
+      }, timeout.timeoutMs);
+    }
+    let pending: Promise<UnaryResponse>;
+    try {
+      call.request = new FastRequest(call, input) as unknown as UnaryRequest;
+      pending = route.chain(call.request);
+    } catch (err) {
+      pending = Promise.reject(err);
+    }
+    pending.then(
+      (res) => finish(call, route, res),
+      (err: unknown) => finish(call, route, { error: err }),
+    );
   }
 
   return (stream, headers) => {
@@ -242,83 +469,20 @@ export function createUnaryFastPath(routes: FastPathRoutes, log: Logger): FastPa
     if (typeof path !== "string") return false;
     const route = methods.get(path);
     if (route === undefined) return false;
-    const protocol = protocolOf(headers);
-    if (protocol === null) return false;
-    const { method, handler } = route;
-    const timeout = protocol === "grpc" ? grpcTimeoutMs(headers["grpc-timeout"]) : connectTimeoutMs(headers["connect-timeout-ms"]);
-
+    const kind = protocolOf(headers);
+    if (kind === null) return false;
     const chunks: Buffer[] = [];
     let size = 0;
-    let tooBig = false;
+    // A frame header may come on top of the message; anything beyond is refused when it ends.
+    const readMax = limits.readMaxBytes + 5;
     stream.on("data", (chunk: Buffer) => {
       size += chunk.byteLength;
-      if (size > MAX_REQUEST_BYTES + 5) tooBig = true;
-      else chunks.push(chunk);
+      if (size <= readMax) chunks.push(chunk);
     });
     stream.on("error", () => undefined);
-    stream.once("end", () => {
-      if (Number.isNaN(timeout)) {
-        fail(stream, protocol, new ConnectError("invalid timeout header", Code.InvalidArgument), path);
-        return;
-      }
-      if (tooBig) {
-        fail(stream, protocol, new ConnectError(`message larger than ${MAX_REQUEST_BYTES} bytes`, Code.ResourceExhausted), path);
-        return;
-      }
-      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-      let request: unknown;
-      try {
-        if (protocol === "grpc") {
-          if (body.byteLength < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.byteLength - 5) {
-            throw new ConnectError("protocol error: expected exactly one uncompressed gRPC message", Code.InvalidArgument);
-          }
-          request = fromBinary(method.input, body.subarray(5));
-        } else if (protocol === "connect-proto") {
-          request = fromBinary(method.input, body);
-        } else {
-          request = fromJson(method.input, (body.byteLength === 0 ? {} : JSON.parse(body.toString("utf8"))) as JsonValue);
-        }
-      } catch (err) {
-        fail(stream, protocol, err instanceof ConnectError ? err : new ConnectError(`cannot decode request: ${(err as Error).message}`, Code.InvalidArgument), path);
-        return;
-      }
-      const deadline = timeout === undefined ? undefined : Date.now() + timeout;
-      const ctx = new LazyContext(routes.service, method, protocol === "grpc" ? "grpc" : "connect", path, stream, headers, deadline);
-      let timer: NodeJS.Timeout | undefined;
-      if (deadline !== undefined) {
-        timer = setTimeout(() => {
-          if (ctx.settled) return;
-          ctx.settled = true;
-          const err = new ConnectError("the deadline was exceeded", Code.DeadlineExceeded);
-          ctx.abort(err);
-          fail(stream, protocol, err, path);
-        }, Math.max(0, deadline - Date.now()));
-      }
-      let pending: Promise<unknown> | unknown;
-      try {
-        pending = handler(request as never, ctx as unknown as HandlerContext);
-      } catch (err) {
-        pending = Promise.reject(err);
-      }
-      Promise.resolve(pending).then(
-        (result) => {
-          if (ctx.settled) return;
-          ctx.settled = true;
-          if (timer !== undefined) clearTimeout(timer);
-          try {
-            reply(stream, protocol, method, result);
-          } catch (err) {
-            fail(stream, protocol, err, path);
-          }
-        },
-        (err: unknown) => {
-          if (ctx.settled) return;
-          ctx.settled = true;
-          if (timer !== undefined) clearTimeout(timer);
-          fail(stream, protocol, err, path);
-        },
-      );
-    });
+    stream.once("end", () =>
+      serve(stream, headers, route, kind.protocol, kind.binary, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, Math.min(size, readMax)), size),
+    );
     return true;
   };
 }

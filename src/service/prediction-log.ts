@@ -51,7 +51,12 @@ const REPLAY_MAX_MS = 30_000;
 
 const newBatch = (): Batch => ({ rows: [], ids: new Set(), written: null });
 
-/** Builds the batched log; `log` hears about failed writes, which are retried, never dropped while running. */
+/**
+ * Builds the batched log; `log` hears about failed writes. A failed batch is
+ * retried five times (backoff from 50 ms, doubling); if it still fails it is
+ * dropped and its error reaches whoever waits on it (a Feedback that forced
+ * it, flush, close, or an append above the high-water mark).
+ */
 export function createPredictionLog(db: DatabasePool, log: Logger, options: PredictionLogOptions = {}): PredictionLog {
   const maxBatch = options.maxBatch ?? 500;
   const maxDelayMs = options.maxDelayMs ?? 20;
@@ -121,7 +126,7 @@ export function createPredictionLog(db: DatabasePool, log: Logger, options: Pred
         options.onWrite?.(batch.rows.length, "ok", (performance.now() - started) / 1000);
         return;
       } catch (err) {
-        log.error("writing predictions failed", { rows: batch.rows.length, attempt, error: err instanceof Error ? err.message : String(err) });
+        log.error("writing predictions failed", { rows: batch.rows.length, attempt, error: err });
         if (attempt >= 5) {
           options.onWrite?.(batch.rows.length, "error", (performance.now() - started) / 1000);
           if (spill === undefined) throw err;

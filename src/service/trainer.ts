@@ -1,6 +1,7 @@
 import type { DatabasePool } from "slonik";
 import { ENERGY_LABELS, type EnergyFeatureValues, type ModelTypeName } from "../domain.ts";
 import { NotEnoughTrainingData } from "../errors.ts";
+import { silentLogger, type Logger } from "../logger.ts";
 import {
   activeModel,
   modelBlob,
@@ -61,10 +62,17 @@ export interface TrainOutcome {
 /** What started a training run, as the activation log records it. */
 export type Trigger = "train" | "retrain:new-samples" | "retrain:drift" | "schedule" | "population:first" | "population:growth" | "population:reblend";
 
+/** What a caller hands a training run besides its subject: when to give up, and the request id its log lines carry. */
+export interface TrainCallOptions {
+  readonly signal?: AbortSignal;
+  /** The id of the call that asked for this run (plain data: the job's log lines carry it, the worker never sees a logger). */
+  readonly requestId?: string;
+}
+
 /** Fits, stores and (when good) activates model versions. */
 export interface Trainer {
   /** Trains now; userId POPULATION with energy_prediction trains the population model. */
-  train(userId: string, modelType: ModelTypeName, trigger?: Trigger, signal?: AbortSignal): Promise<TrainOutcome>;
+  train(userId: string, modelType: ModelTypeName, trigger?: Trigger, options?: TrainCallOptions): Promise<TrainOutcome>;
   /** Retrains in the background when enough new samples arrived since the active version; true when scheduled. */
   maybeRetrain(userId: string, modelType: ModelTypeName): Promise<boolean>;
   /** Retrains in the background on the user's most recent `recentSamples` samples only, after drift; true when scheduled. */
@@ -82,6 +90,8 @@ export interface TrainerDeps {
   readonly lock: KeyedLock;
   readonly cache: ModelCache;
   readonly settings: TrainerSettings;
+  /** Hears each training job's start, end and failure; default silent. */
+  readonly log?: Logger;
   readonly onBackgroundError: (err: unknown, userId: string, modelType: ModelTypeName) => void;
   /** Called after a version becomes active, so per-user caches can drop the old one. */
   readonly onActivated?: (model: ModelRow) => void;
@@ -107,13 +117,12 @@ interface Plan {
   readonly samples: number;
   readonly lastSeq: bigint;
   readonly sinceSeq: bigint;
-  /** Index of the first row the active model never saw, if any. */
-  readonly hasUnseen: boolean;
 }
 
 /** Builds the trainer; training runs for one user and type never interleave. */
 export function createTrainer(deps: TrainerDeps): Trainer {
   const { db, runJob, lock, cache, settings } = deps;
+  const rootLog = deps.log ?? silentLogger;
   const background = new Set<Promise<unknown>>();
   const lastDriftRetrain = new Map<string, bigint>();
   // calibrate: false: the energy model calibrates the blend of user and
@@ -162,7 +171,6 @@ export function createTrainer(deps: TrainerDeps): Trainer {
       samples: total,
       lastSeq,
       sinceSeq: 0n,
-      hasUnseen: false,
     };
   }
 
@@ -174,7 +182,7 @@ export function createTrainer(deps: TrainerDeps): Trainer {
     if (set.rows.length < need) throw new NotEnoughTrainingData(userId, modelType, set.rows.length, need);
     const unseenFrom = active === null ? -1 : set.seqs.findIndex((seq) => seq > active.training_data_seq);
     const activeBlob = unseenFrom >= 0 ? await storedBlob(db, active) : null;
-    const base = { samples: set.rows.length, lastSeq: set.seqs.at(-1) ?? 0n, sinceSeq, hasUnseen: unseenFrom >= 0 };
+    const base = { samples: set.rows.length, lastSeq: set.seqs.at(-1) ?? 0n, sinceSeq };
     if (modelType === "task_suggester") {
       return {
         ...base,
@@ -223,7 +231,7 @@ export function createTrainer(deps: TrainerDeps): Trainer {
     userId: string,
     modelType: ModelTypeName,
     trigger: Trigger,
-    signal?: AbortSignal,
+    call: TrainCallOptions = {},
     sinceOverride?: bigint,
   ): Promise<TrainOutcome> {
     const active = await activeModel(db, userId, modelType);
@@ -231,7 +239,27 @@ export function createTrainer(deps: TrainerDeps): Trainer {
       userId === POPULATION && modelType === "energy_prediction"
         ? await planPopulation(active)
         : await planUser(userId, modelType, active, sinceOverride);
-    const result = await runJob({ ...plan.job, cpuShare: settings.cpuShare }, signal);
+    const log = rootLog.child({
+      ...(call.requestId ? { requestId: call.requestId } : {}),
+      job: plan.job.kind,
+      userId,
+      modelType,
+      trigger,
+    });
+    const started = performance.now();
+    log.info("training job started", { samples: plan.samples });
+    let result: TrainResult;
+    try {
+      result = await runJob({ ...plan.job, cpuShare: settings.cpuShare }, call.signal);
+    } catch (err) {
+      log.error("training job failed", { durationMs: Math.round(performance.now() - started), error: err });
+      throw err;
+    }
+    log.info("training job finished", {
+      durationMs: Math.round(performance.now() - started),
+      accuracy: result.evaluation.accuracy,
+      modelBytes: result.modelData.byteLength,
+    });
     const { evaluation, comparison } = result;
     const what = userId === POPULATION ? "population" : modelType;
     const decided = decideActivation(active, result, what, settings.minComparisonSamples);
@@ -264,6 +292,7 @@ export function createTrainer(deps: TrainerDeps): Trainer {
     const loaded = loadModel(result.format, result.modelData);
     cache.put(model.model_id, loaded, loadedModelBytes(loaded, result.modelData.byteLength));
     if (activate) deps.onActivated?.(model);
+    log.info("model version stored", { modelId: model.model_id, version: model.version, activated: activate, reason });
     if (activate && userId === POPULATION) reblendAfter(model.model_id);
     return { model, activated: activate, reason };
   }
@@ -303,8 +332,8 @@ export function createTrainer(deps: TrainerDeps): Trainer {
   }
 
   return {
-    train(userId, modelType, trigger = "train", signal) {
-      return lock.run(`${modelType}:${userId}`, () => trainNow(userId, modelType, trigger, signal));
+    train(userId, modelType, trigger = "train", options = {}) {
+      return lock.run(`${modelType}:${userId}`, () => trainNow(userId, modelType, trigger, options));
     },
     async maybeRetrain(userId, modelType) {
       const key = `${modelType}:${userId}`;
@@ -328,7 +357,7 @@ export function createTrainer(deps: TrainerDeps): Trainer {
       if (recent.length < settings.minSamples[modelType]) return false;
       const since = recent[0]!.seq;
       lastDriftRetrain.set(key, recent.at(-1)!.seq);
-      inBackground(key, () => trainNow(userId, modelType, "retrain:drift", undefined, since), userId, modelType);
+      inBackground(key, () => trainNow(userId, modelType, "retrain:drift", {}, since), userId, modelType);
       return true;
     },
     async idle() {

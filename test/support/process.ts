@@ -24,6 +24,7 @@ export async function startServiceProcess(env: Record<string, string>): Promise<
   const logs: string[] = [];
   const port = await new Promise<number>((resolve, reject) => {
     let buffer = "";
+    let listening = false;
     const timer = setTimeout(() => reject(new Error(`service did not start:\n${logs.join("\n")}`)), 60_000);
     child.stderr!.on("data", (chunk: Buffer) => {
       buffer += chunk.toString();
@@ -32,10 +33,13 @@ export async function startServiceProcess(env: Record<string, string>): Promise<
         const line = buffer.slice(0, nl);
         buffer = buffer.slice(nl + 1);
         logs.push(line);
+        // Parsed only until the service listens: under load the access log writes a line per call.
+        if (listening) continue;
         try {
           const entry = JSON.parse(line) as { message?: string; port?: number };
           if (entry.message === "listening" && typeof entry.port === "number") {
             clearTimeout(timer);
+            listening = true;
             resolve(entry.port);
           }
         } catch {

@@ -4,9 +4,8 @@ import { createApp, DEFAULT_TRAINER_SETTINGS, type App, type AppSettings } from 
 import { silentLogger } from "../../src/logger.ts";
 import type { Tracer } from "@opentelemetry/api";
 import type { Metrics } from "../../src/metrics.ts";
-import { createQueryTracingInterceptor, createTracingInterceptor } from "../../src/tracing.ts";
-import { createErrorInterceptor } from "../../src/server/errors.ts";
-import { createMetricsInterceptor } from "../../src/server/metrics.ts";
+import { createQueryTracingInterceptor } from "../../src/tracing.ts";
+import { createInterceptorChain } from "../../src/server/interceptors.ts";
 import { createTrainPool, type TrainPool } from "../../src/service/train-pool.ts";
 import { seededRandom } from "../../src/ml/evaluation.ts";
 import { freshDatabase, type TestDatabase } from "./database.ts";
@@ -49,11 +48,12 @@ export async function startTestService(
     ...(options.tracer === undefined ? {} : { tracer: options.tracer }),
     random: options.random ?? seededRandom(20261129),
   });
-  const interceptors = [
-    ...(options.metrics === undefined ? [] : [createMetricsInterceptor(options.metrics)]),
-    ...(options.tracer === undefined ? [] : [createTracingInterceptor(options.tracer)]),
-    createErrorInterceptor(silentLogger),
-  ];
+  const interceptors = createInterceptorChain({
+    log: silentLogger,
+    accessLog: { level: "info", sampleRate: 1 },
+    ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+    ...(options.tracer === undefined ? {} : { tracer: options.tracer }),
+  });
   const transport = createRouterTransport(app.routes, { router: { interceptors } });
   return {
     db,

@@ -23,10 +23,13 @@ export async function runPredict(ctx: RunContext, protocol: Protocol): Promise<v
   const bodies = users.map((u, i) => encodeBody(PredictRequestSchema, predictRequest(u, i), protocol));
   const specs = h2loadLayout(ctx, scenario, service.port, methodPath("Predict"), protocol, bodies, { durationS: duration, warmupS: warmup });
   const before = await settledPredictionCount(db, true);
+  const logLinesBefore = service.logs.length;
   const run = await measureWindow(pid, db, warmup, () => runH2loadParallel(specs));
   const client = mlClient(service.port, protocol);
   const sample = await sampleCalls(SAMPLE_CALLS, (i) => client.predict(predictRequest(users[i % users.length]!, i)));
   const after = await settledPredictionCount(db, true);
+  // The access log is an interceptor on the one chain: with ACCESS_LOG_SAMPLE=1 it writes a line for every call, on either path.
+  const accessLines = service.logs.slice(logLinesBefore).filter((l) => l.includes('"message":"call"') && l.includes('MlService/Predict"')).length;
   const callsPerS = run.result.status2xx / run.result.durationS;
   ctx.maxPredictPerS = Math.max(ctx.maxPredictPerS ?? 0, callsPerS);
   ctx.rows.push(
@@ -43,6 +46,7 @@ export async function runPredict(ctx: RunContext, protocol: Protocol): Promise<v
       [
         `${connections} h2load processes, each 1 connection × ${streams} streams posting one warm user's Predict (${connections} users)`,
         `status check with a connect-es ${protocol} client after the run: ${describeSample(sample, SAMPLE_CALLS)}`,
+        `access-log lines for Predict (ACCESS_LOG_SAMPLE=${process.env["ACCESS_LOG_SAMPLE"] ?? "default"}): ${accessLines}; prediction rows added: ${before === null || after === null ? "n/a" : after - before}`,
       ],
     ),
   );
