@@ -1,5 +1,6 @@
 import { DEFAULT_TRAINER_SETTINGS, type AppSettings } from "./app.ts";
 import type { AuthSettings } from "./server/auth.ts";
+import type { TlsSettings } from "./server/tls.ts";
 import type { MaintenanceSettings } from "./service/maintenance.ts";
 import { LOG_LEVELS, type LogLevel } from "./logger.ts";
 import type { AccessLogSettings } from "./server/access-log.ts";
@@ -30,6 +31,8 @@ export interface Config {
   readonly tracing: boolean;
   /** How callers' tokens are checked; null runs the service open (allowed on a loopback address, or with ALLOW_UNAUTHENTICATED=1). */
   readonly auth: AuthSettings | null;
+  /** Serve over TLS (TLS_CERT_FILE and TLS_KEY_FILE; TLS_CLIENT_CA_FILE for mutual TLS); null serves in the clear. */
+  readonly tls: TlsSettings | null;
   /** Limits both serving paths apply (connect-node and the lean unary path). */
   readonly limits: ServerLimits;
   /** Lowest level of log line written. */
@@ -99,6 +102,18 @@ function readAuth(env: NodeJS.ProcessEnv, host: string): AuthSettings | null {
   };
 }
 
+function readTlsSettings(env: NodeJS.ProcessEnv): TlsSettings | null {
+  const certFile = env["TLS_CERT_FILE"] || undefined;
+  const keyFile = env["TLS_KEY_FILE"] || undefined;
+  const clientCaFile = env["TLS_CLIENT_CA_FILE"] || undefined;
+  if (certFile === undefined && keyFile === undefined) {
+    if (clientCaFile !== undefined) throw new RangeError("TLS_CLIENT_CA_FILE needs TLS_CERT_FILE and TLS_KEY_FILE");
+    return null;
+  }
+  if (certFile === undefined || keyFile === undefined) throw new RangeError("set both TLS_CERT_FILE and TLS_KEY_FILE");
+  return { certFile, keyFile, ...(clientCaFile === undefined ? {} : { clientCaFile }) };
+}
+
 /** Reads and checks the configuration; a bad value is a RangeError naming the variable. */
 export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const threads = env["TRAIN_THREADS"];
@@ -107,6 +122,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: integer(env, "PORT", 50051, 0, 65535),
     host,
     auth: readAuth(env, host),
+    tls: readTlsSettings(env),
     databaseUrl: env["DATABASE_URL"] || null,
     dataDir: env["DATA_DIR"] || ".data/pglite",
     spillDir: env["PREDICTION_SPILL_DIR"] || ".data/spill",

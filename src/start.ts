@@ -80,6 +80,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
     port: config.port,
     host: config.host,
     ...(config.fastPath ? { fastPath: app.unaryHandlers } : {}),
+    ...(config.tls === null ? {} : { tls: config.tls, onTlsError: (err: unknown) => log.error("reloading the TLS certificate failed; the previous one stays", { error: err }) }),
   });
   const metricsServer = metrics === undefined || config.metricsPort === null ? null : await serveMetrics(metrics, config.metricsPort, config.host);
   // Activations made by other replicas reach this one's caches at once (an embedded database has one replica, and one connection).
@@ -95,7 +96,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
   const watch =
     embedded === null ? watchDatabase(() => db.query(sql.unsafe`SELECT 1`), app.health, [OVERALL_HEALTH, MlService.typeName]) : null;
   if (config.auth === null) log.info("authentication is off: any caller may call every RPC", { host: config.host });
-  log.info("listening", { port: server.port, host: config.host, metricsPort: metricsServer?.port ?? null, startupMs: Date.now() - started });
+  log.info("listening", { port: server.port, host: config.host, tls: config.tls === null ? "off" : config.tls.clientCaFile === undefined ? "on" : "mutual", metricsPort: metricsServer?.port ?? null, startupMs: Date.now() - started });
   // Through the population scheduler, so a scheduled refit never runs beside one started by new data.
   if (config.populationRetrainHours > 0) app.population.scheduleEvery(config.populationRetrainHours * 3_600_000);
   // A model may be due already: data that arrived while the service was down, or a first start on existing data.

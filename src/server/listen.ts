@@ -4,6 +4,7 @@ import net from "node:net";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { ServerLimits } from "./limits.ts";
+import { readTls, watchTls, type TlsSettings } from "./tls.ts";
 import { createUnaryFastPath, type FastPathRoutes } from "./unary-fast-path.ts";
 
 /** What to serve, behind which interceptors and limits, where. */
@@ -16,6 +17,10 @@ export interface ListenOptions {
   readonly host?: string;
   /** Unary handlers to serve on the lean HTTP/2 path (src/server/unary-fast-path.ts); absent sends every call through connect-node. */
   readonly fastPath?: FastPathRoutes;
+  /** Serve over TLS (ALPN h2 and http/1.1 on the same port; mutual TLS with a client CA), reloading the files when they change. */
+  readonly tls?: TlsSettings;
+  /** Told when a changed certificate could not be loaded (the server keeps the one it has). */
+  readonly onTlsError?: (err: unknown) => void;
 }
 
 /** A listening server and how to stop it. */
@@ -36,7 +41,10 @@ export async function listen(options: ListenOptions): Promise<RunningServer> {
   const { routes, limits, port, host = "127.0.0.1" } = options;
   const interceptors = [...options.interceptors];
   const handler = connectNodeAdapter({ routes, interceptors, ...limits });
-  const h2 = http2.createServer({}, handler);
+  const tlsOptions = options.tls === undefined ? null : readTls(options.tls);
+  // Over TLS, ALPN tells HTTP/2 from HTTP/1.1 and one secure server takes both; in the clear, the first bytes do (below).
+  const h2 =
+    tlsOptions === null ? http2.createServer({}, handler) : http2.createSecureServer({ ...tlsOptions, allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"] }, handler);
   if (options.fastPath !== undefined) {
     const fastPath = createUnaryFastPath(options.fastPath, { interceptors, limits });
     // Node's compatibility layer turns every "stream" event into a request for
@@ -54,6 +62,31 @@ export async function listen(options: ListenOptions): Promise<RunningServer> {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
   });
+  if (tlsOptions !== null && options.tls !== undefined) {
+    const secure = h2 as http2.Http2SecureServer;
+    const stopWatching = watchTls(secure, options.tls, options.onTlsError ?? (() => undefined));
+    secure.on("connection", (socket: net.Socket) => {
+      sockets.add(socket);
+      socket.once("close", () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve, reject) => {
+      secure.once("error", reject);
+      secure.listen(port, host, () => resolve());
+    });
+    const address = secure.address() as net.AddressInfo;
+    return {
+      port: address.port,
+      close: () =>
+        new Promise<void>((resolve) => {
+          stopWatching();
+          secure.close(() => resolve());
+          for (const session of sessions) session.close();
+          setTimeout(() => {
+            for (const s of sockets) s.destroy();
+          }, 5_000).unref();
+        }),
+    };
+  }
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));

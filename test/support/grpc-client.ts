@@ -7,9 +7,9 @@ export type UnaryCall = <I extends DescMessage, O extends DescMessage>(
   request: MessageInitShape<I>,
 ) => Promise<MessageShape<O>>;
 
-/** A grpc-js client for any protobuf-es service: messages are encoded with the generated schemas. */
-export function grpcJsClient(service: DescService, address: string): { call: UnaryCall; close(): void } {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+/** A grpc-js client for any protobuf-es service (in the clear unless given TLS credentials): messages are encoded with the generated schemas. */
+export function grpcJsClient(service: DescService, address: string, credentials = grpc.credentials.createInsecure()): { call: UnaryCall; close(): void } {
+  const client = new grpc.Client(address, credentials);
   return {
     call(method, request) {
       const path = `/${service.typeName}/${method.name}`;
