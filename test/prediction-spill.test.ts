@@ -91,4 +91,20 @@ describe("the prediction spill", () => {
     expect(await stored(rows.map((p) => p.predictionId))).toBe(6);
     await log.close();
   });
+
+  it("stores what it can of a batch the database refuses, and keeps the refused rows apart instead of retrying them forever", async () => {
+    const spill = createPredictionSpill(join(dir, "c", "predictions.jsonl"));
+    const log = createPredictionLog(pool, silentLogger, { spill, maxDelayMs: 5 });
+    const good = [prediction(), prediction()];
+    // A model id that is not in ml_models: the foreign key refuses this row, whatever the retries.
+    const bad = { ...prediction(), modelId: randomUUID() };
+    for (const p of [good[0]!, bad, good[1]!]) await log.append(p);
+    await log.flush();
+    expect(await stored(good.map((p) => p.predictionId))).toBe(2);
+    expect(await stored([bad.predictionId])).toBe(0);
+    expect(existsSync(spill.file)).toBe(false);
+    expect((await createPredictionSpill(`${spill.file}.rejected`).read()).map((r) => r.predictionId)).toEqual([bad.predictionId]);
+    await log.ensureWritten(bad.predictionId);
+    await log.close();
+  });
 });

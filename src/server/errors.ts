@@ -1,22 +1,10 @@
 import { Code, ConnectError, type Interceptor, type StreamRequest, type UnaryRequest } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
-import {
-  BackendTerminatedError,
-  ConnectionError,
-  SchemaValidationError,
-  StatementCancelledError,
-  StatementTimeoutError,
-} from "slonik";
+import { SchemaValidationError, StatementCancelledError, StatementTimeoutError } from "slonik";
+import { isDatabaseUnavailable } from "../db/unavailable.ts";
 import { DatabaseUnavailable, InvalidInput, ModelLoadFailed, NotEnoughTrainingData, NotFound, PreconditionFailed } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { requestIdKey } from "./request-id.ts";
-
-const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "57P01", "57P03", "08006", "08001"]);
-
-function errorCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? code : undefined;
-}
 
 /**
  * The one place domain and database errors become Connect codes. Callers see
@@ -34,14 +22,7 @@ export function toConnectError(err: unknown): ConnectError {
   if (err instanceof StatementTimeoutError) return new ConnectError("the database took too long to answer", Code.DeadlineExceeded);
   if (err instanceof Error && err.name === "AbortError") return new ConnectError("the call was cancelled", Code.Canceled);
   if (err instanceof StatementCancelledError) return new ConnectError("the database cancelled the query", Code.Canceled);
-  if (
-    err instanceof ConnectionError ||
-    err instanceof BackendTerminatedError ||
-    UNAVAILABLE_CODES.has(errorCode(err) ?? "") ||
-    UNAVAILABLE_CODES.has(errorCode((err as { cause?: unknown } | null)?.cause) ?? "")
-  ) {
-    return new ConnectError("the database is unavailable; retry later", Code.Unavailable);
-  }
+  if (isDatabaseUnavailable(err)) return new ConnectError("the database is unavailable; retry later", Code.Unavailable);
   if (err instanceof SchemaValidationError) return new ConnectError("stored data did not match its schema", Code.Internal);
   return new ConnectError("internal error", Code.Internal);
 }

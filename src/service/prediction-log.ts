@@ -2,7 +2,8 @@ import type { DatabasePool } from "slonik";
 import { insertPredictions, type NewPrediction } from "../db/predictions.ts";
 import { DatabaseUnavailable } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import type { PredictionSpill } from "./prediction-spill.ts";
+import { isDatabaseUnavailable } from "../db/unavailable.ts";
+import { createPredictionSpill, type PredictionSpill } from "./prediction-spill.ts";
 
 /**
  * Writes predictions to model_predictions in batches, off the request path.
@@ -87,7 +88,14 @@ export function createPredictionLog(db: DatabasePool, log: Logger, options: Pred
     return exclusive(async () => {
       const rows = await spill.read();
       try {
-        for (let i = 0; i < rows.length; i += maxBatch) await insertPredictions(db, rows.slice(i, i + maxBatch));
+        for (let i = 0; i < rows.length; i += maxBatch) {
+          const chunk = rows.slice(i, i + maxBatch);
+          await insertPredictions(db, chunk).catch((err: unknown) => {
+            // A row the database refuses for good must not hold every other spilled row back.
+            if (isDatabaseUnavailable(err)) throw err;
+            return writeOneByOne(chunk, err);
+          });
+        }
       } catch (err) {
         for (const row of rows) spilled.add(row.predictionId);
         log.error("replaying spilled predictions failed; will retry", { rows: rows.length, error: err instanceof Error ? err.message : String(err) });
@@ -114,6 +122,31 @@ export function createPredictionLog(db: DatabasePool, log: Logger, options: Pred
   // Rows a previous run spilled (and could not replay before it stopped) go in first.
   if (spill !== undefined) scheduleReplay(0);
 
+  /**
+   * Inserts rows one at a time after a batch was refused; a refused row is
+   * logged and kept in a `.rejected` file beside the spill file, never
+   * replayed (retrying does not fix it). Call inside `exclusive`.
+   */
+  async function writeOneByOne(rows: readonly NewPrediction[], cause: unknown): Promise<void> {
+    const refused: NewPrediction[] = [];
+    for (const row of rows) {
+      try {
+        await insertPredictions(db, [row]);
+      } catch (err) {
+        if (isDatabaseUnavailable(err)) throw err;
+        refused.push(row);
+      }
+    }
+    if (refused.length === 0) return;
+    log.error("the database refused logged predictions; they are kept apart, not replayed", {
+      rows: refused.length,
+      ids: refused.slice(0, 10).map((r) => r.predictionId),
+      error: cause,
+      ...(spill === undefined ? {} : { file: `${spill.file}.rejected` }),
+    });
+    if (spill !== undefined) await createPredictionSpill(`${spill.file}.rejected`).append(refused);
+  }
+
   async function write(batch: Batch): Promise<void> {
     const started = performance.now();
     // Stamped once: a retry (or a replay) of this batch names the same rows, so it cannot store one twice.
@@ -127,8 +160,10 @@ export function createPredictionLog(db: DatabasePool, log: Logger, options: Pred
         return;
       } catch (err) {
         log.error("writing predictions failed", { rows: batch.rows.length, attempt, error: err });
-        if (attempt >= 5) {
+        if (attempt >= 5 || !isDatabaseUnavailable(err)) {
           options.onWrite?.(batch.rows.length, "error", (performance.now() - started) / 1000);
+          // A batch the database refuses (not one it cannot take now): write what it takes, row by row, and keep the rest apart.
+          if (!isDatabaseUnavailable(err)) return exclusive(() => writeOneByOne(rows, err));
           if (spill === undefined) throw err;
           // Durable on local disk before the batch counts as written; replayed when the database is back.
           await exclusive(() => spill.append(rows));

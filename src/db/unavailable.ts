@@ -1,0 +1,23 @@
+import { BackendTerminatedError, ConnectionError } from "slonik";
+
+/** Socket and PostgreSQL codes that mean "the database cannot be reached now" (admin shutdown, cannot connect, ...). */
+const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "57P01", "57P03", "08006", "08001"]);
+
+function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/**
+ * Whether an error says the database is away (retry later), as opposed to a
+ * statement it refused (which retrying does not fix). The error mapping
+ * answers UNAVAILABLE for the first; the prediction log spills only the first.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  return (
+    err instanceof ConnectionError ||
+    err instanceof BackendTerminatedError ||
+    UNAVAILABLE_CODES.has(errorCode(err) ?? "") ||
+    UNAVAILABLE_CODES.has(errorCode((err as { cause?: unknown } | null)?.cause) ?? "")
+  );
+}
