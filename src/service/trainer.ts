@@ -19,6 +19,7 @@ import type { AnyTrainJob } from "../ml/train-worker.ts";
 import { decideActivation } from "./activation-decision.ts";
 import type { KeyedLock } from "./keyed-lock.ts";
 import type { ModelCache } from "./model-cache.ts";
+import { createInProcessRuns, type ExecuteTrain, type TrainingRuns, type TrainRequest } from "./training-runs.ts";
 import { toTrainingSet } from "./training-set.ts";
 
 /** Runs a training job off the event loop (the piscina pool in production). */
@@ -83,6 +84,8 @@ export interface TrainerDeps {
   readonly onBackgroundError: (err: unknown, userId: string, modelType: ModelTypeName) => void;
   /** Called after a version becomes active, so per-user caches can drop the old one. */
   readonly onActivated?: (model: ModelRow) => void;
+  /** Where runs happen, given what executes one here; default: in this process under `lock` (the embedded database). */
+  readonly runs?: (execute: ExecuteTrain) => TrainingRuns;
 }
 
 /** Deterministic per-user seed, so retraining on the same data gives the same model. */
@@ -268,56 +271,58 @@ export function createTrainer(deps: TrainerDeps): Trainer {
 
   // The population a user's blend borrows from is fixed when the user trains: users who trained before the
   // first population model (on a fresh deployment, the first arrivals) or before a better one would keep the
-  // old one until their next retrain. So each activation re-blends them, one at a time in the background;
-  // each new version goes through the usual decision (kept only if it scores at least the active one).
-  let reblending: string | null = null;
+  // old one until their next retrain. So each activation re-blends them in the background (one at a time in
+  // this process; as queued jobs on PostgreSQL); each new version goes through the usual decision (kept only
+  // if it scores at least the active one).
   function reblendAfter(populationModelId: string): void {
     if (settings.maxReblendUsers <= 0) return;
-    reblending = populationModelId;
-    const run = async () => {
+    const task = (async () => {
       const users = await usersFittedWithoutPopulation(db, populationModelId, settings.maxReblendUsers);
-      for (const userId of users) {
-        // A newer population superseded this one: its own pass takes over.
-        if (reblending !== populationModelId) return;
-        await lock
-          .run(`energy_prediction:${userId}`, async () => {
-            // The user may have trained since the list was read, with this population already.
-            const active = await activeModel(db, userId, "energy_prediction");
-            if (active === null || active.evaluation["population_model_id"] === populationModelId) return;
-            await trainNow(userId, "energy_prediction", "population:reblend");
-          })
-          .catch((err: unknown) => deps.onBackgroundError(err, userId, "energy_prediction"));
-      }
-    };
-    const task = run().catch((err: unknown) => deps.onBackgroundError(err, POPULATION, "energy_prediction"));
+      await runs.submit(users.map((userId) => ({ userId, modelType: "energy_prediction", trigger: "population:reblend", reblendOf: populationModelId })));
+    })().catch((err: unknown) => deps.onBackgroundError(err, POPULATION, "energy_prediction"));
     background.add(task);
     void task.finally(() => background.delete(task));
   }
 
-  function inBackground(key: string, run: () => Promise<TrainOutcome>, userId: string, modelType: ModelTypeName): void {
-    const task = lock.run(key, run).catch((err: unknown) => deps.onBackgroundError(err, userId, modelType));
-    background.add(task);
-    void task.finally(() => background.delete(task));
+  const execute: ExecuteTrain = async (request, signal) => {
+    const { userId, modelType, trigger } = request;
+    if (request.reblendOf !== undefined) {
+      // A newer population superseded this one (its own pass takes over), or the user trained since the
+      // list was read, with this population already.
+      const population = await activeModel(db, POPULATION, "energy_prediction");
+      if (population?.model_id !== request.reblendOf) return null;
+      const active = await activeModel(db, userId, modelType);
+      if (active === null || active.evaluation["population_model_id"] === request.reblendOf) return null;
+    }
+    return trainNow(userId, modelType, trigger, signal, request.sinceSeq === undefined ? undefined : BigInt(request.sinceSeq));
+  };
+  const runs =
+    deps.runs?.(execute) ??
+    createInProcessRuns({ execute, lock, onBackgroundError: (err, userId, modelType) => deps.onBackgroundError(err, userId, modelType) });
+
+  async function train(request: TrainRequest, signal?: AbortSignal): Promise<TrainOutcome> {
+    const outcome = await runs.run(request, signal);
+    // Only re-blends are ever skipped.
+    if (outcome === null) throw new Error(`training run for ${request.userId} was skipped`);
+    return outcome;
   }
 
   return {
     train(userId, modelType, trigger = "train", signal) {
-      return lock.run(`${modelType}:${userId}`, () => trainNow(userId, modelType, trigger, signal));
+      return train({ userId, modelType, trigger }, signal);
     },
     async maybeRetrain(userId, modelType) {
-      const key = `${modelType}:${userId}`;
-      if (lock.busy(key)) return false;
+      if (runs.busy(userId, modelType)) return false;
       const active = await activeModel(db, userId, modelType);
       const since = active?.training_data_seq ?? 0n;
       const fresh = await countTrainingSamplesAfter(db, userId, modelType, since);
       // A first model waits for the minimum; later ones for retrainAfter new samples.
       if (fresh < settings.retrainAfter || (active === null && fresh < settings.minSamples[modelType])) return false;
-      inBackground(key, () => trainNow(userId, modelType, "retrain:new-samples"), userId, modelType);
-      return true;
+      return (await runs.submit([{ userId, modelType, trigger: "retrain:new-samples" }])) > 0;
     },
     async retrainAfterDrift(userId, modelType, recentSamples) {
       const key = `${modelType}:${userId}`;
-      if (lock.busy(key)) return false;
+      if (runs.busy(userId, modelType)) return false;
       // At most one drift retrain per 10 new samples: a declined challenger must not start a storm.
       const previous = lastDriftRetrain.get(key);
       if (previous !== undefined && (await countTrainingSamplesAfter(db, userId, modelType, previous)) < 10) return false;
@@ -326,11 +331,15 @@ export function createTrainer(deps: TrainerDeps): Trainer {
       if (recent.length < settings.minSamples[modelType]) return false;
       const since = recent[0]!.seq;
       lastDriftRetrain.set(key, recent.at(-1)!.seq);
-      inBackground(key, () => trainNow(userId, modelType, "retrain:drift", undefined, since), userId, modelType);
-      return true;
+      return (await runs.submit([{ userId, modelType, trigger: "retrain:drift", sinceSeq: since.toString() }])) > 0;
     },
     async idle() {
-      while (background.size > 0) await Promise.all([...background]);
+      // A run that finishes may start a re-blend, which may submit more runs.
+      for (;;) {
+        await Promise.all([...background]);
+        await runs.idle();
+        if (background.size === 0) return;
+      }
     },
   };
 }
