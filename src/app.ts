@@ -31,6 +31,7 @@ import { createPredictor } from "./service/predictor.ts";
 import { createSuggester } from "./service/suggester.ts";
 import { createTaskRanker, DEFAULT_RANKER_SETTINGS, type RankerSettings, type TaskRanker } from "./service/task-ranker.ts";
 import { createTrainer, POPULATION, type Trainer, type TrainerSettings, type TrainJobRunner } from "./service/trainer.ts";
+import type { ExecuteTrain, TrainingRuns } from "./service/training-runs.ts";
 
 /** The trainer's settings and the population model's: how it samples and when it refits itself. */
 export type AppSettings = TrainerSettings & PopulationScheduleSettings & { readonly ranker: RankerSettings };
@@ -54,6 +55,8 @@ export interface AppDeps {
   readonly tracer?: Tracer;
   /** Where predictions the database would not take are kept until it does (absent: given up after retries). */
   readonly predictionSpill?: PredictionSpill;
+  /** Where training runs happen (the job queue on PostgreSQL); absent: in this process, one run at a time per user and type. */
+  readonly trainingRuns?: (execute: ExecuteTrain) => TrainingRuns;
 }
 
 /** The wired service: its routes and the parts shutdown and tests reach for. */
@@ -132,6 +135,7 @@ export function createApp(deps: AppDeps): App {
     onBackgroundError: (err, userId, modelType) =>
       log.error("background retrain failed", { userId, modelType, error: err instanceof Error ? err.message : String(err) }),
     onActivated,
+    ...(deps.trainingRuns === undefined ? {} : { runs: deps.trainingRuns }),
   });
   const population = createPopulationScheduler({ db, trainer, settings: deps.settings, clock, log });
   const predictor = createPredictor({ activeModels, cache, predictionLog });

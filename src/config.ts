@@ -1,5 +1,6 @@
 import { DEFAULT_TRAINER_SETTINGS, type AppSettings } from "./app.ts";
 import type { AuthSettings } from "./server/auth.ts";
+import { DEFAULT_TRAINING_QUEUE_SETTINGS, type TrainingQueueSettings } from "./service/training-queue.ts";
 
 /** Everything the service reads from its environment. */
 export interface Config {
@@ -27,6 +28,8 @@ export interface Config {
   /** How callers' tokens are checked; null runs the service open (allowed on a loopback address, or with ALLOW_UNAUTHENTICATED=1). */
   readonly auth: AuthSettings | null;
   readonly trainer: AppSettings;
+  /** Training jobs on PostgreSQL (the job queue); unused on the embedded database, which trains in process. */
+  readonly trainingQueue: TrainingQueueSettings;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -88,6 +91,15 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tracing: Boolean(env["OTEL_EXPORTER_OTLP_ENDPOINT"] || env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]),
     metricsPort: env["METRICS_PORT"] === undefined || env["METRICS_PORT"] === "" ? null : integer(env, "METRICS_PORT", 0, 0, 65535),
     activeModelTtlMs: integer(env, "ACTIVE_MODEL_TTL_SECONDS", 60, 1, 86_400) * 1000,
+    trainingQueue: {
+      ...DEFAULT_TRAINING_QUEUE_SETTINGS,
+      retryLimit: integer(env, "TRAIN_JOB_RETRIES", DEFAULT_TRAINING_QUEUE_SETTINGS.retryLimit, 0, 100),
+      retryDelaySeconds: integer(env, "TRAIN_JOB_RETRY_DELAY_SECONDS", DEFAULT_TRAINING_QUEUE_SETTINGS.retryDelaySeconds, 0, 3_600),
+      heartbeatSeconds: integer(env, "TRAIN_JOB_HEARTBEAT_SECONDS", DEFAULT_TRAINING_QUEUE_SETTINGS.heartbeatSeconds, 10, 3_600),
+      expireInSeconds: integer(env, "TRAIN_JOB_TIMEOUT_SECONDS", DEFAULT_TRAINING_QUEUE_SETTINGS.expireInSeconds, 1, 86_400),
+      keepSeconds: integer(env, "TRAIN_JOB_HISTORY_DAYS", DEFAULT_TRAINING_QUEUE_SETTINGS.keepSeconds / 86_400, 1, 3_650) * 86_400,
+      superviseSeconds: integer(env, "QUEUE_SUPERVISE_SECONDS", DEFAULT_TRAINING_QUEUE_SETTINGS.superviseSeconds, 1, 3_600),
+    },
     trainer: {
       ...DEFAULT_TRAINER_SETTINGS,
       minSamples: {
