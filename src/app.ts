@@ -7,6 +7,7 @@ import { createForecastEnergyHandler } from "./api/forecast-energy.ts";
 import { createListActivationsHandler } from "./api/list-activations.ts";
 import { createIngestTrainingDataHandler } from "./api/ingest-training-data.ts";
 import { createListModelsHandler } from "./api/list-models.ts";
+import { createListTrainingJobsHandler, type ListJobs } from "./api/list-training-jobs.ts";
 import { createPredictHandler } from "./api/predict.ts";
 import { createSuggestTasksHandler } from "./api/suggest-tasks.ts";
 import { createTrainHandler } from "./api/train.ts";
@@ -57,6 +58,8 @@ export interface AppDeps {
   readonly predictionSpill?: PredictionSpill;
   /** Where training runs happen (the job queue on PostgreSQL); absent: in this process, one run at a time per user and type. */
   readonly trainingRuns?: (execute: ExecuteTrain) => TrainingRuns;
+  /** The job queue's history for ListTrainingJobs; absent: no queue, an empty list. */
+  readonly listTrainingJobs?: ListJobs;
 }
 
 /** The wired service: its routes and the parts shutdown and tests reach for. */
@@ -182,6 +185,7 @@ export function createApp(deps: AppDeps): App {
     activateModel: createActivateModelHandler({ db, onActivated }),
     listActivations: createListActivationsHandler({ db }),
     forecastEnergy: createForecastEnergyHandler({ predictor }),
+    listTrainingJobs: createListTrainingJobsHandler({ listJobs: deps.listTrainingJobs ?? null }),
   };
   return {
     unaryHandlers: { service: MlService, handlers: handlers as unknown as FastPathRoutes["handlers"] },

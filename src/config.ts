@@ -93,6 +93,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     activeModelTtlMs: integer(env, "ACTIVE_MODEL_TTL_SECONDS", 60, 1, 86_400) * 1000,
     trainingQueue: {
       ...DEFAULT_TRAINING_QUEUE_SETTINGS,
+      enabled: integer(env, "TRAINING_QUEUE", 1, 0, 1) === 1,
       retryLimit: integer(env, "TRAIN_JOB_RETRIES", DEFAULT_TRAINING_QUEUE_SETTINGS.retryLimit, 0, 100),
       retryDelaySeconds: integer(env, "TRAIN_JOB_RETRY_DELAY_SECONDS", DEFAULT_TRAINING_QUEUE_SETTINGS.retryDelaySeconds, 0, 3_600),
       heartbeatSeconds: integer(env, "TRAIN_JOB_HEARTBEAT_SECONDS", DEFAULT_TRAINING_QUEUE_SETTINGS.heartbeatSeconds, 10, 3_600),

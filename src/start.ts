@@ -57,7 +57,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
   // On PostgreSQL every training run is a job in the queue, taken by whichever replica has a free thread.
   // The embedded database serves one process over one connection: it keeps training in process.
   const queue: TrainingQueue | null =
-    embedded === null ? await startTrainingQueue({ url, db, log, settings: { ...config.trainingQueue, localConcurrency: threads } }) : null;
+    embedded === null && config.trainingQueue.enabled ? await startTrainingQueue({ url, db, log, settings: { ...config.trainingQueue, localConcurrency: threads } }) : null;
   const metrics = config.metricsPort === null ? undefined : createMetrics();
   metrics?.watch({ trainQueue: () => trainPool.queue(), dbPool: () => db.state() });
   const app = createApp({
@@ -70,7 +70,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
     ...(metrics === undefined ? {} : { metrics }),
     ...(tracing === null ? {} : { tracer: tracing.tracer }),
     predictionSpill: createPredictionSpill(join(config.spillDir, "predictions.jsonl")),
-    ...(queue === null ? {} : { trainingRuns: (execute) => queue.runsFor(execute) }),
+    ...(queue === null ? {} : { trainingRuns: (execute) => queue.runsFor(execute), listTrainingJobs: (userId, modelType, limit) => queue.listJobs(userId, modelType, limit) }),
   });
   await queue?.ready();
   // The lean path does not run connect interceptors yet: with authentication on, every call goes through connect-node.

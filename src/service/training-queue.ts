@@ -32,6 +32,8 @@ export const POPULATION_SCHEDULE_QUEUE = "population-schedule";
 
 /** How training jobs are retried and watched; read from config (TRAIN_JOB_*). */
 export interface TrainingQueueSettings {
+  /** Whether a PostgreSQL deployment trains through the queue (TRAINING_QUEUE=0: in process, as on the embedded database). */
+  readonly enabled: boolean;
   /** Retries after a failed attempt (a worker error, a lost database, a dead replica); domain errors are never retried. */
   readonly retryLimit: number;
   /** Seconds before the first retry; doubled (with jitter) for each next one. */
@@ -52,6 +54,7 @@ export interface TrainingQueueSettings {
 
 /** Defaults (config.ts overrides from the environment). */
 export const DEFAULT_TRAINING_QUEUE_SETTINGS: TrainingQueueSettings = {
+  enabled: true,
   retryLimit: 3,
   retryDelaySeconds: 2,
   heartbeatSeconds: 30,

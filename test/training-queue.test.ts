@@ -1,0 +1,187 @@
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sql } from "slonik";
+import { z } from "zod";
+import { MlService, ModelType } from "../gen/ml/v1/ml_pb.ts";
+import { readConfig } from "../src/config.ts";
+import { silentLogger } from "../src/logger.ts";
+import { startService, type Service } from "../src/start.ts";
+import { TRAINING_QUEUE } from "../src/service/training-queue.ts";
+import { freshDatabase, testServerUrl, type TestDatabase } from "./support/database.ts";
+import { clearPatternMessages } from "./support/fixtures.ts";
+import { startServiceProcess, type ServiceProcess } from "./support/process.ts";
+
+const E = ModelType.ENERGY_PREDICTION;
+const client = (port: number) => createClient(MlService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
+
+const JobRow = z.object({
+  id: z.string(),
+  state: z.string(),
+  retry_count: z.number(),
+  started_on: z.number().nullable(),
+  completed_on: z.number().nullable(),
+  output: z.unknown(),
+});
+
+/** The training jobs of one key, straight from pg-boss's table (what ListTrainingJobs reads through pg-boss). */
+async function jobsOf(db: TestDatabase, key: string) {
+  return db.pool.any(sql.type(JobRow)`
+    SELECT id::text, state::text, retry_count,
+           (extract(epoch FROM started_on) * 1000)::float8 AS started_on,
+           (extract(epoch FROM completed_on) * 1000)::float8 AS completed_on, output
+    FROM pgboss.job WHERE name = ${TRAINING_QUEUE} AND singleton_key = ${key} ORDER BY created_on`);
+}
+
+async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const started = Date.now();
+  while (!(await check())) {
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Training jobs on the PostgreSQL queue, across replicas. The embedded PGlite
+ * serves one process over one connection and trains in process (no queue),
+ * so these run on the real server only.
+ */
+describe.skipIf(testServerUrl === undefined)("training jobs across three replicas", () => {
+  let database: TestDatabase;
+  let replicas: Service[] = [];
+
+  beforeAll(async () => {
+    database = await freshDatabase({ migrate: false });
+    const env = {
+      DATABASE_URL: database.url,
+      PORT: "0",
+      TRAIN_THREADS: "1",
+      N_ESTIMATORS: "10",
+      POPULATION_AUTO_TRAIN: "0",
+      RETRAIN_AFTER_SAMPLES: "1",
+      REBLEND_MAX_USERS: "0",
+    };
+    // One after another: the first start installs pg-boss's schema.
+    for (let i = 0; i < 3; i++) replicas.push(await startService(readConfig(env), silentLogger));
+  });
+  afterAll(async () => {
+    await Promise.all(replicas.map((r) => r.stop()));
+    replicas = [];
+    await database?.close();
+  });
+
+  it("100 Train calls and 100 retrain triggers for one user: one job at a time, versions without gaps, one active, all logged", async () => {
+    const user = "crowd";
+    const [a] = replicas.map((r) => client(r.port));
+    await a!.ingestTrainingData({ samples: clearPatternMessages(user, 40) });
+    // A first version, so that Predict answers from the user's model and Feedback counts for it.
+    await a!.train({ userId: user, modelType: E });
+    const predictions = await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        client(replicas[i % 3]!.port).predict({
+          userId: user,
+          targetTime: timestampFromMs(Date.UTC(2026, 10, 26, i % 24)),
+          recentActivity: { avgEnergyLast7Days: 2 },
+        }),
+      ),
+    );
+    const calls = [
+      ...Array.from({ length: 100 }, (_, i) => client(replicas[i % 3]!.port).train({ userId: user, modelType: E })),
+      // Each answer is a new sample: with RETRAIN_AFTER_SAMPLES=1 each is a retrain trigger.
+      ...predictions.map((p, i) => client(replicas[(i + 1) % 3]!.port).feedback({ predictionId: p.predictionId, wasCorrect: true })),
+    ];
+    const settled = await Promise.allSettled(calls);
+    const failures = settled.filter((s) => s.status === "rejected").map((s) => String((s as PromiseRejectedResult).reason));
+    expect(failures).toEqual([]);
+    const key = `energy_prediction:${user}`;
+    // Background retrains may still be queued.
+    await until(async () => (await jobsOf(database, key)).every((j) => ["completed", "failed", "cancelled"].includes(j.state)), 120_000, "the queue to drain");
+
+    const jobs = await jobsOf(database, key);
+    expect(jobs.filter((j) => j.state !== "completed")).toEqual([]);
+    // At most one job ran at a time for the key: each started after the previous one completed.
+    const runs = jobs.map((j) => ({ start: j.started_on!, end: j.completed_on! })).sort((x, y) => x.start - y.start);
+    for (let i = 1; i < runs.length; i++) expect(runs[i]!.start).toBeGreaterThanOrEqual(runs[i - 1]!.end);
+    // Far fewer jobs than triggers: the waiting job absorbed the rest.
+    expect(jobs.length).toBeLessThan(201);
+
+    const models = (await a!.listModels({ userId: user, modelType: E })).models;
+    const numbers = models.map((m) => Number(m.version.slice(1))).sort((x, y) => x - y);
+    expect(numbers).toEqual(numbers.map((_, i) => i + 1));
+    expect(models.filter((m) => m.isActive)).toHaveLength(1);
+    // Each version came from exactly one job (no job stored twice), and each is in the activation log.
+    const stored = jobs.map((j) => (j.output as { version?: string } | null)?.version).filter((v) => v !== undefined);
+    expect(stored.sort()).toEqual(models.map((m) => m.version).sort());
+    const log = (await a!.listActivations({ userId: user, modelType: E, limit: 500 })).activations;
+    expect(new Set(log.map((l) => l.version))).toEqual(new Set(models.map((m) => m.version)));
+
+    // The history is queryable through the service too.
+    const history = (await a!.listTrainingJobs({ userId: user, modelType: E, limit: 500 })).jobs;
+    expect(history).toHaveLength(jobs.length);
+    expect(history.filter((j) => j.version !== "").map((j) => j.version).sort()).toEqual(models.map((m) => m.version).sort());
+  }, 240_000);
+
+  it("a disconnecting caller does not cancel the job another caller waits for", async () => {
+    const user = "patient";
+    const [a, b] = replicas.map((r) => client(r.port));
+    await a!.ingestTrainingData({ samples: clearPatternMessages(user, 40) });
+    const controller = new AbortController();
+    const leaving = a!.train({ userId: user, modelType: E }, { signal: controller.signal });
+    const staying = b!.train({ userId: user, modelType: E });
+    controller.abort();
+    await expect(leaving).rejects.toThrow();
+    const outcome = await staying;
+    expect(outcome.model?.version).toMatch(/^v[12]$/);
+    const jobs = await jobsOf(database, `energy_prediction:${user}`);
+    expect(jobs.every((j) => j.state === "completed")).toBe(true);
+  }, 60_000);
+
+  it("answers failed_precondition through the queue when the user has too little data", async () => {
+    const [a] = replicas.map((r) => client(r.port));
+    await expect(a!.train({ userId: "nobody", modelType: E })).rejects.toMatchObject({ code: 9 });
+  }, 30_000);
+});
+
+describe.skipIf(testServerUrl === undefined)("a replica killed mid-job", () => {
+  let database: TestDatabase;
+  let doomed: ServiceProcess | null = null;
+  let survivor: Service | null = null;
+
+  beforeAll(async () => {
+    database = await freshDatabase({ migrate: false });
+  });
+  afterAll(async () => {
+    if (doomed !== null && doomed.child.exitCode === null) doomed.child.kill("SIGKILL");
+    await survivor?.stop();
+    await database?.close();
+  });
+
+  it("leaves its job to another replica, which finishes it once", async () => {
+    const user = "orphan";
+    const shared = { DATABASE_URL: database.url, TRAIN_THREADS: "1", POPULATION_AUTO_TRAIN: "0", TRAIN_JOB_HEARTBEAT_SECONDS: "10", QUEUE_SUPERVISE_SECONDS: "1" };
+    // A slow fit (many trees at 2% of a core) so that the kill lands mid-job.
+    doomed = await startServiceProcess({ ...shared, N_ESTIMATORS: "2000", TRAIN_CPU_PERCENT: "2" });
+    const onDoomed = client(doomed.port);
+    await onDoomed.ingestTrainingData({ samples: clearPatternMessages(user, 200) });
+    const call = onDoomed.train({ userId: user, modelType: E }).catch((err: unknown) => err);
+    const key = `energy_prediction:${user}`;
+    await until(async () => (await jobsOf(database, key)).some((j) => j.state === "active"), 30_000, "the job to start");
+    doomed.child.kill("SIGKILL");
+    await call;
+    const [orphaned] = await jobsOf(database, key);
+    expect(orphaned!.state).toBe("active");
+
+    survivor = await startService(readConfig({ ...shared, PORT: "0", N_ESTIMATORS: "10", TRAIN_JOB_RETRY_DELAY_SECONDS: "0" }), silentLogger);
+    // The dead replica's heartbeat stops; the supervisor retries the job and the survivor takes it.
+    await until(async () => (await jobsOf(database, key))[0]!.state === "completed", 60_000, "the orphaned job to complete");
+    const jobs = await jobsOf(database, key);
+    expect(jobs).toHaveLength(1);
+    expect(jobs[0]!.retry_count).toBeGreaterThanOrEqual(1);
+    const models = (await client(survivor.port).listModels({ userId: user, modelType: E })).models;
+    expect(models.map((m) => m.version)).toEqual(["v1"]);
+    expect(models[0]!.isActive).toBe(true);
+    const log = (await client(survivor.port).listActivations({ userId: user, modelType: E })).activations;
+    expect(log.map((l) => l.version)).toEqual(["v1"]);
+  }, 120_000);
+});
