@@ -62,7 +62,7 @@ export const DEFAULT_TRAINING_QUEUE_SETTINGS: TrainingQueueSettings = {
   keepSeconds: 7 * 86_400,
   superviseSeconds: 10,
   localConcurrency: 1,
-  waitPollMs: 50,
+  waitPollMs: 100,
 };
 
 /** A domain error carried in a job's output. */
@@ -219,19 +219,33 @@ export async function startTrainingQueue(deps: TrainingQueueDeps): Promise<Train
 
   /** One poller per job, however many callers of this replica wait for it. */
   const watched = new Map<string, Promise<JobWithMetadata<TrainRequest>>>();
+  /** Wakes a job's poller early: this replica's worker has just finished the job. */
+  const nudges = new Map<string, () => void>();
   function watch(id: string): Promise<JobWithMetadata<TrainRequest>> {
     let found = watched.get(id);
     if (found === undefined) {
       found = (async () => {
+        // Short polls at first (most fits take well under a second), then every waitPollMs.
+        let delay = Math.min(10, settings.waitPollMs);
         for (;;) {
           const [job] = await boss.findJobs<TrainRequest>(TRAINING_QUEUE, { id });
           if (job === undefined) throw new TrainingJobFailed(`training job ${id} is gone from the queue`);
           if (FINISHED.has(job.state)) return job;
-          await sleep(settings.waitPollMs, stopping.signal);
+          const wake = new AbortController();
+          nudges.set(id, () => wake.abort());
+          await sleep(delay, AbortSignal.any([wake.signal, stopping.signal])).catch((err: unknown) => {
+            if (stopping.signal.aborted) throw err;
+          });
+          delay = Math.min(delay * 1.5, settings.waitPollMs);
         }
       })();
       const done = found;
-      void done.catch(() => undefined).finally(() => watched.delete(id));
+      void done
+        .catch(() => undefined)
+        .finally(() => {
+          watched.delete(id);
+          nudges.delete(id);
+        });
       watched.set(id, done);
     }
     return found;
@@ -301,7 +315,14 @@ export async function startTrainingQueue(deps: TrainingQueueDeps): Promise<Train
           .work<TrainRequest, JobOutput>(TRAINING_QUEUE, { localConcurrency: settings.localConcurrency, batchSize: 1, pollingIntervalSeconds: 2 }, (jobs) => {
             const task = work(execute, jobs);
             running.add(task);
-            void task.catch(() => undefined).finally(() => running.delete(task));
+            void task
+              .catch(() => undefined)
+              .finally(() => {
+                running.delete(task);
+                // pg-boss records the completion right after the handler returns: look again shortly.
+                const id = jobs[0]?.id;
+                if (id !== undefined) setTimeout(() => nudges.get(id)?.(), 3);
+              });
             return task;
           })
           .then((id) => {
