@@ -8,7 +8,14 @@ import { MlService, ModelType } from "../gen/ml/v1/ml_pb.ts";
 import { readConfig } from "../src/config.ts";
 import { silentLogger } from "../src/logger.ts";
 import { startService, type Service } from "../src/start.ts";
-import { TRAINING_QUEUE } from "../src/service/training-queue.ts";
+import { PgBoss } from "pg-boss";
+import { Code } from "@connectrpc/connect";
+import { TrainingJobFailed } from "../src/errors.ts";
+import { toConnectError } from "../src/server/errors.ts";
+import { createKeyedLock } from "../src/service/keyed-lock.ts";
+import { createInProcessRuns, type TrainRequest } from "../src/service/training-runs.ts";
+import { POPULATION_SCHEDULE_QUEUE, populationCron, TRAINING_QUEUE } from "../src/service/training-queue.ts";
+import { startTestService } from "./support/service.ts";
 import { freshDatabase, testServerUrl, type TestDatabase } from "./support/database.ts";
 import { clearPatternMessages } from "./support/fixtures.ts";
 import { startServiceProcess, type ServiceProcess } from "./support/process.ts";
@@ -41,6 +48,62 @@ async function until(check: () => Promise<boolean>, timeoutMs: number, what: str
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+describe("training runs, the parts every database shares", () => {
+  it("turns POPULATION_RETRAIN_HOURS into a UTC cron", () => {
+    expect(populationCron(1)).toBe("0 */1 * * *");
+    expect(populationCron(6)).toBe("0 */6 * * *");
+    expect(populationCron(24)).toBe("0 0 * * *");
+    expect(populationCron(72)).toBe("0 0 */3 * *");
+  });
+
+  it("runs in process one at a time per key, in order, reporting background failures", async () => {
+    const order: string[] = [];
+    const failures: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const runs = createInProcessRuns({
+      lock: createKeyedLock(),
+      execute: async (request) => {
+        order.push(`start ${request.userId}`);
+        if (request.userId === "first") await gate;
+        if (request.userId === "broken") throw new Error("worker died");
+        order.push(`end ${request.userId}`);
+        return null;
+      },
+      onBackgroundError: (err, userId) => failures.push(`${userId}: ${(err as Error).message}`),
+    });
+    const req = (userId: string): TrainRequest => ({ userId, modelType: "energy_prediction", trigger: "retrain:new-samples" });
+    expect(await runs.submit([req("first"), req("broken"), req("third")])).toBe(3);
+    expect(runs.busy("first", "energy_prediction")).toBe(true);
+    const waited = runs.run(req("first"));
+    release();
+    await runs.idle();
+    await waited;
+    // Runs of one key never overlap; background runs go one after another.
+    expect(order.filter((o) => o.endsWith("first"))).toEqual(["start first", "end first", "start first", "end first"]);
+    expect(order.indexOf("start broken")).toBeGreaterThan(order.indexOf("end first"));
+    expect(order.indexOf("start third")).toBeGreaterThan(order.indexOf("start broken"));
+    expect(order).toContain("end third");
+    expect(failures).toEqual(["broken: worker died"]);
+    expect(runs.busy("first", "energy_prediction")).toBe(false);
+  });
+
+  it("maps a training job that failed on every attempt to UNAVAILABLE", () => {
+    expect(toConnectError(new TrainingJobFailed("boom")).code).toBe(Code.Unavailable);
+  });
+
+  it("answers ListTrainingJobs without a queue with an empty list, and checks the request", async () => {
+    const s = await startTestService();
+    try {
+      expect((await s.client.listTrainingJobs({ userId: "u", modelType: E })).jobs).toEqual([]);
+      await expect(s.client.listTrainingJobs({ userId: "u", modelType: E, limit: 501 })).rejects.toMatchObject({ code: Code.InvalidArgument });
+      await expect(s.client.listTrainingJobs({ userId: "", modelType: E })).rejects.toMatchObject({ code: Code.InvalidArgument });
+    } finally {
+      await s.close();
+    }
+  });
+});
 
 /**
  * Training jobs on the PostgreSQL queue, across replicas. The embedded PGlite
@@ -135,6 +198,20 @@ describe.skipIf(testServerUrl === undefined)("training jobs across three replica
     expect(outcome.model?.version).toMatch(/^v[12]$/);
     const jobs = await jobsOf(database, `energy_prediction:${user}`);
     expect(jobs.every((j) => j.state === "completed")).toBe(true);
+  }, 60_000);
+
+  it("stores the population schedule once and runs its occurrence on one replica", async () => {
+    const schedules = await database.pool.anyFirst(sql.type(z.object({ name: z.string() }))`SELECT name FROM pgboss.schedule`);
+    expect(schedules).toEqual([POPULATION_SCHEDULE_QUEUE]);
+    // An occurrence, as the cron would send it.
+    const boss = new PgBoss({ connectionString: database.url, supervise: false, schedule: false, registerInstance: false, max: 1 });
+    await boss.start();
+    try {
+      const id = (await boss.send(POPULATION_SCHEDULE_QUEUE, {}))!;
+      await until(async () => (await boss.findJobs(POPULATION_SCHEDULE_QUEUE, { id }))[0]?.state === "completed", 30_000, "the scheduled check");
+    } finally {
+      await boss.stop({ graceful: false });
+    }
   }, 60_000);
 
   it("answers failed_precondition through the queue when the user has too little data", async () => {
