@@ -14,7 +14,14 @@ import { TrainingJobFailed } from "../src/errors.ts";
 import { toConnectError } from "../src/server/errors.ts";
 import { createKeyedLock } from "../src/service/keyed-lock.ts";
 import { createInProcessRuns, type TrainRequest } from "../src/service/training-runs.ts";
-import { POPULATION_SCHEDULE_QUEUE, populationCron, TRAINING_QUEUE } from "../src/service/training-queue.ts";
+import {
+  DEFAULT_TRAINING_QUEUE_SETTINGS,
+  POPULATION_SCHEDULE_QUEUE,
+  populationCron,
+  startTrainingQueue,
+  TRAINING_QUEUE,
+  type TrainingQueue,
+} from "../src/service/training-queue.ts";
 import { startTestService } from "./support/service.ts";
 import { freshDatabase, testServerUrl, type TestDatabase } from "./support/database.ts";
 import { clearPatternMessages } from "./support/fixtures.ts";
@@ -185,21 +192,6 @@ describe.skipIf(testServerUrl === undefined)("training jobs across three replica
     expect(history.filter((j) => j.version !== "").map((j) => j.version).sort()).toEqual(models.map((m) => m.version).sort());
   }, 240_000);
 
-  it("a disconnecting caller does not cancel the job another caller waits for", async () => {
-    const user = "patient";
-    const [a, b] = replicas.map((r) => client(r.port));
-    await a!.ingestTrainingData({ samples: clearPatternMessages(user, 40) });
-    const controller = new AbortController();
-    const leaving = a!.train({ userId: user, modelType: E }, { signal: controller.signal });
-    const staying = b!.train({ userId: user, modelType: E });
-    controller.abort();
-    await expect(leaving).rejects.toThrow();
-    const outcome = await staying;
-    expect(outcome.model?.version).toMatch(/^v[12]$/);
-    const jobs = await jobsOf(database, `energy_prediction:${user}`);
-    expect(jobs.every((j) => j.state === "completed")).toBe(true);
-  }, 60_000);
-
   it("stores the population schedule once and runs its occurrence on one replica", async () => {
     const schedules = await database.pool.anyFirst(sql.type(z.object({ name: z.string() }))`SELECT name FROM pgboss.schedule`);
     expect(schedules).toEqual([POPULATION_SCHEDULE_QUEUE]);
@@ -218,6 +210,73 @@ describe.skipIf(testServerUrl === undefined)("training jobs across three replica
     const [a] = replicas.map((r) => client(r.port));
     await expect(a!.train({ userId: "nobody", modelType: E })).rejects.toMatchObject({ code: 9 });
   }, 30_000);
+});
+
+describe.skipIf(testServerUrl === undefined)("the training queue with a stand-in for the fit", () => {
+  let database: TestDatabase;
+  let queue: TrainingQueue;
+  const gates = new Map<string, Promise<void>>();
+  const calls: string[] = [];
+  const failOnce = new Set<string>(["flaky"]);
+  const req = (userId: string): TrainRequest => ({ userId, modelType: "energy_prediction", trigger: "train" });
+
+  beforeAll(async () => {
+    database = await freshDatabase();
+    queue = await startTrainingQueue({
+      url: database.url,
+      db: database.pool,
+      log: silentLogger,
+      settings: { ...DEFAULT_TRAINING_QUEUE_SETTINGS, retryLimit: 1, retryDelaySeconds: 0, localConcurrency: 2 },
+    });
+  });
+  afterAll(async () => {
+    await queue?.stop();
+    await database?.close();
+  });
+
+  it("lets a caller leave without cancelling the job another caller waits for, retries a failed attempt, and reports a job that always fails", async () => {
+    let release!: () => void;
+    gates.set("shared", new Promise<void>((r) => (release = r)));
+    const runs = queue.runsFor(async (request) => {
+      calls.push(request.userId);
+      const gate = gates.get(request.userId);
+      gates.delete(request.userId);
+      await gate;
+      if (failOnce.delete(request.userId) || request.userId === "doomed") throw new Error("worker died");
+      return null;
+    });
+    await queue.ready();
+    // The first job runs and waits at its gate; the next two callers share the one job queued behind it.
+    const first = runs.run(req("shared"));
+    await until(async () => (await jobsOf(database, "energy_prediction:shared")).some((j) => j.state === "active"), 10_000, "the first job");
+    const leaving = new AbortController();
+    const left = runs.run(req("shared"), leaving.signal);
+    const staying = runs.run(req("shared"));
+    await until(async () => (await jobsOf(database, "energy_prediction:shared")).length === 2, 10_000, "the queued job");
+    leaving.abort(new Error("caller went away"));
+    await expect(left).rejects.toThrow("caller went away");
+    release();
+    await expect(first).resolves.toBeNull();
+    await expect(staying).resolves.toBeNull();
+    const shared = await jobsOf(database, "energy_prediction:shared");
+    expect(shared.map((j) => j.state)).toEqual(["completed", "completed"]);
+    expect(calls.filter((c) => c === "shared")).toHaveLength(2);
+
+    // A failed attempt is retried (here at once), and the caller gets the second attempt's outcome.
+    await expect(runs.run(req("flaky"))).resolves.toBeNull();
+    expect((await jobsOf(database, "energy_prediction:flaky"))[0]).toMatchObject({ state: "completed", retry_count: 1 });
+    // Every attempt fails: the caller hears so (UNAVAILABLE), the job stays in the history as failed.
+    await expect(runs.run(req("doomed"))).rejects.toBeInstanceOf(TrainingJobFailed);
+    const history = await queue.listJobs("doomed", "energy_prediction", 10);
+    expect(history).toHaveLength(1);
+    expect(history[0]).toMatchObject({ state: "failed", retries: 1, trigger: "train", version: null });
+    expect(history[0]!.outcome).toContain("worker died");
+    // Background runs are absorbed by a job already waiting for the key.
+    expect(await runs.submit([req("bg"), req("bg"), req("bg")])).toBeGreaterThanOrEqual(1);
+    await until(async () => (await jobsOf(database, "energy_prediction:bg")).every((j) => j.state === "completed"), 10_000, "background jobs");
+    expect((await jobsOf(database, "energy_prediction:bg")).length).toBeLessThanOrEqual(2);
+    await runs.idle();
+  }, 60_000);
 });
 
 describe.skipIf(testServerUrl === undefined)("a replica killed mid-job", () => {

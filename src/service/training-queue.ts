@@ -312,7 +312,13 @@ export async function startTrainingQueue(deps: TrainingQueueDeps): Promise<Train
     runsFor(execute) {
       registered.push(
         boss
-          .work<TrainRequest, JobOutput>(TRAINING_QUEUE, { localConcurrency: settings.localConcurrency, batchSize: 1, pollingIntervalSeconds: 2 }, (jobs) => {
+          .work<TrainRequest, JobOutput>(TRAINING_QUEUE, {
+              localConcurrency: settings.localConcurrency,
+              batchSize: 1,
+              // NOTIFY wakes workers for new jobs only: retries after their delay and jobs of dead replicas are found by polling.
+              pollingIntervalSeconds: 1,
+              notifyPollingIntervalSeconds: 1,
+            }, (jobs) => {
             const task = work(execute, jobs);
             running.add(task);
             void task
