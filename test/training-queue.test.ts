@@ -304,6 +304,7 @@ describe.skipIf(testServerUrl === undefined)("a replica killed mid-job", () => {
     const key = `energy_prediction:${user}`;
     await until(async () => (await jobsOf(database, key)).some((j) => j.state === "active"), 30_000, "the job to start");
     doomed.child.kill("SIGKILL");
+    const killedAt = Date.now();
     await call;
     const [orphaned] = await jobsOf(database, key);
     expect(orphaned!.state).toBe("active");
@@ -311,6 +312,10 @@ describe.skipIf(testServerUrl === undefined)("a replica killed mid-job", () => {
     survivor = await startService(readConfig({ ...shared, PORT: "0", N_ESTIMATORS: "10", TRAIN_JOB_RETRY_DELAY_SECONDS: "0" }), silentLogger);
     // The dead replica's heartbeat stops; the supervisor retries the job and the survivor takes it.
     await until(async () => (await jobsOf(database, key))[0]!.state === "completed", 60_000, "the orphaned job to complete");
+    // The heartbeat (10 s) goes stale, the supervisor (every second) retries the job, the survivor fits it.
+    const recoveredMs = Date.now() - killedAt;
+    expect(recoveredMs).toBeLessThan(40_000);
+    if (process.env["SHOW_TIMINGS"] === "1") console.log(`orphaned job completed ${recoveredMs} ms after the kill`);
     const jobs = await jobsOf(database, key);
     expect(jobs).toHaveLength(1);
     expect(jobs[0]!.retry_count).toBeGreaterThanOrEqual(1);
