@@ -130,7 +130,6 @@ describe.skipIf(testServerUrl === undefined)("training jobs across three replica
       N_ESTIMATORS: "10",
       POPULATION_AUTO_TRAIN: "0",
       RETRAIN_AFTER_SAMPLES: "1",
-      REBLEND_MAX_USERS: "0",
     };
     // One after another: the first start installs pg-boss's schema.
     for (let i = 0; i < 3; i++) replicas.push(await startService(readConfig(env), silentLogger));
@@ -191,6 +190,24 @@ describe.skipIf(testServerUrl === undefined)("training jobs across three replica
     expect(history).toHaveLength(jobs.length);
     expect(history.filter((j) => j.version !== "").map((j) => j.version).sort()).toEqual(models.map((m) => m.version).sort());
   }, 240_000);
+
+  it("re-blends, as queued jobs, the users who trained before a population model activated", async () => {
+    const clients = replicas.map((r) => client(r.port));
+    const users = ["early-0", "early-1", "early-2"];
+    for (const [i, user] of users.entries()) {
+      await clients[i]!.ingestTrainingData({ samples: clearPatternMessages(user, 40, 20 + i) });
+      await clients[i]!.train({ userId: user, modelType: E });
+    }
+    const population = await clients[0]!.train({ population: true, modelType: E });
+    expect(population.activated).toBe(true);
+    const reblended = async (user: string) =>
+      (await clients[1]!.listTrainingJobs({ userId: user, modelType: E })).jobs.some((j) => j.trigger === "population:reblend" && j.state === "completed");
+    await until(async () => (await Promise.all(users.map(reblended))).every(Boolean), 60_000, "the re-blend jobs");
+    for (const user of users) {
+      const log = (await clients[2]!.listActivations({ userId: user, modelType: E })).activations;
+      expect(log.filter((l) => l.trigger === "population:reblend")).toHaveLength(1);
+    }
+  }, 90_000);
 
   it("stores the population schedule once and runs its occurrence on one replica", async () => {
     const schedules = await database.pool.anyFirst(sql.type(z.object({ name: z.string() }))`SELECT name FROM pgboss.schedule`);
