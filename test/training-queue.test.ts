@@ -10,7 +10,7 @@ import { silentLogger } from "../src/logger.ts";
 import { startService, type Service } from "../src/start.ts";
 import { PgBoss } from "pg-boss";
 import { Code } from "@connectrpc/connect";
-import { TrainingJobFailed } from "../src/errors.ts";
+import { NotEnoughTrainingData, TrainingJobFailed } from "../src/errors.ts";
 import { toConnectError } from "../src/server/errors.ts";
 import { createKeyedLock } from "../src/service/keyed-lock.ts";
 import { createInProcessRuns, type TrainRequest } from "../src/service/training-runs.ts";
@@ -235,7 +235,8 @@ describe.skipIf(testServerUrl === undefined)("the training queue with a stand-in
   const gates = new Map<string, Promise<void>>();
   const calls: string[] = [];
   const failOnce = new Set<string>(["flaky"]);
-  const req = (userId: string): TrainRequest => ({ userId, modelType: "energy_prediction", trigger: "train" });
+  // Re-blends, because a re-blend may end with "no longer needed" (null), which the stand-in answers.
+  const req = (userId: string): TrainRequest => ({ userId, modelType: "energy_prediction", trigger: "population:reblend", reblendOf: "p" });
 
   beforeAll(async () => {
     database = await freshDatabase();
@@ -251,7 +252,7 @@ describe.skipIf(testServerUrl === undefined)("the training queue with a stand-in
     await database?.close();
   });
 
-  it("lets a caller leave without cancelling the job another caller waits for, retries a failed attempt, and reports a job that always fails", async () => {
+  it("lets a caller leave without cancelling the job another caller waits for, retries a failed attempt, reports a job that always fails, and re-sends a Train whose joined job was skipped", async () => {
     let release!: () => void;
     gates.set("shared", new Promise<void>((r) => (release = r)));
     const runs = queue.runsFor(async (request) => {
@@ -260,6 +261,8 @@ describe.skipIf(testServerUrl === undefined)("the training queue with a stand-in
       gates.delete(request.userId);
       await gate;
       if (failOnce.delete(request.userId) || request.userId === "doomed") throw new Error("worker died");
+      // A Train of the stand-in always lacks data: a domain error, kept in the job's output and never retried.
+      if (request.reblendOf === undefined) throw new NotEnoughTrainingData(request.userId, request.modelType, 3, 10);
       return null;
     });
     await queue.ready();
@@ -286,8 +289,24 @@ describe.skipIf(testServerUrl === undefined)("the training queue with a stand-in
     await expect(runs.run(req("doomed"))).rejects.toBeInstanceOf(TrainingJobFailed);
     const history = await queue.listJobs("doomed", "energy_prediction", 10);
     expect(history).toHaveLength(1);
-    expect(history[0]).toMatchObject({ state: "failed", retries: 1, trigger: "train", version: null });
+    expect(history[0]).toMatchObject({ state: "failed", retries: 1, trigger: "population:reblend", version: null });
     expect(history[0]!.outcome).toContain("worker died");
+    // A Train that joined a re-blend which turned out unneeded sends its own job (here: too little data).
+    let open!: () => void;
+    gates.set("join", new Promise<void>((r) => (open = r)));
+    const blocking = runs.run(req("join"));
+    await until(async () => (await jobsOf(database, "energy_prediction:join")).some((j) => j.state === "active"), 10_000, "the blocking job");
+    expect(await runs.submit([req("join")])).toBe(1);
+    const train = runs.run({ userId: "join", modelType: "energy_prediction", trigger: "train" });
+    await until(async () => (await jobsOf(database, "energy_prediction:join")).length === 2, 10_000, "the queued re-blend");
+    open();
+    await expect(blocking).resolves.toBeNull();
+    await expect(train).rejects.toBeInstanceOf(NotEnoughTrainingData);
+    expect(calls.filter((c) => c === "join")).toHaveLength(3);
+    const joined = await queue.listJobs("join", "energy_prediction", 10);
+    expect(joined.map((j) => j.trigger)).toEqual(["train", "population:reblend", "population:reblend"]);
+    expect(joined[0]).toMatchObject({ state: "completed", version: null });
+    expect(joined[0]!.outcome).toContain("at least 10 are needed");
     // Background runs are absorbed by a job already waiting for the key.
     expect(await runs.submit([req("bg"), req("bg"), req("bg")])).toBeGreaterThanOrEqual(1);
     await until(async () => (await jobsOf(database, "energy_prediction:bg")).every((j) => j.state === "completed"), 10_000, "background jobs");

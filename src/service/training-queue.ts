@@ -337,8 +337,12 @@ export async function startTrainingQueue(deps: TrainingQueueDeps): Promise<Train
       );
       return {
         async run(request, signal) {
-          const id = await enqueue(request);
-          return waitFor(id, request, signal);
+          for (;;) {
+            const id = await enqueue(request);
+            const outcome = await waitFor(id, request, signal);
+            // The job joined was a re-blend that was no longer needed: this request still is (it is never skipped itself).
+            if (outcome !== null || request.reblendOf !== undefined) return outcome;
+          }
         },
         async submit(requests) {
           let taken = 0;
