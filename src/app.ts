@@ -7,6 +7,7 @@ import { createForecastEnergyHandler } from "./api/forecast-energy.ts";
 import { createListActivationsHandler } from "./api/list-activations.ts";
 import { createIngestTrainingDataHandler } from "./api/ingest-training-data.ts";
 import { createListModelsHandler } from "./api/list-models.ts";
+import { createListTrainingJobsHandler, type ListJobs } from "./api/list-training-jobs.ts";
 import { createPredictHandler } from "./api/predict.ts";
 import { createSuggestTasksHandler } from "./api/suggest-tasks.ts";
 import { createTrainHandler } from "./api/train.ts";
@@ -31,6 +32,7 @@ import { createPredictor } from "./service/predictor.ts";
 import { createSuggester } from "./service/suggester.ts";
 import { createTaskRanker, DEFAULT_RANKER_SETTINGS, type RankerSettings, type TaskRanker } from "./service/task-ranker.ts";
 import { createTrainer, POPULATION, type Trainer, type TrainerSettings, type TrainJobRunner } from "./service/trainer.ts";
+import type { ExecuteTrain, TrainingRuns } from "./service/training-runs.ts";
 
 /** The trainer's settings and the population model's: how it samples and when it refits itself. */
 export type AppSettings = TrainerSettings & PopulationScheduleSettings & { readonly ranker: RankerSettings };
@@ -54,6 +56,10 @@ export interface AppDeps {
   readonly tracer?: Tracer;
   /** Where predictions the database would not take are kept until it does (absent: given up after retries). */
   readonly predictionSpill?: PredictionSpill;
+  /** Where training runs happen (the job queue on PostgreSQL); absent: in this process, one run at a time per user and type. */
+  readonly trainingRuns?: (execute: ExecuteTrain) => TrainingRuns;
+  /** The job queue's history for ListTrainingJobs; absent: no queue, an empty list. */
+  readonly listTrainingJobs?: ListJobs;
 }
 
 /** The wired service: its routes and the parts shutdown and tests reach for. */
@@ -132,6 +138,7 @@ export function createApp(deps: AppDeps): App {
     log,
     onBackgroundError: (err, userId, modelType) => log.error("background retrain failed", { userId, modelType, error: err }),
     onActivated,
+    ...(deps.trainingRuns === undefined ? {} : { runs: deps.trainingRuns }),
   });
   const population = createPopulationScheduler({ db, trainer, settings: deps.settings, clock, log });
   const predictor = createPredictor({ activeModels, cache, predictionLog });
@@ -178,6 +185,7 @@ export function createApp(deps: AppDeps): App {
     activateModel: createActivateModelHandler({ db, onActivated }),
     listActivations: createListActivationsHandler({ db }),
     forecastEnergy: createForecastEnergyHandler({ predictor }),
+    listTrainingJobs: createListTrainingJobsHandler({ listJobs: deps.listTrainingJobs ?? null }),
   };
   return {
     unaryHandlers: { service: MlService, handlers: handlers as unknown as FastPathRoutes["handlers"] },

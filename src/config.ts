@@ -5,6 +5,7 @@ import type { MaintenanceSettings } from "./service/maintenance.ts";
 import { LOG_LEVELS, type LogLevel } from "./logger.ts";
 import type { AccessLogSettings } from "./server/access-log.ts";
 import type { ServerLimits } from "./server/limits.ts";
+import { DEFAULT_TRAINING_QUEUE_SETTINGS, type TrainingQueueSettings } from "./service/training-queue.ts";
 
 /** Everything the service reads from its environment. */
 export interface Config {
@@ -42,6 +43,8 @@ export interface Config {
   readonly trainer: AppSettings;
   /** Retention of predictions and model blobs, and how often it runs. */
   readonly maintenance: MaintenanceSettings;
+  /** Training jobs on PostgreSQL (the job queue); unused on the embedded database, which trains in process. */
+  readonly trainingQueue: TrainingQueueSettings;
 }
 
 /** Connect's own ceilings where we set none: ~4 GiB per response message, no longest deadline. */
@@ -149,6 +152,16 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: level(env, "LOG_LEVEL", "info"),
     accessLog: { level: level(env, "ACCESS_LOG_LEVEL", "info"), sampleRate: fraction(env, "ACCESS_LOG_SAMPLE", 0.01) },
     activeModelTtlMs: integer(env, "ACTIVE_MODEL_TTL_SECONDS", 60, 1, 86_400) * 1000,
+    trainingQueue: {
+      ...DEFAULT_TRAINING_QUEUE_SETTINGS,
+      enabled: integer(env, "TRAINING_QUEUE", 1, 0, 1) === 1,
+      retryLimit: integer(env, "TRAIN_JOB_RETRIES", DEFAULT_TRAINING_QUEUE_SETTINGS.retryLimit, 0, 100),
+      retryDelaySeconds: integer(env, "TRAIN_JOB_RETRY_DELAY_SECONDS", DEFAULT_TRAINING_QUEUE_SETTINGS.retryDelaySeconds, 0, 3_600),
+      heartbeatSeconds: integer(env, "TRAIN_JOB_HEARTBEAT_SECONDS", DEFAULT_TRAINING_QUEUE_SETTINGS.heartbeatSeconds, 10, 3_600),
+      expireInSeconds: integer(env, "TRAIN_JOB_TIMEOUT_SECONDS", DEFAULT_TRAINING_QUEUE_SETTINGS.expireInSeconds, 1, 86_400),
+      keepSeconds: integer(env, "TRAIN_JOB_HISTORY_DAYS", DEFAULT_TRAINING_QUEUE_SETTINGS.keepSeconds / 86_400, 1, 3_650) * 86_400,
+      superviseSeconds: integer(env, "QUEUE_SUPERVISE_SECONDS", DEFAULT_TRAINING_QUEUE_SETTINGS.superviseSeconds, 1, 3_600),
+    },
     trainer: {
       ...DEFAULT_TRAINER_SETTINGS,
       minSamples: {

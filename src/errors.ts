@@ -58,3 +58,8 @@ export class ModelLoadFailed extends Error {
     super(`model ${modelId} could not be loaded: ${reason}`, options);
   }
 }
+
+/** A queued training job failed on every attempt, or left the queue; the caller may retry (UNAVAILABLE). */
+export class TrainingJobFailed extends Error {
+  override readonly name = "TrainingJobFailed";
+}

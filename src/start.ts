@@ -18,7 +18,8 @@ import { listenForActivations } from "./service/activation-listener.ts";
 import { watchDatabase } from "./service/database-watch.ts";
 import { createMaintenance } from "./service/maintenance.ts";
 import { createPredictionSpill } from "./service/prediction-spill.ts";
-import { createTrainPool } from "./service/train-pool.ts";
+import { createTrainPool, defaultTrainThreads } from "./service/train-pool.ts";
+import { populationCron, startTrainingQueue, type TrainingQueue } from "./service/training-queue.ts";
 
 /** A started service. */
 export interface Service {
@@ -52,7 +53,12 @@ export async function startService(config: Config, log: Logger): Promise<Service
   log.info("database migrated", { applied });
   const maintenance = createMaintenance(db, config.maintenance, log);
   maintenance.start();
-  const trainPool = createTrainPool(config.trainThreads ?? undefined);
+  const threads = config.trainThreads ?? defaultTrainThreads();
+  const trainPool = createTrainPool(threads);
+  // On PostgreSQL every training run is a job in the queue, taken by whichever replica has a free thread.
+  // The embedded database serves one process over one connection: it keeps training in process.
+  const queue: TrainingQueue | null =
+    embedded === null && config.trainingQueue.enabled ? await startTrainingQueue({ url, db, log, settings: { ...config.trainingQueue, localConcurrency: threads } }) : null;
   const metrics = config.metricsPort === null ? undefined : createMetrics();
   metrics?.watch({ trainQueue: () => trainPool.queue(), dbPool: () => db.state() });
   const app = createApp({
@@ -65,7 +71,9 @@ export async function startService(config: Config, log: Logger): Promise<Service
     ...(metrics === undefined ? {} : { metrics }),
     ...(tracing === null ? {} : { tracer: tracing.tracer }),
     predictionSpill: createPredictionSpill(join(config.spillDir, "predictions.jsonl")),
+    ...(queue === null ? {} : { trainingRuns: (execute) => queue.runsFor(execute), listTrainingJobs: (userId, modelType, limit) => queue.listJobs(userId, modelType, limit) }),
   });
+  await queue?.ready();
   const server = await listen({
     routes: app.routes,
     // One chain for connect-node and the lean unary path alike (src/server/interceptors.ts).
@@ -98,7 +106,15 @@ export async function startService(config: Config, log: Logger): Promise<Service
   if (config.auth === null) log.info("authentication is off: any caller may call every RPC", { host: config.host });
   log.info("listening", { port: server.port, host: config.host, tls: config.tls === null ? "off" : config.tls.clientCaFile === undefined ? "on" : "mutual", metricsPort: metricsServer?.port ?? null, startupMs: Date.now() - started });
   // Through the population scheduler, so a scheduled refit never runs beside one started by new data.
-  if (config.populationRetrainHours > 0) app.population.scheduleEvery(config.populationRetrainHours * 3_600_000);
+  // With the queue, its cron sends each occurrence once across the fleet, and one replica runs the check.
+  if (config.populationRetrainHours > 0) {
+    if (queue === null) app.population.scheduleEvery(config.populationRetrainHours * 3_600_000);
+    else
+      await queue.schedulePopulation(populationCron(config.populationRetrainHours), async () => {
+        app.population.tick();
+        await app.population.idle();
+      });
+  }
   // A model may be due already: data that arrived while the service was down, or a first start on existing data.
   app.population.poke();
   let stopping: Promise<void> | null = null;
@@ -113,6 +129,8 @@ export async function startService(config: Config, log: Logger): Promise<Service
         app.health.shutdown();
         await server.close();
         await metricsServer?.close();
+        // Stop taking jobs and finish the ones running here before the trainer and its pool go.
+        await queue?.stop();
         await app.close();
         await trainPool.close();
         await tracing?.shutdown();

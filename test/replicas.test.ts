@@ -65,12 +65,15 @@ describe.skipIf(testServerUrl === undefined)("two replicas on one database", () 
     expect(Math.max(...latencies)).toBeLessThan(1_000);
   });
 
-  it("gives each version its own number when both replicas train one user at once", async () => {
+  it("runs one job at a time when both replicas train one user at once: callers join the waiting job, versions have no gaps", async () => {
     await client(a).ingestTrainingData({ samples: clearPatternMessages("both", 40) });
     const results = await Promise.all([a, b, a, b].map((s) => client(s).train({ userId: "both", modelType: E })));
-    const numbers = results.map((r) => Number(r.model!.version.slice(1))).sort((x, y) => x - y);
-    expect(numbers).toEqual([1, 2, 3, 4]);
+    const numbers = [...new Set(results.map((r) => Number(r.model!.version.slice(1))))].sort((x, y) => x - y);
+    // The first call's job runs; the later calls join the one job queued behind it (usually: v1 and v2).
+    expect(numbers).toEqual(numbers.map((_, i) => i + 1));
+    expect(numbers.length).toBeLessThan(4);
     const listed = (await client(b).listModels({ userId: "both", modelType: E })).models;
+    expect(listed.map((m) => Number(m.version.slice(1))).sort((x, y) => x - y)).toEqual(numbers);
     expect(listed.filter((m) => m.isActive)).toHaveLength(1);
   });
 });

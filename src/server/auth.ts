@@ -14,7 +14,7 @@ import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JSONWebKeySet, t
 export const SCOPES = {
   "ml.predict": ["Predict", "ForecastEnergy", "SuggestTasks", "Feedback"],
   "ml.ingest": ["IngestTrainingData", "UpsertTasks"],
-  "ml.admin": ["Train", "ActivateModel", "ListModels", "ListActivations"],
+  "ml.admin": ["Train", "ActivateModel", "ListModels", "ListActivations", "ListTrainingJobs"],
 } as const;
 /** A scope name. */
 export type Scope = keyof typeof SCOPES;

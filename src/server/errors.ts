@@ -2,7 +2,7 @@ import { Code, ConnectError, type Interceptor, type StreamRequest, type UnaryReq
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { SchemaValidationError, StatementCancelledError, StatementTimeoutError } from "slonik";
 import { isDatabaseUnavailable } from "../db/unavailable.ts";
-import { DatabaseUnavailable, InvalidInput, ModelLoadFailed, NotEnoughTrainingData, NotFound, PreconditionFailed } from "../errors.ts";
+import { DatabaseUnavailable, InvalidInput, ModelLoadFailed, NotEnoughTrainingData, NotFound, PreconditionFailed, TrainingJobFailed } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { requestIdKey } from "./request-id.ts";
 
@@ -19,6 +19,7 @@ export function toConnectError(err: unknown): ConnectError {
   }
   if (err instanceof DatabaseUnavailable) return new ConnectError("the database is unavailable; retry later", Code.Unavailable);
   if (err instanceof ModelLoadFailed) return new ConnectError(err.message, Code.DataLoss);
+  if (err instanceof TrainingJobFailed) return new ConnectError("training failed on every attempt; retry later", Code.Unavailable);
   if (err instanceof StatementTimeoutError) return new ConnectError("the database took too long to answer", Code.DeadlineExceeded);
   if (err instanceof Error && err.name === "AbortError") return new ConnectError("the call was cancelled", Code.Canceled);
   if (err instanceof StatementCancelledError) return new ConnectError("the database cancelled the query", Code.Canceled);

@@ -11,11 +11,16 @@ export interface TrainPool {
   close(): Promise<void>;
 }
 
+/** One thread fewer than the cores, at least one: the default TRAIN_THREADS. */
+export function defaultTrainThreads(): number {
+  return Math.max(1, availableParallelism() - 1);
+}
+
 /**
  * Fitting is CPU-bound; it must never run on the event loop. One thread fewer
  * than the cores (at least one) leaves a core for serving.
  */
-export function createTrainPool(threads = Math.max(1, availableParallelism() - 1)): TrainPool {
+export function createTrainPool(threads = defaultTrainThreads()): TrainPool {
   const pool = new Piscina<AnyTrainJob, TrainResult>({
     filename: new URL("../ml/train-worker.ts", import.meta.url).href,
     // One thread is kept warm so the first Train after start does not pay for spinning it up.

@@ -20,6 +20,7 @@ import type { AnyTrainJob } from "../ml/train-worker.ts";
 import { decideActivation } from "./activation-decision.ts";
 import type { KeyedLock } from "./keyed-lock.ts";
 import type { ModelCache } from "./model-cache.ts";
+import { createInProcessRuns, type ExecuteTrain, type TrainingRuns, type TrainRequest } from "./training-runs.ts";
 import { toTrainingSet } from "./training-set.ts";
 
 /** Runs a training job off the event loop (the piscina pool in production). */
@@ -79,7 +80,7 @@ export interface Trainer {
   retrainAfterDrift(userId: string, modelType: ModelTypeName, recentSamples: number): Promise<boolean>;
   /** Resolves when every background retrain has finished (for shutdown and tests). */
   idle(): Promise<void>;
-  /** Starts no further re-blend (shutdown: a pass over thousands of users must not hold it up); retrains under way finish. */
+  /** Starts no further re-blend pass (shutdown: a pass over thousands of users must not hold it up); runs under way finish. */
   stopBackground(): void;
 }
 
@@ -95,6 +96,8 @@ export interface TrainerDeps {
   readonly onBackgroundError: (err: unknown, userId: string, modelType: ModelTypeName) => void;
   /** Called after a version becomes active, so per-user caches can drop the old one. */
   readonly onActivated?: (model: ModelRow) => void;
+  /** Where runs happen, given what executes one here; default: in this process under `lock` (the embedded database). */
+  readonly runs?: (execute: ExecuteTrain) => TrainingRuns;
 }
 
 /** Deterministic per-user seed, so retraining on the same data gives the same model. */
@@ -117,12 +120,15 @@ interface Plan {
   readonly samples: number;
   readonly lastSeq: bigint;
   readonly sinceSeq: bigint;
+  /** Index of the first row the active model never saw, if any. */
+  readonly hasUnseen: boolean;
 }
 
 /** Builds the trainer; training runs for one user and type never interleave. */
 export function createTrainer(deps: TrainerDeps): Trainer {
   const { db, runJob, lock, cache, settings } = deps;
   const rootLog = deps.log ?? silentLogger;
+  let stopping = false;
   const background = new Set<Promise<unknown>>();
   const lastDriftRetrain = new Map<string, bigint>();
   // calibrate: false: the energy model calibrates the blend of user and
@@ -171,6 +177,7 @@ export function createTrainer(deps: TrainerDeps): Trainer {
       samples: total,
       lastSeq,
       sinceSeq: 0n,
+      hasUnseen: false,
     };
   }
 
@@ -182,7 +189,7 @@ export function createTrainer(deps: TrainerDeps): Trainer {
     if (set.rows.length < need) throw new NotEnoughTrainingData(userId, modelType, set.rows.length, need);
     const unseenFrom = active === null ? -1 : set.seqs.findIndex((seq) => seq > active.training_data_seq);
     const activeBlob = unseenFrom >= 0 ? await storedBlob(db, active) : null;
-    const base = { samples: set.rows.length, lastSeq: set.seqs.at(-1) ?? 0n, sinceSeq };
+    const base = { samples: set.rows.length, lastSeq: set.seqs.at(-1) ?? 0n, sinceSeq, hasUnseen: unseenFrom >= 0 };
     if (modelType === "task_suggester") {
       return {
         ...base,
@@ -291,64 +298,72 @@ export function createTrainer(deps: TrainerDeps): Trainer {
     );
     const loaded = loadModel(result.format, result.modelData);
     cache.put(model.model_id, loaded, loadedModelBytes(loaded, result.modelData.byteLength));
-    if (activate) deps.onActivated?.(model);
     log.info("model version stored", { modelId: model.model_id, version: model.version, activated: activate, reason });
+    if (activate) deps.onActivated?.(model);
     if (activate && userId === POPULATION) reblendAfter(model.model_id);
     return { model, activated: activate, reason };
   }
 
   // The population a user's blend borrows from is fixed when the user trains: users who trained before the
   // first population model (on a fresh deployment, the first arrivals) or before a better one would keep the
-  // old one until their next retrain. So each activation re-blends them, one at a time in the background;
-  // each new version goes through the usual decision (kept only if it scores at least the active one).
-  let reblending: string | null = null;
+  // old one until their next retrain. So each activation re-blends them in the background (one at a time in
+  // this process; as queued jobs on PostgreSQL); each new version goes through the usual decision (kept only
+  // if it scores at least the active one).
   function reblendAfter(populationModelId: string): void {
-    if (settings.maxReblendUsers <= 0) return;
-    reblending = populationModelId;
-    const run = async () => {
+    if (settings.maxReblendUsers <= 0 || stopping) return;
+    const task = (async () => {
       const users = await usersFittedWithoutPopulation(db, populationModelId, settings.maxReblendUsers);
-      for (const userId of users) {
-        // A newer population superseded this one (its own pass takes over), or the service is stopping.
-        if (reblending !== populationModelId) return;
-        await lock
-          .run(`energy_prediction:${userId}`, async () => {
-            // The user may have trained since the list was read, with this population already.
-            const active = await activeModel(db, userId, "energy_prediction");
-            if (active === null || active.evaluation["population_model_id"] === populationModelId) return;
-            await trainNow(userId, "energy_prediction", "population:reblend");
-          })
-          .catch((err: unknown) => deps.onBackgroundError(err, userId, "energy_prediction"));
-      }
-    };
-    const task = run().catch((err: unknown) => deps.onBackgroundError(err, POPULATION, "energy_prediction"));
+      await runs.submit(users.map((userId) => ({ userId, modelType: "energy_prediction", trigger: "population:reblend", reblendOf: populationModelId })));
+    })().catch((err: unknown) => deps.onBackgroundError(err, POPULATION, "energy_prediction"));
     background.add(task);
     void task.finally(() => background.delete(task));
   }
 
-  function inBackground(key: string, run: () => Promise<TrainOutcome>, userId: string, modelType: ModelTypeName): void {
-    const task = lock.run(key, run).catch((err: unknown) => deps.onBackgroundError(err, userId, modelType));
-    background.add(task);
-    void task.finally(() => background.delete(task));
+  const execute: ExecuteTrain = async (request, signal) => {
+    const { userId, modelType, trigger } = request;
+    if (request.reblendOf !== undefined) {
+      // A newer population superseded this one (its own pass takes over), or the user trained since the
+      // list was read, with this population already.
+      const population = await activeModel(db, POPULATION, "energy_prediction");
+      if (population?.model_id !== request.reblendOf) return null;
+      const active = await activeModel(db, userId, modelType);
+      if (active === null || active.evaluation["population_model_id"] === request.reblendOf) return null;
+    }
+    return trainNow(
+      userId,
+      modelType,
+      trigger,
+      { ...(signal === undefined ? {} : { signal }), ...(request.requestId === undefined ? {} : { requestId: request.requestId }) },
+      request.sinceSeq === undefined ? undefined : BigInt(request.sinceSeq),
+    );
+  };
+  const runs =
+    deps.runs?.(execute) ??
+    createInProcessRuns({ execute, lock, onBackgroundError: (err, userId, modelType) => deps.onBackgroundError(err, userId, modelType) });
+
+  async function train(request: TrainRequest, signal?: AbortSignal): Promise<TrainOutcome> {
+    const outcome = await runs.run(request, signal);
+    // Only re-blends are ever skipped.
+    if (outcome === null) throw new Error(`training run for ${request.userId} was skipped`);
+    return outcome;
   }
 
   return {
     train(userId, modelType, trigger = "train", options = {}) {
-      return lock.run(`${modelType}:${userId}`, () => trainNow(userId, modelType, trigger, options));
+      return train({ userId, modelType, trigger, ...(options.requestId === undefined ? {} : { requestId: options.requestId }) }, options.signal);
     },
     async maybeRetrain(userId, modelType) {
-      const key = `${modelType}:${userId}`;
-      if (lock.busy(key)) return false;
+      if (runs.busy(userId, modelType)) return false;
       const active = await activeModel(db, userId, modelType);
       const since = active?.training_data_seq ?? 0n;
       const fresh = await countTrainingSamplesAfter(db, userId, modelType, since);
       // A first model waits for the minimum; later ones for retrainAfter new samples.
       if (fresh < settings.retrainAfter || (active === null && fresh < settings.minSamples[modelType])) return false;
-      inBackground(key, () => trainNow(userId, modelType, "retrain:new-samples"), userId, modelType);
-      return true;
+      return (await runs.submit([{ userId, modelType, trigger: "retrain:new-samples" }])) > 0;
     },
     async retrainAfterDrift(userId, modelType, recentSamples) {
       const key = `${modelType}:${userId}`;
-      if (lock.busy(key)) return false;
+      if (runs.busy(userId, modelType)) return false;
       // At most one drift retrain per 10 new samples: a declined challenger must not start a storm.
       const previous = lastDriftRetrain.get(key);
       if (previous !== undefined && (await countTrainingSamplesAfter(db, userId, modelType, previous)) < 10) return false;
@@ -357,14 +372,18 @@ export function createTrainer(deps: TrainerDeps): Trainer {
       if (recent.length < settings.minSamples[modelType]) return false;
       const since = recent[0]!.seq;
       lastDriftRetrain.set(key, recent.at(-1)!.seq);
-      inBackground(key, () => trainNow(userId, modelType, "retrain:drift", {}, since), userId, modelType);
-      return true;
-    },
-    async idle() {
-      while (background.size > 0) await Promise.all([...background]);
+      return (await runs.submit([{ userId, modelType, trigger: "retrain:drift", sinceSeq: since.toString() }])) > 0;
     },
     stopBackground() {
-      reblending = null;
+      stopping = true;
+    },
+    async idle() {
+      // A run that finishes may start a re-blend, which may submit more runs.
+      for (;;) {
+        await Promise.all([...background]);
+        await runs.idle();
+        if (background.size === 0) return;
+      }
     },
   };
 }
