@@ -1,6 +1,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import {
   BackendTerminatedError,
+  BackendTerminatedUnexpectedlyError,
   ConnectionError,
   SchemaValidationError,
   StatementCancelledError,
@@ -35,6 +36,8 @@ export function toConnectError(err: unknown): ConnectError {
   if (
     err instanceof ConnectionError ||
     err instanceof BackendTerminatedError ||
+    // A connection cut mid-query (network, proxy, server crash), not a backend killed by an admin: still the database being away.
+    err instanceof BackendTerminatedUnexpectedlyError ||
     UNAVAILABLE_CODES.has(errorCode(err) ?? "") ||
     UNAVAILABLE_CODES.has(errorCode((err as { cause?: unknown } | null)?.cause) ?? "")
   ) {
