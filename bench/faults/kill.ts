@@ -58,7 +58,7 @@ export async function runKill(rig: FaultRig, options: FaultOptions, tag: string)
     started = performance.now();
     service = await rig.ensure();
     const restartS = (performance.now() - started) / 1000;
-    const missing = await waitForPredictions(rig.pool, mix.tally.predictionIds, 60_000);
+    const missing = await waitForPredictions(rig.pool, mix.tally.predictionIds, 20_000);
     const models = await modelConsistency(rig.pool);
     const acked = mix.tally.predictionIds.length;
     rows.push(
