@@ -106,8 +106,10 @@ export async function runSigterm(rig: FaultRig, options: FaultOptions, tag: stri
   const fed = await storedPredictions(rig.pool, tally.feedbackIds, true);
   const samples = await samplesPerUser(rig.pool, tally.ingestUsers);
   const samplesStored = tally.ingestUsers.reduce((n, u) => n + Math.min(samples.get(u) ?? 0, SAMPLES_PER_INGEST), 0);
-  const after = codesBetween(tally.events, termAt, Infinity);
+  const after = new Map<string, number>();
+  for (const e of tally.events) if (e.t >= termAt) after.set(e.code === "OK" ? "OK" : `${e.rpc} ${e.code}`, (after.get(e.code === "OK" ? "OK" : `${e.rpc} ${e.code}`) ?? 0) + 1);
   const all = codesBetween(tally.events, 0, Infinity);
+  for (const m of tally.bugMessages) progress(`sigterm: ${m}`);
   return [
     { scenario: S, figure: "predictions acknowledged / stored", value: `${tally.predictionIds.length} / ${tally.predictionIds.length - missing.length}`, target: "0 lost", pass: missing.length === 0 },
     { scenario: S, figure: "feedbacks acknowledged / stored", value: `${tally.feedbackIds.length} / ${fed.size}`, target: "0 lost", pass: fed.size === tally.feedbackIds.length },

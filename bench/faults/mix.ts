@@ -19,6 +19,8 @@ export interface MixTally {
   /** Users created by one acknowledged IngestTrainingData of SAMPLES_PER_INGEST samples each. */
   readonly ingestUsers: string[];
   readonly events: CallEvent[];
+  /** "RPC: message" of the first Internal/Unknown answers, for the report. */
+  readonly bugMessages: string[];
 }
 
 /** Samples per IngestTrainingData of the load, each call for a user of its own (so stored rows count per call). */
@@ -34,9 +36,17 @@ export interface Mix {
   stop(): Promise<void>;
 }
 
-/** The code of a settled call. */
+/**
+ * The code of a failed call. One exception: an HTTP/2 stream the server
+ * refused (REFUSED_STREAM, after its GOAWAY on shutdown) reaches connect-node's
+ * client as a Node stream error, which it reports as INTERNAL; the gRPC spec
+ * maps REFUSED_STREAM to UNAVAILABLE (never processed, safe to retry), and the
+ * service answered no INTERNAL, so it is counted apart as "RefusedStream".
+ */
 export function codeOf(err: unknown): string {
-  return Code[ConnectError.from(err).code] ?? "?";
+  const error = ConnectError.from(err);
+  if (error.code === Code.Internal && /NGHTTP2_REFUSED_STREAM/.test(error.message)) return "RefusedStream";
+  return Code[error.code] ?? "?";
 }
 
 /**
@@ -47,7 +57,7 @@ export function codeOf(err: unknown): string {
  * DEADLINE_EXCEEDED instead of stopping the client.
  */
 export function startMix(port: number, users: readonly string[], options: { clients: number; tag: string; kind?: MixKind }): Mix {
-  const tally: MixTally = { predictionIds: [], feedbackIds: [], ingestUsers: [], events: [] };
+  const tally: MixTally = { predictionIds: [], feedbackIds: [], ingestUsers: [], events: [], bugMessages: [] };
   const unanswered: string[] = [];
   let stopped = false;
   const call = async <T>(rpc: string, run: () => Promise<T>): Promise<T | null> => {
@@ -56,7 +66,9 @@ export function startMix(port: number, users: readonly string[], options: { clie
       tally.events.push({ t: performance.now(), rpc, code: "OK" });
       return out;
     } catch (err) {
-      tally.events.push({ t: performance.now(), rpc, code: codeOf(err) });
+      const code = codeOf(err);
+      tally.events.push({ t: performance.now(), rpc, code });
+      if (isBugCode(code) && tally.bugMessages.length < 20) tally.bugMessages.push(`${rpc}: ${ConnectError.from(err).message}`);
       // Not a tight loop of failures while the service is down or gone.
       await new Promise((r) => setTimeout(r, 20));
       return null;

@@ -21,6 +21,7 @@ export async function runFaults(options: FaultOptions): Promise<{ markdown: stri
   const tag = randomUUID().slice(0, 8);
   const rows: FaultRow[] = [];
   const rig = await createFaultRig(options.pgServer);
+  let logsSeen = 0;
   try {
     for (const name of options.scenarios) {
       progress(`scenario ${name}`);
@@ -32,6 +33,9 @@ export async function runFaults(options: FaultOptions): Promise<{ markdown: stri
         progress(`scenario ${name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
         rows.push({ scenario: name, figure: "scenario ran to the end", value: message.slice(0, 300), target: "no error", pass: false });
       }
+      const bugLogs = rig.bugLogs();
+      for (const line of bugLogs.slice(logsSeen)) progress(`${name}: service log: ${line.slice(0, 500)}`);
+      logsSeen = bugLogs.length;
       progress(`scenario ${name} took ${((performance.now() - started) / 1000).toFixed(1)} s`);
     }
   } finally {
