@@ -52,6 +52,7 @@ export async function runKill(rig: FaultRig, options: FaultOptions, tag: string)
       await sleep(point.afterTrainMs);
       void call.then((c) => (trainCode = c));
     }
+    const killAt = performance.now();
     await rig.kill9();
     await mix.stop();
     progress(`kill (${point.name}): killed; restarting`);
@@ -61,11 +62,15 @@ export async function runKill(rig: FaultRig, options: FaultOptions, tag: string)
     const missing = await waitForPredictions(rig.pool, mix.tally.predictionIds, 20_000);
     const models = await modelConsistency(rig.pool);
     const acked = mix.tally.predictionIds.length;
+    // How long before the kill the lost ones were acknowledged: the window the in-memory batch (and its INSERT in flight) covers.
+    const lostSet = new Set(missing);
+    const lostAges = mix.tally.predictionIds.flatMap((id, i) => (lostSet.has(id) ? [killAt - mix.tally.predictionAckedAt[i]!] : []));
+    const lostWindow = lostAges.length === 0 ? "" : ` (all acknowledged ${Math.min(...lostAges).toFixed(0)}-${Math.max(...lostAges).toFixed(0)} ms before the kill)`;
     rows.push(
       {
         scenario: `${S} ${point.name}`,
         figure: "predictions acknowledged / stored after restart",
-        value: `${acked} / ${acked - missing.length}`,
+        value: `${acked} / ${acked - missing.length}${lostWindow}`,
         target: "0 lost",
         pass: missing.length === 0,
       },

@@ -85,6 +85,7 @@ export async function runMalformed(rig: FaultRig, options: FaultOptions): Promis
     ["gRPC h2: 3 bytes (not even a prefix)", () => h2(grpcH2, Buffer.from([0, 0, 0]))],
     ["gRPC-Web h1: truncated frame", () => h1(webH1, frame(message.subarray(0, 10), { length: 100 }))],
     ["gRPC-Web h1: length prefix 0xFFFFFFFF", () => h1(webH1, frame(message.subarray(0, 10), { length: 0xffffffff }))],
+    ["gRPC-Web h1: half a protobuf message", () => h1(webH1, frame(half))],
     ["Connect h1: half a protobuf message", () => h1(connectH1, half)],
     ["Connect h2: half a protobuf message", () => h2(connectH2, half)],
     ["gRPC h2: grpc-encoding br", () => h2({ ...grpcH2, "grpc-encoding": "br" }, frame(message, { compressed: true }))],

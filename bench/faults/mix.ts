@@ -14,6 +14,8 @@ export interface CallEvent {
 /** What a load acknowledged: every one of these must be in the database afterwards. */
 export interface MixTally {
   readonly predictionIds: string[];
+  /** When each of predictionIds was acknowledged (performance.now()), in the same order. */
+  readonly predictionAckedAt: number[];
   /** Predictions whose Feedback was acknowledged. */
   readonly feedbackIds: string[];
   /** Users created by one acknowledged IngestTrainingData of SAMPLES_PER_INGEST samples each. */
@@ -57,7 +59,7 @@ export function codeOf(err: unknown): string {
  * DEADLINE_EXCEEDED instead of stopping the client.
  */
 export function startMix(port: number, users: readonly string[], options: { clients: number; tag: string; kind?: MixKind }): Mix {
-  const tally: MixTally = { predictionIds: [], feedbackIds: [], ingestUsers: [], events: [], bugMessages: [] };
+  const tally: MixTally = { predictionIds: [], predictionAckedAt: [], feedbackIds: [], ingestUsers: [], events: [], bugMessages: [] };
   const unanswered: string[] = [];
   let stopped = false;
   const call = async <T>(rpc: string, run: () => Promise<T>): Promise<T | null> => {
@@ -94,6 +96,7 @@ export function startMix(port: number, users: readonly string[], options: { clie
         const answer = await call("Predict", () => client.predict(predictRequest(user, i), opts));
         if (answer !== null) {
           tally.predictionIds.push(answer.predictionId);
+          tally.predictionAckedAt.push(performance.now());
           if (i % 8 === 0) unanswered.push(answer.predictionId);
         }
       }
