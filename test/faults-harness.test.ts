@@ -17,7 +17,7 @@ describe("fault harness options and report", () => {
 
   it("refuses an unknown scenario or a bad number, naming it", () => {
     expect(() => parseFaultOptions(["--scenarios", "outage,meteor"])).toThrow(/unknown scenario meteor/);
-    expect(() => parseFaultOptions(["--outage-seconds", "-1"])).toThrow(/--outage-seconds=-1/);
+    expect(() => parseFaultOptions(["--outage-seconds", "0"])).toThrow(/--outage-seconds=0 is not a positive number/);
   });
 
   it("prints one markdown row per figure with its verdict", () => {
