@@ -65,7 +65,7 @@ export async function runKill(rig: FaultRig, options: FaultOptions, tag: string)
     // How long before the kill the lost ones were acknowledged: the window the in-memory batch (and its INSERT in flight) covers.
     const lostSet = new Set(missing);
     const lostAges = mix.tally.predictionIds.flatMap((id, i) => (lostSet.has(id) ? [killAt - mix.tally.predictionAckedAt[i]!] : []));
-    const lostWindow = lostAges.length === 0 ? "" : ` (all acknowledged ${Math.min(...lostAges).toFixed(0)}-${Math.max(...lostAges).toFixed(0)} ms before the kill)`;
+    const lostWindow = lostAges.length === 0 ? "" : ` (all acknowledged ${Math.round(Math.min(...lostAges))} to ${Math.round(Math.max(...lostAges))} ms before the kill)`;
     rows.push(
       {
         scenario: `${S} ${point.name}`,
