@@ -1,5 +1,5 @@
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
-import { BackendTerminatedError, StatementTimeoutError } from "slonik";
+import { BackendTerminatedError, BackendTerminatedUnexpectedlyError, StatementTimeoutError } from "slonik";
 import { describe, expect, it } from "vitest";
 import { readConfig } from "../src/config.ts";
 import { InvalidInput, ModelLoadFailed, NotEnoughTrainingData, NotFound, PreconditionFailed } from "../src/errors.ts";
@@ -17,6 +17,8 @@ describe("toConnectError", () => {
     expect(toConnectError(new ModelLoadFailed("m-1", "bad")).code).toBe(Code.DataLoss);
     expect(toConnectError(Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" })).code).toBe(Code.Unavailable);
     expect(toConnectError(new BackendTerminatedError(new Error("x"))).code).toBe(Code.Unavailable);
+    // What a connection cut mid-transaction throws (seen by npm run faults during a database outage).
+    expect(toConnectError(new BackendTerminatedUnexpectedlyError(new Error("Connection terminated unexpectedly"))).code).toBe(Code.Unavailable);
     expect(toConnectError(new StatementTimeoutError(new Error("x"))).code).toBe(Code.DeadlineExceeded);
     expect(toConnectError(new DOMException("aborted", "AbortError")).code).toBe(Code.Canceled);
     const internal = toConnectError(new Error("SELECT secret FROM table"));

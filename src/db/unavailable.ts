@@ -1,4 +1,4 @@
-import { BackendTerminatedError, ConnectionError } from "slonik";
+import { BackendTerminatedError, BackendTerminatedUnexpectedlyError, ConnectionError } from "slonik";
 
 /** Socket and PostgreSQL codes that mean "the database cannot be reached now" (admin shutdown, cannot connect, ...). */
 const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "57P01", "57P03", "08006", "08001"]);
@@ -17,6 +17,8 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return (
     err instanceof ConnectionError ||
     err instanceof BackendTerminatedError ||
+    // A connection cut mid-query (network, proxy, server crash), not a backend killed by an admin: still the database being away.
+    err instanceof BackendTerminatedUnexpectedlyError ||
     UNAVAILABLE_CODES.has(errorCode(err) ?? "") ||
     UNAVAILABLE_CODES.has(errorCode((err as { cause?: unknown } | null)?.cause) ?? "")
   );
