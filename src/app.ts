@@ -56,6 +56,8 @@ export interface AppDeps {
   readonly tracer?: Tracer;
   /** Where predictions the database would not take are kept until it does (absent: given up after retries). */
   readonly predictionSpill?: PredictionSpill;
+  /** When Predict answers: once its row is buffered ("memory", default) or once it is durable ("durable": group commit). */
+  readonly predictionAck?: "memory" | "durable";
   /** Where training runs happen (the job queue on PostgreSQL); absent: in this process, one run at a time per user and type. */
   readonly trainingRuns?: (execute: ExecuteTrain) => TrainingRuns;
   /** The job queue's history for ListTrainingJobs; absent: no queue, an empty list. */
@@ -110,6 +112,7 @@ export function createApp(deps: AppDeps): App {
   const predictionLog = createPredictionLog(db, log, {
     ...(metrics === undefined ? {} : { onWrite: metrics.observePredictionWrite }),
     ...(deps.predictionSpill === undefined ? {} : { spill: deps.predictionSpill }),
+    ...(deps.predictionAck === undefined ? {} : { ack: deps.predictionAck }),
   });
   metrics?.watch({ modelCache: cache, activeModels, predictionLog });
   const traced = deps.tracer === undefined ? deps.runJob : traceTrainingJobs(deps.tracer, deps.runJob);

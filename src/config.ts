@@ -16,6 +16,8 @@ export interface Config {
   readonly dataDir: string;
   /** Where predictions the database would not take are kept until it does (one directory per replica). */
   readonly spillDir: string;
+  /** When Predict and SuggestTasks answer: once their logged row is buffered, or once it is durable (PREDICTION_ACK). */
+  readonly predictionAck: "memory" | "durable";
   readonly trainThreads: number | null;
   readonly statementTimeoutMs: number;
   /** Hours between scheduled retrains of the population model; 0 turns the schedule off. */
@@ -117,6 +119,13 @@ function readTlsSettings(env: NodeJS.ProcessEnv): TlsSettings | null {
   return { certFile, keyFile, ...(clientCaFile === undefined ? {} : { clientCaFile }) };
 }
 
+function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) throw new RangeError(`${name}=${raw} is not one of ${allowed.join(", ")}`);
+  return raw as T;
+}
+
 /** Reads and checks the configuration; a bad value is a RangeError naming the variable. */
 export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const threads = env["TRAIN_THREADS"];
@@ -129,6 +138,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: env["DATABASE_URL"] || null,
     dataDir: env["DATA_DIR"] || ".data/pglite",
     spillDir: env["PREDICTION_SPILL_DIR"] || ".data/spill",
+    predictionAck: oneOf(env, "PREDICTION_ACK", ["memory", "durable"] as const, "memory"),
     maintenance: {
       predictionRetentionDays: integer(env, "PREDICTION_RETENTION_DAYS", 90, 7, 36_500),
       weeksAhead: 2,

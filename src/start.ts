@@ -71,6 +71,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
     ...(metrics === undefined ? {} : { metrics }),
     ...(tracing === null ? {} : { tracer: tracing.tracer }),
     predictionSpill: createPredictionSpill(join(config.spillDir, "predictions.jsonl")),
+    predictionAck: config.predictionAck,
     ...(queue === null ? {} : { trainingRuns: (execute) => queue.runsFor(execute), listTrainingJobs: (userId, modelType, limit) => queue.listJobs(userId, modelType, limit) }),
   });
   await queue?.ready();

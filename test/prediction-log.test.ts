@@ -71,6 +71,22 @@ describe("prediction log", () => {
     expect(await count("close")).toBe(8);
   });
 
+  it("in durable mode, answers an append only once its row is stored (a group commit of the appends in one window)", async () => {
+    const log = createPredictionLog(db.pool, silentLogger, { ack: "durable", maxDelayMs: 5 });
+    const rows = Array.from({ length: 5 }, () => prediction("durable"));
+    let answered = 0;
+    await Promise.all(
+      rows.map(async (r) => {
+        await log.append(r);
+        answered++;
+        // By the time this append answers, its row is in the database.
+        expect(await db.pool.oneFirst(sql.unsafe`SELECT count(*)::int FROM model_predictions WHERE prediction_id = ${r.predictionId}`)).toBe(1);
+      }),
+    );
+    expect(answered).toBe(5);
+    await log.close();
+  });
+
   it("applies backpressure above the high-water mark", async () => {
     const log = createPredictionLog(db.pool, silentLogger, { maxBatch: 5, maxDelayMs: 60_000, highWaterMark: 4 });
     for (let i = 0; i < 5; i++) await log.append(prediction("pressure"));

@@ -34,6 +34,12 @@ export interface PredictionLogOptions {
   readonly maxDelayMs?: number;
   /** Above this many buffered rows, append waits for a flush (backpressure instead of unbounded memory). */
   readonly highWaterMark?: number;
+  /**
+   * "durable": append resolves only once its row is in the database (or fsynced in the spill file): a
+   * group commit, so a crash loses no answered prediction, at the cost of the batch window in Predict's
+   * latency (`maxDelayMs` then defaults to 2). "memory" (default): append resolves at once.
+   */
+  readonly ack?: "memory" | "durable";
   /** Told of each batch written (or given up after its retries), with its duration: the flush-latency metric. */
   readonly onWrite?: (rows: number, outcome: "ok" | "error", seconds: number) => void;
   /** Where batches the database would not take go, to be replayed later; without it they are given up after the retries. */
@@ -44,13 +50,20 @@ interface Batch {
   readonly rows: NewPrediction[];
   readonly ids: Set<string>;
   written: Promise<void> | null;
+  /** Settles with `written` (durable mode: what each append of this batch waits for). */
+  readonly durable: PromiseWithResolvers<void>;
 }
 
 /** First retry of a replay after a spill, and the longest wait between retries. */
 const REPLAY_FIRST_MS = 1_000;
 const REPLAY_MAX_MS = 30_000;
 
-const newBatch = (): Batch => ({ rows: [], ids: new Set(), written: null });
+const newBatch = (): Batch => {
+  const durable = Promise.withResolvers<void>();
+  // Nobody may wait (memory mode): a failure is still reported through `written`.
+  durable.promise.catch(() => undefined);
+  return { rows: [], ids: new Set(), written: null, durable };
+};
 
 /**
  * Builds the batched log; `log` hears about failed writes. A failed batch is
@@ -60,7 +73,8 @@ const newBatch = (): Batch => ({ rows: [], ids: new Set(), written: null });
  */
 export function createPredictionLog(db: DatabasePool, log: Logger, options: PredictionLogOptions = {}): PredictionLog {
   const maxBatch = options.maxBatch ?? 500;
-  const maxDelayMs = options.maxDelayMs ?? 20;
+  const durable = options.ack === "durable";
+  const maxDelayMs = options.maxDelayMs ?? (durable ? 2 : 20);
   const highWaterMark = options.highWaterMark ?? 50_000;
   let current = newBatch();
   const inFlight = new Set<Batch>();
@@ -191,21 +205,23 @@ export function createPredictionLog(db: DatabasePool, log: Logger, options: Pred
       inFlight.delete(batch);
       buffered -= batch.rows.length;
     });
+    batch.written.then(batch.durable.resolve, batch.durable.reject);
     chain = batch.written.catch(() => undefined);
     return batch.written;
   }
 
   return {
     append(prediction) {
-      current.rows.push(prediction);
-      current.ids.add(prediction.predictionId);
+      const batch = current;
+      batch.rows.push(prediction);
+      batch.ids.add(prediction.predictionId);
       buffered++;
-      if (closed || current.rows.length >= maxBatch) {
+      if (closed || batch.rows.length >= maxBatch) {
         const written = flushCurrent();
-        return buffered > highWaterMark || closed ? written : Promise.resolve();
+        return buffered > highWaterMark || closed || durable ? written : Promise.resolve();
       }
       timer ??= setTimeout(() => void flushCurrent().catch(() => undefined), maxDelayMs);
-      return Promise.resolve();
+      return durable ? batch.durable.promise : Promise.resolve();
     },
     async ensureWritten(predictionId) {
       if (current.ids.has(predictionId)) await flushCurrent();
