@@ -36,6 +36,8 @@ export interface Config {
   readonly auth: AuthSettings | null;
   /** Serve over TLS (TLS_CERT_FILE and TLS_KEY_FILE; TLS_CLIENT_CA_FILE for mutual TLS); null serves in the clear. */
   readonly tls: TlsSettings | null;
+  /** A request whose body has not fully arrived within this long is cancelled, on every path. */
+  readonly readTimeoutMs: number;
   /** Limits both serving paths apply (connect-node and the lean unary path). */
   readonly limits: ServerLimits;
   /** Lowest level of log line written. */
@@ -135,6 +137,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host,
     auth: readAuth(env, host),
     tls: readTlsSettings(env),
+    readTimeoutMs: integer(env, "REQUEST_READ_TIMEOUT_SECONDS", 30, 1, 3_600) * 1000,
     databaseUrl: env["DATABASE_URL"] || null,
     dataDir: env["DATA_DIR"] || ".data/pglite",
     spillDir: env["PREDICTION_SPILL_DIR"] || ".data/spill",

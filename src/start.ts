@@ -86,6 +86,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
       auth: config.auth,
     }),
     limits: config.limits,
+    readTimeoutMs: config.readTimeoutMs,
     port: config.port,
     host: config.host,
     ...(config.fastPath ? { fastPath: app.unaryHandlers } : {}),

@@ -21,6 +21,8 @@ export interface ListenOptions {
   readonly tls?: TlsSettings;
   /** Told when a changed certificate could not be loaded (the server keeps the one it has). */
   readonly onTlsError?: (err: unknown) => void;
+  /** A request whose body has not fully arrived within this long is cancelled (a half-sent body must not hold a stream forever). */
+  readonly readTimeoutMs?: number;
 }
 
 /** A listening server and how to stop it. */
@@ -45,17 +47,37 @@ export async function listen(options: ListenOptions): Promise<RunningServer> {
   // Over TLS, ALPN tells HTTP/2 from HTTP/1.1 and one secure server takes both; in the clear, the first bytes do (below).
   const h2 =
     tlsOptions === null ? http2.createServer({}, handler) : http2.createSecureServer({ ...tlsOptions, allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"] }, handler);
-  if (options.fastPath !== undefined) {
-    const fastPath = createUnaryFastPath(options.fastPath, { interceptors, limits });
-    // Node's compatibility layer turns every "stream" event into a request for
-    // connect-node; streams the fast path takes must not reach it.
-    const emit = h2.emit.bind(h2) as (event: string | symbol, ...args: unknown[]) => boolean;
-    h2.emit = ((event: string | symbol, ...args: unknown[]) => {
-      if (event === "stream" && fastPath(args[0] as http2.ServerHttp2Stream, args[1] as http2.IncomingHttpHeaders)) return true;
-      return emit(event, ...args);
-    }) as typeof h2.emit;
-  }
+  const readTimeoutMs = options.readTimeoutMs ?? 30_000;
+  const fastPath = options.fastPath === undefined ? undefined : createUnaryFastPath(options.fastPath, { interceptors, limits });
+  // Node's compatibility layer turns every "stream" event into a request for
+  // connect-node; streams the fast path takes must not reach it. Every stream,
+  // on either path, must have its whole request within readTimeoutMs (only the
+  // request: a long Train that answers late is not cut).
+  const emit = h2.emit.bind(h2) as (event: string | symbol, ...args: unknown[]) => boolean;
+  h2.emit = ((event: string | symbol, ...args: unknown[]) => {
+    if (event === "stream") {
+      const stream = args[0] as http2.ServerHttp2Stream;
+      const timer = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), readTimeoutMs);
+      timer.unref();
+      const done = () => clearTimeout(timer);
+      stream.once("end", done);
+      stream.once("close", done);
+      if (fastPath?.(stream, args[1] as http2.IncomingHttpHeaders)) return true;
+    }
+    return emit(event, ...args);
+  }) as typeof h2.emit;
   const h1 = http.createServer(handler);
+  // HTTP/1.1: Node's own requestTimeout needs a server that listens itself (this one is handed sockets), so a timer here.
+  h1.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const timer = setTimeout(() => {
+      if (!res.headersSent) res.writeHead(408, { connection: "close", "content-type": "text/plain" }).end("the request did not arrive in time\n");
+      req.socket.destroySoon();
+    }, readTimeoutMs);
+    timer.unref();
+    const done = () => clearTimeout(timer);
+    req.once("end", done);
+    res.once("close", done);
+  });
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session) => {
