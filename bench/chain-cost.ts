@@ -20,7 +20,11 @@ const config = readConfig({});
 const answer = create(PredictResponseSchema, {
   predictionId: "5f0c7d1e-2b8a-4c3e-9d6f-1a2b3c4d5e6f",
   confidence: 0.52,
-  probabilities: [{ level: 1, probability: 0.12 }, { level: 2, probability: 0.36 }, { level: 3, probability: 0.52 }],
+  probabilities: [
+    { level: 1, probability: 0.12 },
+    { level: 2, probability: 0.36 },
+    { level: 3, probability: 0.52 },
+  ],
   recommendedTaskTypes: ["deep work", "planning"],
   modelSource: 1,
 });

@@ -70,7 +70,9 @@ interface Split {
 }
 
 function readCsv(path: string): { data: Dataset; nClasses: number } {
-  const lines = readFileSync(path, "utf8").split(/\r?\n/).filter((l) => l.trim() !== "");
+  const lines = readFileSync(path, "utf8")
+    .split(/\r?\n/)
+    .filter((l) => l.trim() !== "");
   const labels = new Map<string, number>();
   const X: number[][] = [];
   const y: number[] = [];
@@ -161,10 +163,14 @@ interface SklearnRun {
 
 function runSklearn(dir: string): SklearnRun {
   const out = join(dir, "proba.f64");
-  const res = spawnSync(PYTHON, [SKLEARN_SCRIPT, join(dir, "train.csv"), join(dir, "test.csv"), String(TREES), String(SEED), out, args["sklearn-missing"], String(MIN_SAMPLES_LEAF)], {
-    encoding: "utf8",
-    maxBuffer: 1 << 24,
-  });
+  const res = spawnSync(
+    PYTHON,
+    [SKLEARN_SCRIPT, join(dir, "train.csv"), join(dir, "test.csv"), String(TREES), String(SEED), out, args["sklearn-missing"], String(MIN_SAMPLES_LEAF)],
+    {
+      encoding: "utf8",
+      maxBuffer: 1 << 24,
+    },
+  );
   if (res.status !== 0) throw new Error(`scikit-learn run failed: ${res.stderr}`);
   const info = JSON.parse(res.stdout.trim().split("\n").pop()!) as Omit<SklearnRun, "proba">;
   const bytes = readFileSync(out);
@@ -295,15 +301,19 @@ interface Row {
 
 const sklearnOk = spawnSync(PYTHON, ["-c", "import sklearn"]).status === 0;
 if (!sklearnOk) process.stderr.write(`scikit-learn: skipped (${PYTHON} -c 'import sklearn' failed)\n`);
-const pool = args["no-parallel"]
-  ? null
-  : new Piscina<FitPartTask, ForestPart>({ filename: WORKER, minThreads: 2, maxThreads: 2, idleTimeout: 60_000 });
+const pool = args["no-parallel"] ? null : new Piscina<FitPartTask, ForestPart>({ filename: WORKER, minThreads: 2, maxThreads: 2, idleTimeout: 60_000 });
 
 async function parallelFit(train: Dataset, nClasses: number): Promise<OwnForest> {
   const X = { data: toFloat64(train.X), nRows: train.X.length, nFeatures: train.X[0]!.length };
   const y = Int32Array.from(train.y);
   const half = Math.ceil(TREES / 2);
-  const ranges: [number, number][] = TREES > 1 ? [[0, half], [half, TREES]] : [[0, TREES]];
+  const ranges: [number, number][] =
+    TREES > 1
+      ? [
+          [0, half],
+          [half, TREES],
+        ]
+      : [[0, TREES]];
   const parts = await Promise.all(ranges.map((range) => pool!.run({ X, y, nClasses, options: OPTIONS, range })));
   return mergeForests(parts, y);
 }
@@ -396,7 +406,19 @@ for (const requested of rowCounts) {
     parallelS: "—",
   };
   if (!args["no-memory"]) {
-    const childArgs = [SELF, "--child-mem", String(requested), "--trees", String(TREES), "--seed", String(SEED), "--test-rows", String(TEST_ROWS), "--min-samples-leaf", String(MIN_SAMPLES_LEAF)];
+    const childArgs = [
+      SELF,
+      "--child-mem",
+      String(requested),
+      "--trees",
+      String(TREES),
+      "--seed",
+      String(SEED),
+      "--test-rows",
+      String(TEST_ROWS),
+      "--min-samples-leaf",
+      String(MIN_SAMPLES_LEAF),
+    ];
     if (args.csv !== undefined) childArgs.push("--csv", args.csv);
     const res = spawnSync(process.execPath, childArgs, { encoding: "utf8" });
     if (res.status === 0) {
@@ -460,7 +482,21 @@ for (const requested of rowCounts) {
       );
     }
   } else {
-    table.push({ rows: n, library: "sklearn", fitS: null, ratio: `skipped (no sklearn for ${PYTHON})`, acc: null, ece: null, brier: null, rowMicros: null, batchRps: null, bytes: "", loadMs: null, peakMB: "", parallelS: "" });
+    table.push({
+      rows: n,
+      library: "sklearn",
+      fitS: null,
+      ratio: `skipped (no sklearn for ${PYTHON})`,
+      acc: null,
+      ece: null,
+      brier: null,
+      rowMicros: null,
+      batchRps: null,
+      bytes: "",
+      loadMs: null,
+      peakMB: "",
+      parallelS: "",
+    });
   }
 
   // ---- ml-random-forest
@@ -480,7 +516,21 @@ for (const requested of rowCounts) {
       parallelS: "—",
     });
   } else {
-    table.push({ rows: n, library: "ml-random-forest 2.1", fitS: null, ratio: `skipped (> ${MLRF_MAX} rows)`, acc: null, ece: null, brier: null, rowMicros: null, batchRps: null, bytes: "", loadMs: null, peakMB: "", parallelS: "" });
+    table.push({
+      rows: n,
+      library: "ml-random-forest 2.1",
+      fitS: null,
+      ratio: `skipped (> ${MLRF_MAX} rows)`,
+      acc: null,
+      ece: null,
+      brier: null,
+      rowMicros: null,
+      batchRps: null,
+      bytes: "",
+      loadMs: null,
+      peakMB: "",
+      parallelS: "",
+    });
   }
   rmSync(dir, { recursive: true, force: true });
 }

@@ -42,7 +42,10 @@ while (performance.now() - t < 300_000) {
   if (populations >= 2) break;
   await new Promise((r) => setTimeout(r, 500));
 }
-rows.push(["population model, trained by the service itself from 24 users x 200 samples", `${populations} versions after ${((performance.now() - t) / 1000).toFixed(1)} s`]);
+rows.push([
+  "population model, trained by the service itself from 24 users x 200 samples",
+  `${populations} versions after ${((performance.now() - t) / 1000).toFixed(1)} s`,
+]);
 const [user] = syntheticUsers(1, 21);
 const fifty: number[] = [];
 for (let k = 0; k < 5; k++) {

@@ -20,7 +20,10 @@ const service = await startServiceProcess(env);
 const grpc = grpcJsClient(MlService, `127.0.0.1:${service.port}`);
 const m = MlService.method;
 const random = seededRandom(14);
-const hex = () => Math.floor(random() * 0x10000).toString(16).padStart(4, "0");
+const hex = () =>
+  Math.floor(random() * 0x10000)
+    .toString(16)
+    .padStart(4, "0");
 const uuid = () => `${hex()}${hex()}-${hex()}-4${hex().slice(1)}-8${hex().slice(1)}-${hex()}${hex()}${hex()}`;
 const LEVELS = [EnergyLevel.LOW, EnergyLevel.MEDIUM, EnergyLevel.HIGH] as const;
 
@@ -66,7 +69,10 @@ for (const phase of ["before any pick (rules prior)", "after 300 picks (own rank
       fb.push(performance.now() - start);
     }
     const cpu = (cpuMs() - before) / 300;
-    rows.push(["Feedback with a chosen task (refit of the user's ranker), 300 calls", `median ${quantile(fb, 0.5).toFixed(2)} ms, p99 ${quantile(fb, 0.99).toFixed(2)} ms`]);
+    rows.push([
+      "Feedback with a chosen task (refit of the user's ranker), 300 calls",
+      `median ${quantile(fb, 0.5).toFixed(2)} ms, p99 ${quantile(fb, 0.99).toFixed(2)} ms`,
+    ]);
     rows.push([`service CPU per Feedback${process.env["DATABASE_URL"] ? "" : " (embedded database included)"}`, `${cpu.toFixed(2)} ms`]);
   }
 }

@@ -27,7 +27,14 @@ async function measure(queue: boolean): Promise<{ train: number[]; pickup: numbe
   await pool.query(sql.unsafe`CREATE DATABASE ${sql.identifier([name])}`);
   const url = new URL(admin);
   url.pathname = `/${name}`;
-  const env = { DATABASE_URL: url.toString(), PORT: "0", TRAIN_THREADS: "1", N_ESTIMATORS: "20", POPULATION_AUTO_TRAIN: "0", TRAINING_QUEUE: queue ? "1" : "0" };
+  const env = {
+    DATABASE_URL: url.toString(),
+    PORT: "0",
+    TRAIN_THREADS: "1",
+    N_ESTIMATORS: "20",
+    POPULATION_AUTO_TRAIN: "0",
+    TRAINING_QUEUE: queue ? "1" : "0",
+  };
   const replicas = [await startService(readConfig(env), silentLogger), await startService(readConfig(env), silentLogger)];
   const clients = replicas.map((r) => createClient(MlService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${r.port}` })));
   await clients[0]!.ingestTrainingData({ samples: clearPatternMessages("bench", 40) });
@@ -42,7 +49,9 @@ async function measure(queue: boolean): Promise<{ train: number[]; pickup: numbe
   if (queue) {
     const db = await createPool(url.toString(), { maximumPoolSize: 1 });
     const rows = await db.any(
-      sql.type(z.object({ ms: z.number(), run: z.number() }))`SELECT (extract(epoch FROM started_on - created_on) * 1000)::float8 AS ms, (extract(epoch FROM completed_on - started_on) * 1000)::float8 AS run FROM pgboss.job WHERE name = ${TRAINING_QUEUE} ORDER BY created_on`,
+      sql.type(
+        z.object({ ms: z.number(), run: z.number() }),
+      )`SELECT (extract(epoch FROM started_on - created_on) * 1000)::float8 AS ms, (extract(epoch FROM completed_on - started_on) * 1000)::float8 AS run FROM pgboss.job WHERE name = ${TRAINING_QUEUE} ORDER BY created_on`,
     );
     pickup = rows.slice(2).map((r) => r.ms);
     runs = rows.slice(2).map((r) => r.run);

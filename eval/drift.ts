@@ -74,6 +74,9 @@ export async function shiftRecovery(
   }
   const recovered = curve.find((c) => c.accuracy >= preShiftAccuracy - 0.03);
   const log = await s.client.listActivations({ userId: user.userId, modelType: ModelType.ENERGY_PREDICTION });
-  const triggers = log.activations.filter((a) => a.activated && a.trigger !== "train").map((a) => a.trigger).reverse();
+  const triggers = log.activations
+    .filter((a) => a.activated && a.trigger !== "train")
+    .map((a) => a.trigger)
+    .reverse();
   return { userId: user.userId, preShiftAccuracy, curve, recoveredAfter: recovered?.feedbacks ?? null, triggers };
 }

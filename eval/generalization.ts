@@ -92,7 +92,12 @@ const toUser = (userId: string, s: readonly SyntheticSample[]): UserSamples => (
 
 /** A population fit as the service decides it: activated if first and better than the prior, or not worse than the active one. */
 function fitPopulationLikeService(users: readonly UserSamples[], cfg: GeneralizationConfig, active: TrainResult | null): TrainResult | null {
-  const result = trainPopulation({ kind: "energy-population", users, forestKind: defaultForestKind, options: { nEstimators: cfg.nEstimators, seed: cfg.seed, calibrate: false } });
+  const result = trainPopulation({
+    kind: "energy-population",
+    users,
+    forestKind: defaultForestKind,
+    options: { nEstimators: cfg.nEstimators, seed: cfg.seed, calibrate: false },
+  });
   if (active === null) return result.baseline !== undefined && result.evaluation.accuracy >= result.baseline.accuracy ? result : null;
   return result.evaluation.accuracy >= active.evaluation.accuracy ? result : active;
 }
@@ -112,7 +117,9 @@ export function evaluateSetting(familyIndex: number, variant: Variant, mode: Mod
   }
   const points: GenPoint[] = [];
   for (const n of cfg.sizes) {
-    const perMethod = new Map<GenMethod, { probs: number[][]; labels: number[]; accuracies: number[] }>(GEN_METHODS.map((m) => [m, { probs: [], labels: [], accuracies: [] }]));
+    const perMethod = new Map<GenMethod, { probs: number[][]; labels: number[]; accuracies: number[] }>(
+      GEN_METHODS.map((m) => [m, { probs: [], labels: [], accuracies: [] }]),
+    );
     const weightSums: Record<string, number> = {};
     let trained = 0;
     let population: TrainResult | null = established;
@@ -138,7 +145,14 @@ export function evaluateSetting(familyIndex: number, variant: Variant, mode: Mod
         arrived.push(mine);
         const eligible = arrived.filter((a) => a.samples.length >= cfg.minSamples);
         const current = { users: eligible.length, samples: eligible.reduce((a, x) => a + x.samples.length, 0) };
-        const state = { current, lastFit: last === null ? null : { ...last, at: 0 }, lastFailure: null, modelExists: population !== null, scheduled: false, now: Number.MAX_SAFE_INTEGER };
+        const state = {
+          current,
+          lastFit: last === null ? null : { ...last, at: 0 },
+          lastFailure: null,
+          modelExists: population !== null,
+          scheduled: false,
+          now: Number.MAX_SAFE_INTEGER,
+        };
         if (decidePopulationFit(state, cfg.policy).due) {
           fits++;
           last = current;
@@ -181,11 +195,16 @@ export function evaluateSetting(familyIndex: number, variant: Variant, mode: Mod
       for (const l of mine.labels) counts[l]!++;
       const total = counts.reduce((a, b) => a + b, 0);
       const majority = counts.map((c) => c / total);
-      const spec = forestAlgorithm(defaultForestKind).fit(train.map((s) => energyFeatureRow(s.features)), mine.labels, 3, {
-        nEstimators: cfg.nEstimators,
-        seed: seed + ui,
-        calibrate: false,
-      });
+      const spec = forestAlgorithm(defaultForestKind).fit(
+        train.map((s) => energyFeatureRow(s.features)),
+        mine.labels,
+        3,
+        {
+          nEstimators: cfg.nEstimators,
+          seed: seed + ui,
+          calibrate: false,
+        },
+      );
       const methods: Record<GenMethod, (f: SyntheticSample["features"]) => number[]> = {
         "majority label": () => majority,
         "spec recipe": (f) => spec.predictProba(energyFeatureRow(f)),
@@ -220,8 +239,18 @@ export function evaluateSetting(familyIndex: number, variant: Variant, mode: Mod
       points.push({ ...base, method: m, accuracy, ece: s.ece, brier: s.brier, confidence: meanConfidence(b.probs), ...extra });
     }
     // The generator's own probabilities on the same rows: their ECE is the sampling noise floor of every ECE here.
-    const truth = score(bayes.map((s) => [...s.probabilities]), bayes.map(label));
-    points.push({ ...base, method: "bayes", accuracy: bayesAccuracy(bayes), ece: truth.ece, brier: truth.brier, confidence: meanConfidence(bayes.map((s) => [...s.probabilities])) });
+    const truth = score(
+      bayes.map((s) => [...s.probabilities]),
+      bayes.map(label),
+    );
+    points.push({
+      ...base,
+      method: "bayes",
+      accuracy: bayesAccuracy(bayes),
+      ece: truth.ece,
+      brier: truth.brier,
+      confidence: meanConfidence(bayes.map((s) => [...s.probabilities])),
+    });
   }
   return points;
 }

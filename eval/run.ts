@@ -50,117 +50,126 @@ const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.lengt
 const started = performance.now();
 
 if (!onlySuggestions) {
-// 1. Generalisation over families.
-const genConfig = {
-  users: cfg.users,
-  backgroundUsers: cfg.background,
-  backgroundSamples: cfg.backgroundSamples,
-  sizes: cfg.sizes,
-  testSize: cfg.test,
-  nEstimators: DEFAULT_TRAINER_SETTINGS.nEstimators,
-  seed: 20261129,
-  minSamples: DEFAULT_TRAINER_SETTINGS.minSamples.energy_prediction,
-  policy: DEFAULT_TRAINER_SETTINGS,
-};
-const points: GenPoint[] = [];
-for (let fi = 0; fi < FAMILIES.length; fi++) {
-  for (const variant of cfg.variants) {
-    for (const mode of MODES) {
-      const t = performance.now();
-      points.push(...evaluateSetting(fi, variant, mode, genConfig));
-      console.error(`  ${FAMILIES[fi]!.name}/${variant}/${mode}: ${((performance.now() - t) / 1000).toFixed(1)} s`);
-    }
-  }
-}
-const get = (family: string, variant: string, mode: Mode, n: number, method: GenPoint["method"]) =>
-  points.find((p) => p.family === family && p.variant === variant && p.mode === mode && p.n === n && p.method === method)!;
-say(`# Evaluation (${quick ? "quick" : "full"} run)`);
-say();
-say("## Generalisation: seven families of users, two deployments");
-say();
-say(
-  `Each cell: ${cfg.users} users of the family, each trained on their first n samples and scored on their next ${cfg.test} ` +
-    `(which no model saw). **fresh**: no population model at first, users arrive one by one and the population model trains itself ` +
-    `by the service's policy; **established**: a population model was trained first on ${cfg.background} other users of the same family ` +
-    `x ${cfg.backgroundSamples} samples. spec = the spec's recipe (a per-user forest, 100 trees, on the five raw features); ` +
-    `prod = the production model; majority = the user's most frequent training label; Bayes from the generator's own probabilities ` +
-    `(Bayes ECE: the ECE of those true probabilities on the same rows, i.e. the sampling noise floor of an ECE over ${cfg.users * cfg.test} rows; ` +
-    `${cfg.test} test rows a user because at 100 that floor reached 0.045, too close to the 0.05 bound to tell a model's miscalibration from the draw). ` +
-    `prod conf − acc: the production model's mean top-class probability minus its accuracy (below zero: under-confident). ` +
-    `Variants: base; noise30 (30% of labels random); nosleep (half the users never report sleep).`,
-);
-const summary: { family: string; mode: Mode; diff50: number; worst: number; worstAt: string; ece200: number; floor200: number }[] = [];
-for (const family of FAMILIES.map((f) => f.name)) {
-  say();
-  say(`### ${family}: ${FAMILIES.find((f) => f.name === family)!.description}`);
-  say();
-  say("| variant | mode | n | majority | spec | prod | prod − spec | Bayes | prod ECE | prod conf − acc | Bayes ECE | blend weights (mean) |");
-  say("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
-  for (const variant of cfg.variants) {
-    for (const mode of MODES) {
-      for (const n of cfg.sizes) {
-        const prod = get(family, variant, mode, n, "production");
-        const spec = get(family, variant, mode, n, "spec recipe");
-        const w = Object.entries(prod.weights ?? {}).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ");
-        say(
-          `| ${variant} | ${mode} | ${n} | ${pct(get(family, variant, mode, n, "majority label").accuracy)} | ${pct(spec.accuracy)} | ${pct(prod.accuracy)} | ` +
-            `${pts(prod.accuracy - spec.accuracy)} | ${pct(get(family, variant, mode, n, "bayes").accuracy)} | ${prod.ece.toFixed(3)} | ${pts(prod.confidence - prod.accuracy)} | ` +
-            `${get(family, variant, mode, n, "bayes").ece.toFixed(3)} | ${w} |`,
-        );
+  // 1. Generalisation over families.
+  const genConfig = {
+    users: cfg.users,
+    backgroundUsers: cfg.background,
+    backgroundSamples: cfg.backgroundSamples,
+    sizes: cfg.sizes,
+    testSize: cfg.test,
+    nEstimators: DEFAULT_TRAINER_SETTINGS.nEstimators,
+    seed: 20261129,
+    minSamples: DEFAULT_TRAINER_SETTINGS.minSamples.energy_prediction,
+    policy: DEFAULT_TRAINER_SETTINGS,
+  };
+  const points: GenPoint[] = [];
+  for (let fi = 0; fi < FAMILIES.length; fi++) {
+    for (const variant of cfg.variants) {
+      for (const mode of MODES) {
+        const t = performance.now();
+        points.push(...evaluateSetting(fi, variant, mode, genConfig));
+        console.error(`  ${FAMILIES[fi]!.name}/${variant}/${mode}: ${((performance.now() - t) / 1000).toFixed(1)} s`);
       }
     }
   }
-  for (const mode of MODES) {
-    const diffs = cfg.variants.flatMap((variant) =>
-      cfg.sizes.filter((n) => n >= 50).map((n) => ({ at: `${variant} n=${n}`, d: get(family, variant, mode, n, "production").accuracy - get(family, variant, mode, n, "spec recipe").accuracy })),
-    );
-    const worst = diffs.reduce((a, b) => (b.d < a.d ? b : a));
-    summary.push({
-      family,
-      mode,
-      diff50: get(family, "base", mode, 50, "production").accuracy - get(family, "base", mode, 50, "spec recipe").accuracy,
-      worst: worst.d,
-      worstAt: worst.at,
-      ece200: Math.max(...cfg.variants.map((v) => get(family, v, mode, cfg.sizes.at(-1)!, "production").ece)),
-      floor200: Math.max(...cfg.variants.map((v) => get(family, v, mode, cfg.sizes.at(-1)!, "bayes").ece)),
-    });
-  }
-}
-say();
-say("### Summary");
-say();
-say(`| family | mode | prod − spec at 50 (base) | worst prod − spec at n >= 50 (any variant) | worst ECE at ${cfg.sizes.at(-1)} | worst Bayes ECE (noise floor) |`);
-say("| --- | --- | ---: | ---: | ---: | ---: |");
-for (const r of summary) say(`| ${r.family} | ${r.mode} | ${pts(r.diff50)} | ${pts(r.worst)} (${r.worstAt}) | ${r.ece200.toFixed(3)} | ${r.floor200.toFixed(3)} |`);
-for (const mode of MODES) {
-  const rows = summary.filter((r) => r.mode === mode);
-  const avgAll = mean(
-    FAMILIES.flatMap((f) => cfg.variants.map((v) => get(f.name, v, mode, 50, "production").accuracy - get(f.name, v, mode, 50, "spec recipe").accuracy)),
-  );
+  const get = (family: string, variant: string, mode: Mode, n: number, method: GenPoint["method"]) =>
+    points.find((p) => p.family === family && p.variant === variant && p.mode === mode && p.n === n && p.method === method)!;
+  say(`# Evaluation (${quick ? "quick" : "full"} run)`);
+  say();
+  say("## Generalisation: seven families of users, two deployments");
   say();
   say(
-    `**${mode}**: at 50 samples the production model is ${pts(mean(rows.map((r) => r.diff50)))} points above the spec's recipe averaged over the families ` +
-      `(${pts(avgAll)} over every family and variant); worst cell at n >= 50: ${pts(Math.min(...rows.map((r) => r.worst)))}; ` +
-      `worst ECE at ${cfg.sizes.at(-1)}: ${Math.max(...rows.map((r) => r.ece200)).toFixed(3)}.`,
+    `Each cell: ${cfg.users} users of the family, each trained on their first n samples and scored on their next ${cfg.test} ` +
+      `(which no model saw). **fresh**: no population model at first, users arrive one by one and the population model trains itself ` +
+      `by the service's policy; **established**: a population model was trained first on ${cfg.background} other users of the same family ` +
+      `x ${cfg.backgroundSamples} samples. spec = the spec's recipe (a per-user forest, 100 trees, on the five raw features); ` +
+      `prod = the production model; majority = the user's most frequent training label; Bayes from the generator's own probabilities ` +
+      `(Bayes ECE: the ECE of those true probabilities on the same rows, i.e. the sampling noise floor of an ECE over ${cfg.users * cfg.test} rows; ` +
+      `${cfg.test} test rows a user because at 100 that floor reached 0.045, too close to the 0.05 bound to tell a model's miscalibration from the draw). ` +
+      `prod conf − acc: the production model's mean top-class probability minus its accuracy (below zero: under-confident). ` +
+      `Variants: base; noise30 (30% of labels random); nosleep (half the users never report sleep).`,
   );
-}
-const curve = (mode: Mode, method: GenPoint["method"]) =>
-  cfg.sizes.map((n) => ({ n, accuracy: mean(FAMILIES.flatMap((f) => cfg.variants.map((v) => get(f.name, v, mode, n, method).accuracy))) }));
-const bayes = mean(curve("fresh", "bayes").map((p) => p.accuracy));
-writeFileSync(
-  new URL("./learning-curves.svg", import.meta.url),
-  learningCurveSvg(
-    [
-      { name: "production, established", color: "#e53935", points: curve("established", "production") },
-      { name: "production, fresh", color: "#e53935", points: curve("fresh", "production"), dashed: true },
-      { name: "spec recipe", color: "#1e88e5", points: curve("fresh", "spec recipe") },
-      { name: "majority label", color: "#9e9e9e", points: curve("fresh", "majority label") },
-    ],
-    bayes,
-    "Energy prediction: mean over seven families and their variants",
-  ),
-);
-
+  const summary: { family: string; mode: Mode; diff50: number; worst: number; worstAt: string; ece200: number; floor200: number }[] = [];
+  for (const family of FAMILIES.map((f) => f.name)) {
+    say();
+    say(`### ${family}: ${FAMILIES.find((f) => f.name === family)!.description}`);
+    say();
+    say("| variant | mode | n | majority | spec | prod | prod − spec | Bayes | prod ECE | prod conf − acc | Bayes ECE | blend weights (mean) |");
+    say("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    for (const variant of cfg.variants) {
+      for (const mode of MODES) {
+        for (const n of cfg.sizes) {
+          const prod = get(family, variant, mode, n, "production");
+          const spec = get(family, variant, mode, n, "spec recipe");
+          const w = Object.entries(prod.weights ?? {})
+            .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+            .join(", ");
+          say(
+            `| ${variant} | ${mode} | ${n} | ${pct(get(family, variant, mode, n, "majority label").accuracy)} | ${pct(spec.accuracy)} | ${pct(prod.accuracy)} | ` +
+              `${pts(prod.accuracy - spec.accuracy)} | ${pct(get(family, variant, mode, n, "bayes").accuracy)} | ${prod.ece.toFixed(3)} | ${pts(prod.confidence - prod.accuracy)} | ` +
+              `${get(family, variant, mode, n, "bayes").ece.toFixed(3)} | ${w} |`,
+          );
+        }
+      }
+    }
+    for (const mode of MODES) {
+      const diffs = cfg.variants.flatMap((variant) =>
+        cfg.sizes
+          .filter((n) => n >= 50)
+          .map((n) => ({
+            at: `${variant} n=${n}`,
+            d: get(family, variant, mode, n, "production").accuracy - get(family, variant, mode, n, "spec recipe").accuracy,
+          })),
+      );
+      const worst = diffs.reduce((a, b) => (b.d < a.d ? b : a));
+      summary.push({
+        family,
+        mode,
+        diff50: get(family, "base", mode, 50, "production").accuracy - get(family, "base", mode, 50, "spec recipe").accuracy,
+        worst: worst.d,
+        worstAt: worst.at,
+        ece200: Math.max(...cfg.variants.map((v) => get(family, v, mode, cfg.sizes.at(-1)!, "production").ece)),
+        floor200: Math.max(...cfg.variants.map((v) => get(family, v, mode, cfg.sizes.at(-1)!, "bayes").ece)),
+      });
+    }
+  }
+  say();
+  say("### Summary");
+  say();
+  say(
+    `| family | mode | prod − spec at 50 (base) | worst prod − spec at n >= 50 (any variant) | worst ECE at ${cfg.sizes.at(-1)} | worst Bayes ECE (noise floor) |`,
+  );
+  say("| --- | --- | ---: | ---: | ---: | ---: |");
+  for (const r of summary)
+    say(`| ${r.family} | ${r.mode} | ${pts(r.diff50)} | ${pts(r.worst)} (${r.worstAt}) | ${r.ece200.toFixed(3)} | ${r.floor200.toFixed(3)} |`);
+  for (const mode of MODES) {
+    const rows = summary.filter((r) => r.mode === mode);
+    const avgAll = mean(
+      FAMILIES.flatMap((f) => cfg.variants.map((v) => get(f.name, v, mode, 50, "production").accuracy - get(f.name, v, mode, 50, "spec recipe").accuracy)),
+    );
+    say();
+    say(
+      `**${mode}**: at 50 samples the production model is ${pts(mean(rows.map((r) => r.diff50)))} points above the spec's recipe averaged over the families ` +
+        `(${pts(avgAll)} over every family and variant); worst cell at n >= 50: ${pts(Math.min(...rows.map((r) => r.worst)))}; ` +
+        `worst ECE at ${cfg.sizes.at(-1)}: ${Math.max(...rows.map((r) => r.ece200)).toFixed(3)}.`,
+    );
+  }
+  const curve = (mode: Mode, method: GenPoint["method"]) =>
+    cfg.sizes.map((n) => ({ n, accuracy: mean(FAMILIES.flatMap((f) => cfg.variants.map((v) => get(f.name, v, mode, n, method).accuracy))) }));
+  const bayes = mean(curve("fresh", "bayes").map((p) => p.accuracy));
+  writeFileSync(
+    new URL("./learning-curves.svg", import.meta.url),
+    learningCurveSvg(
+      [
+        { name: "production, established", color: "#e53935", points: curve("established", "production") },
+        { name: "production, fresh", color: "#e53935", points: curve("fresh", "production"), dashed: true },
+        { name: "spec recipe", color: "#1e88e5", points: curve("fresh", "spec recipe") },
+        { name: "majority label", color: "#9e9e9e", points: curve("fresh", "majority label") },
+      ],
+      bayes,
+      "Energy prediction: mean over seven families and their variants",
+    ),
+  );
 }
 
 // 2-4 run through the service itself: an in-process app on a fresh embedded database.
@@ -171,70 +180,71 @@ const ranker = { ...DEFAULT_TRAINER_SETTINGS.ranker, ...(JSON.parse(process.env[
 const s = await startTestService({ settings: { nEstimators: TEST_SETTINGS.nEstimators * 4, ranker }, clock: () => now, random: seededRandom(14) });
 try {
   if (!onlySuggestions) {
-  // Family (a), as before this harness existed, so the figure compares with earlier runs.
-  const background = syntheticUsers(quick ? 12 : 40, 101);
-  const users = syntheticUsers(quick ? 6 : 20, 202);
-  for (const [i, u] of background.entries()) {
-    await s.client.ingestTrainingData({ samples: sampleMessages(`bg-${i}`, syntheticSamples(u, quick ? 150 : 300, 7 + i)) });
-  }
-  const pop = await s.client.train({ population: true, modelType: ModelType.ENERGY_PREDICTION });
-  const level = { low: EnergyLevel.LOW, medium: EnergyLevel.MEDIUM, high: EnergyLevel.HIGH } as const;
-  let hits = 0;
-  let total = 0;
-  let fromPopulation = 0;
-  for (const [i, u] of users.entries()) {
-    for (const x of syntheticSamples(u, 100, 9000 + i, Date.UTC(2027, 0, 4))) {
-      const p = await s.client.predict({
-        userId: `cold-${i}`,
-        targetTime: timestampFromMs(x.observedAt),
-        recentActivity: {
-          tasksCompletedToday: x.features.tasks_completed_today,
-          avgEnergyLast7Days: x.features.avg_energy_last_7_days,
-          ...(x.features.sleep_quality === null ? {} : { sleepQuality: x.features.sleep_quality }),
-        },
-      });
-      if (p.modelSource === ModelSource.POPULATION) fromPopulation++;
-      if (p.predictedEnergy === level[x.energy]) hits++;
-      total++;
+    // Family (a), as before this harness existed, so the figure compares with earlier runs.
+    const background = syntheticUsers(quick ? 12 : 40, 101);
+    const users = syntheticUsers(quick ? 6 : 20, 202);
+    for (const [i, u] of background.entries()) {
+      await s.client.ingestTrainingData({ samples: sampleMessages(`bg-${i}`, syntheticSamples(u, quick ? 150 : 300, 7 + i)) });
     }
-  }
-  say();
-  say("## Cold start (0 samples), through Predict");
-  say();
-  say(
-    `${total} predictions for ${users.length} users the service had never seen: ${fromPopulation} answered by the population model, ` +
-      `accuracy ${pct(hits / total)}; the population model's own evaluation (cross-validated over users, cold): ${pct(pop.model!.trainingAccuracy)}.`,
-  );
+    const pop = await s.client.train({ population: true, modelType: ModelType.ENERGY_PREDICTION });
+    const level = { low: EnergyLevel.LOW, medium: EnergyLevel.MEDIUM, high: EnergyLevel.HIGH } as const;
+    let hits = 0;
+    let total = 0;
+    let fromPopulation = 0;
+    for (const [i, u] of users.entries()) {
+      for (const x of syntheticSamples(u, 100, 9000 + i, Date.UTC(2027, 0, 4))) {
+        const p = await s.client.predict({
+          userId: `cold-${i}`,
+          targetTime: timestampFromMs(x.observedAt),
+          recentActivity: {
+            tasksCompletedToday: x.features.tasks_completed_today,
+            avgEnergyLast7Days: x.features.avg_energy_last_7_days,
+            ...(x.features.sleep_quality === null ? {} : { sleepQuality: x.features.sleep_quality }),
+          },
+        });
+        if (p.modelSource === ModelSource.POPULATION) fromPopulation++;
+        if (p.predictedEnergy === level[x.energy]) hits++;
+        total++;
+      }
+    }
+    say();
+    say("## Cold start (0 samples), through Predict");
+    say();
+    say(
+      `${total} predictions for ${users.length} users the service had never seen: ${fromPopulation} answered by the population model, ` +
+        `accuracy ${pct(hits / total)}; the population model's own evaluation (cross-validated over users, cold): ${pct(pop.model!.trainingAccuracy)}.`,
+    );
 
-  // 3. Pattern shifts.
-  // A new job moves the day by 4 hours, later for early risers and earlier for late ones.
-  const shifting = syntheticUsers(cfg.shiftUsers, 303).map((u) => ({ ...u, newChronotype: u.chronotype + (u.chronotype < 0.5 ? 4 : -4) }));
-  const recoveries: RecoveryResult[] = [];
-  for (const [i, u] of shifting.entries()) {
-    recoveries.push(await shiftRecovery(s, u, { before: 300, feedbacks: quick ? 60 : 100, step: 10, testSize: quick ? 150 : 500, seed: 40 + i }));
-  }
-  say();
-  say("## Pattern shift (the day moves by 4 h after 300 samples), through Predict + Feedback");
-  say();
-  say("| user | pre-shift accuracy | after 0 / 20 / 40 / 60 feedbacks | recovered (within 3 points) after | retrain triggers |");
-  say("| --- | ---: | --- | ---: | --- |");
-  for (const r of recoveries) {
-    const c = (k: number) => pct(r.curve.find((x) => x.feedbacks === k)?.accuracy ?? Number.NaN);
-    say(`| ${r.userId} | ${pct(r.preShiftAccuracy)} | ${c(0)} / ${c(20)} / ${c(40)} / ${c(60)} | ${r.recoveredAfter ?? "not yet"} | ${r.triggers.join(", ") || "none"} |`);
-  }
-  const within60 = recoveries.filter((r) => r.recoveredAfter !== null && r.recoveredAfter <= 60).length;
-  const meanPre = recoveries.reduce((a, r) => a + r.preShiftAccuracy, 0) / recoveries.length;
-  const meanAt = (k: number) => recoveries.reduce((a, r) => a + (r.curve.find((c) => c.feedbacks === k)?.accuracy ?? 0), 0) / recoveries.length;
-  const steps = recoveries[0]!.curve.map((c) => c.feedbacks);
-  const recoveredMean = steps.find((k) => meanAt(k) >= meanPre - 0.03);
-  say();
-  say(`Mean over users: pre-shift ${pct(meanPre)}; after ${steps.map((k) => `${k}: ${pct(meanAt(k))}`).join(", ")} feedbacks.`);
-  say(
-    `The mean is back within 3 points of the pre-shift level after ${recoveredMean ?? "more than " + steps.at(-1)} feedbacks; ` +
-      `${within60} of ${recoveries.length} users individually within 60 (each measured on ${quick ? 150 : 500} fresh samples, ` +
-      `so one user's figure carries about ±${quick ? 4 : 2} points of sampling noise).`,
-  );
-
+    // 3. Pattern shifts.
+    // A new job moves the day by 4 hours, later for early risers and earlier for late ones.
+    const shifting = syntheticUsers(cfg.shiftUsers, 303).map((u) => ({ ...u, newChronotype: u.chronotype + (u.chronotype < 0.5 ? 4 : -4) }));
+    const recoveries: RecoveryResult[] = [];
+    for (const [i, u] of shifting.entries()) {
+      recoveries.push(await shiftRecovery(s, u, { before: 300, feedbacks: quick ? 60 : 100, step: 10, testSize: quick ? 150 : 500, seed: 40 + i }));
+    }
+    say();
+    say("## Pattern shift (the day moves by 4 h after 300 samples), through Predict + Feedback");
+    say();
+    say("| user | pre-shift accuracy | after 0 / 20 / 40 / 60 feedbacks | recovered (within 3 points) after | retrain triggers |");
+    say("| --- | ---: | --- | ---: | --- |");
+    for (const r of recoveries) {
+      const c = (k: number) => pct(r.curve.find((x) => x.feedbacks === k)?.accuracy ?? Number.NaN);
+      say(
+        `| ${r.userId} | ${pct(r.preShiftAccuracy)} | ${c(0)} / ${c(20)} / ${c(40)} / ${c(60)} | ${r.recoveredAfter ?? "not yet"} | ${r.triggers.join(", ") || "none"} |`,
+      );
+    }
+    const within60 = recoveries.filter((r) => r.recoveredAfter !== null && r.recoveredAfter <= 60).length;
+    const meanPre = recoveries.reduce((a, r) => a + r.preShiftAccuracy, 0) / recoveries.length;
+    const meanAt = (k: number) => recoveries.reduce((a, r) => a + (r.curve.find((c) => c.feedbacks === k)?.accuracy ?? 0), 0) / recoveries.length;
+    const steps = recoveries[0]!.curve.map((c) => c.feedbacks);
+    const recoveredMean = steps.find((k) => meanAt(k) >= meanPre - 0.03);
+    say();
+    say(`Mean over users: pre-shift ${pct(meanPre)}; after ${steps.map((k) => `${k}: ${pct(meanAt(k))}`).join(", ")} feedbacks.`);
+    say(
+      `The mean is back within 3 points of the pre-shift level after ${recoveredMean ?? "more than " + steps.at(-1)} feedbacks; ` +
+        `${within60} of ${recoveries.length} users individually within 60 (each measured on ${quick ? 150 : 500} fresh samples, ` +
+        `so one user's figure carries about ±${quick ? 4 : 2} points of sampling noise).`,
+    );
   }
 
   // 4. Task suggestions over seven kinds of chooser, two app modes, baselines on the same states.

@@ -40,7 +40,10 @@ export interface ChooserFamily {
   readonly name: string;
   readonly description: string;
   /** Builds one user of the family; `random` is theirs alone. */
-  make(random: () => number, categories: readonly string[]): {
+  make(
+    random: () => number,
+    categories: readonly string[],
+  ): {
     /** The user's deterministic preference (higher first): their own rule, the ceiling. */
     utility(task: TaskRecord, state: ChoiceState): number;
     /** The pick, which may add noise to the rule. */
@@ -168,7 +171,13 @@ export interface LoggedStep {
 }
 
 const KS = [1, 3, 5] as const;
-const emptyCounts = (): HitCounts => ({ hits: [[0, 0, 0], [0, 0, 0]], steps: [0, 0] });
+const emptyCounts = (): HitCounts => ({
+  hits: [
+    [0, 0, 0],
+    [0, 0, 0],
+  ],
+  steps: [0, 0],
+});
 function count(c: HitCounts, step: number, ranking: readonly string[], chosen: string): void {
   const w = step < 30 ? 0 : 1;
   c.steps[w]!++;
@@ -183,7 +192,10 @@ function newTask(random: () => number, categories: readonly string[], now: numbe
   const r = random();
   const energyRequired: EnergyLabel = r < 0.33 ? "low" : r < 0.7 ? "medium" : "high";
   const hasDue = random() < 0.55;
-  const hex = () => Math.floor(random() * 0x10000).toString(16).padStart(4, "0");
+  const hex = () =>
+    Math.floor(random() * 0x10000)
+      .toString(16)
+      .padStart(4, "0");
   return {
     // Ids from the user's own random stream, so both app modes see the same tasks (ties break by id).
     taskId: `${hex()}${hex()}-${hex()}-4${hex().slice(1)}-8${hex().slice(1)}-${hex()}${hex()}${hex()}`,
@@ -234,9 +246,7 @@ export interface SuggestionEvalOptions {
 export async function suggestionEval(s: TestService, options: SuggestionEvalOptions): Promise<FamilyResult[]> {
   const results: FamilyResult[] = [];
   for (const [fi, family] of CHOOSER_FAMILIES.entries()) {
-    const methods: Record<string, HitCounts> = Object.fromEntries(
-      [...BASELINES, ...APP_MODES.map((m) => `learned, ${m}`)].map((m) => [m, emptyCounts()]),
-    );
+    const methods: Record<string, HitCounts> = Object.fromEntries([...BASELINES, ...APP_MODES.map((m) => `learned, ${m}`)].map((m) => [m, emptyCounts()]));
     const result: FamilyResult = { family: family.name, methods, unshownPicks: 0, refusedFeedback: 0, topScore: { early: [], late: [] }, logged: [] };
     for (let u = 0; u < options.usersPerFamily; u++) {
       const seed = options.seed + 1000 * fi + u;
@@ -278,12 +288,20 @@ export async function suggestionEval(s: TestService, options: SuggestionEvalOpti
           if (mode === "all ranked") {
             if (step < 5) result.topScore.early.push(r.suggestions[0]?.matchScore ?? 0);
             if (step >= options.steps - 5) result.topScore.late.push(r.suggestions[0]?.matchScore ?? 0);
-            const randomOrder = [...open].map((t) => ({ t, k: baselineRandom() })).sort((a, b) => a.k - b.k).map((x) => x.t.taskId);
+            const randomOrder = [...open]
+              .map((t) => ({ t, k: baselineRandom() }))
+              .sort((a, b) => a.k - b.k)
+              .map((x) => x.t.taskId);
             count(methods["random"]!, step, randomOrder, chosen);
             count(methods["sort by due"]!, step, byDue, chosen);
             count(methods["sort by priority"]!, step, byPriority, chosen);
             count(methods["rules only"]!, step, byRules, chosen);
-            count(methods["own rule (ceiling)"]!, step, sorted((t) => user.utility(t, state) + jitter(t)), chosen);
+            count(
+              methods["own rule (ceiling)"]!,
+              step,
+              sorted((t) => user.utility(t, state) + jitter(t)),
+              chosen,
+            );
           } else {
             if (!ranking.includes(chosen)) result.unshownPicks++;
             result.logged.push({

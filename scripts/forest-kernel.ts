@@ -145,7 +145,10 @@ export function kernelWat(): string {
    (block $rdone (loop $rl
     (br_if $rdone (i32.ge_u (local.get $r) (local.get $nb)))
     (local.set $e0 (i32.add (local.get $ext) (i32.mul (local.get $r) (local.get $stride))))
-    ${all.slice(1).map((k) => `(local.set $e${k} (i32.add (local.get $e${k - 1}) (local.get $stride)))`).join("\n    ")}
+    ${all
+      .slice(1)
+      .map((k) => `(local.set $e${k} (i32.add (local.get $e${k - 1}) (local.get $stride)))`)
+      .join("\n    ")}
     ${all.map((k) => `(local.set $i${k} (local.get $root)) (local.set $w${k} (local.get $rw))`).join("\n    ")}
     ${walk((k) => `(local.get $e${k})`)}
     ${all.map((k) => addLeaf(`(local.get $w${k})`, `(i32.add (local.get $acc) (i32.mul (i32.add (local.get $r) (i32.const ${k})) (local.get $C8)))`)).join("\n    ")}

@@ -29,7 +29,10 @@ profile.samples.forEach((id, i) => {
   const node = byId.get(id)!;
   const dt = profile.timeDeltas[i] ?? 0;
   const { functionName, url } = node.callFrame;
-  const where = url.replace(/^.*node_modules\//, "").replace(/^file:\/\/.*\/(src|gen)\//, "$1/").replace(/^node:/, "node:");
+  const where = url
+    .replace(/^.*node_modules\//, "")
+    .replace(/^file:\/\/.*\/(src|gen)\//, "$1/")
+    .replace(/^node:/, "node:");
   const key = `${functionName || "(anonymous)"} ${where || ""}`.trim();
   selfTime.set(key, (selfTime.get(key) ?? 0) + dt);
   total += dt;

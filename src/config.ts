@@ -192,8 +192,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
         ...DEFAULT_TRAINER_SETTINGS.ranker,
         explorationRate: integer(env, "EXPLORATION_PERCENT", Math.round(DEFAULT_TRAINER_SETTINGS.ranker.explorationRate * 100), 0, 100) / 100,
       },
-      populationMinIntervalMs:
-        integer(env, "POPULATION_MIN_INTERVAL_SECONDS", DEFAULT_TRAINER_SETTINGS.populationMinIntervalMs / 1000, 0, 365 * 86_400) * 1000,
+      populationMinIntervalMs: integer(env, "POPULATION_MIN_INTERVAL_SECONDS", DEFAULT_TRAINER_SETTINGS.populationMinIntervalMs / 1000, 0, 365 * 86_400) * 1000,
     },
   };
 }

@@ -58,7 +58,9 @@ export async function startService(config: Config, log: Logger): Promise<Service
   // On PostgreSQL every training run is a job in the queue, taken by whichever replica has a free thread.
   // The embedded database serves one process over one connection: it keeps training in process.
   const queue: TrainingQueue | null =
-    embedded === null && config.trainingQueue.enabled ? await startTrainingQueue({ url, db, log, settings: { ...config.trainingQueue, localConcurrency: threads } }) : null;
+    embedded === null && config.trainingQueue.enabled
+      ? await startTrainingQueue({ url, db, log, settings: { ...config.trainingQueue, localConcurrency: threads } })
+      : null;
   const metrics = config.metricsPort === null ? undefined : createMetrics();
   metrics?.watch({ trainQueue: () => trainPool.queue(), dbPool: () => db.state() });
   const app = createApp({
@@ -72,7 +74,9 @@ export async function startService(config: Config, log: Logger): Promise<Service
     ...(tracing === null ? {} : { tracer: tracing.tracer }),
     predictionSpill: createPredictionSpill(join(config.spillDir, "predictions.jsonl")),
     predictionAck: config.predictionAck,
-    ...(queue === null ? {} : { trainingRuns: (execute) => queue.runsFor(execute), listTrainingJobs: (userId, modelType, limit) => queue.listJobs(userId, modelType, limit) }),
+    ...(queue === null
+      ? {}
+      : { trainingRuns: (execute) => queue.runsFor(execute), listTrainingJobs: (userId, modelType, limit) => queue.listJobs(userId, modelType, limit) }),
   });
   await queue?.ready();
   const server = await listen({
@@ -90,7 +94,9 @@ export async function startService(config: Config, log: Logger): Promise<Service
     port: config.port,
     host: config.host,
     ...(config.fastPath ? { fastPath: app.unaryHandlers } : {}),
-    ...(config.tls === null ? {} : { tls: config.tls, onTlsError: (err: unknown) => log.error("reloading the TLS certificate failed; the previous one stays", { error: err }) }),
+    ...(config.tls === null
+      ? {}
+      : { tls: config.tls, onTlsError: (err: unknown) => log.error("reloading the TLS certificate failed; the previous one stays", { error: err }) }),
   });
   const metricsServer = metrics === undefined || config.metricsPort === null ? null : await serveMetrics(metrics, config.metricsPort, config.host);
   // Activations made by other replicas reach this one's caches at once (an embedded database has one replica, and one connection).
@@ -103,10 +109,15 @@ export async function startService(config: Config, log: Logger): Promise<Service
         })
       : null;
   // An embedded database lives in this process: it cannot be unreachable while the process runs.
-  const watch =
-    embedded === null ? watchDatabase(() => db.query(sql.unsafe`SELECT 1`), app.health, [OVERALL_HEALTH, MlService.typeName]) : null;
+  const watch = embedded === null ? watchDatabase(() => db.query(sql.unsafe`SELECT 1`), app.health, [OVERALL_HEALTH, MlService.typeName]) : null;
   if (config.auth === null) log.info("authentication is off: any caller may call every RPC", { host: config.host });
-  log.info("listening", { port: server.port, host: config.host, tls: config.tls === null ? "off" : config.tls.clientCaFile === undefined ? "on" : "mutual", metricsPort: metricsServer?.port ?? null, startupMs: Date.now() - started });
+  log.info("listening", {
+    port: server.port,
+    host: config.host,
+    tls: config.tls === null ? "off" : config.tls.clientCaFile === undefined ? "on" : "mutual",
+    metricsPort: metricsServer?.port ?? null,
+    startupMs: Date.now() - started,
+  });
   // Through the population scheduler, so a scheduled refit never runs beside one started by new data.
   // With the queue, its cron sends each occurrence once across the fleet, and one replica runs the check.
   if (config.populationRetrainHours > 0) {

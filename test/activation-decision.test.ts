@@ -22,7 +22,13 @@ describe("decideActivation", () => {
       activate: false,
       reason: /the prior keeps answering$/,
     },
-    { name: "any other first version goes live (no baseline to beat)", active: null, result: { evaluation: evaluation(0.4) }, activate: true, reason: /^first population model \(held-out accuracy 40\.0%/ },
+    {
+      name: "any other first version goes live (no baseline to beat)",
+      active: null,
+      result: { evaluation: evaluation(0.4) },
+      activate: true,
+      reason: /^first population model \(held-out accuracy 40\.0%/,
+    },
     {
       name: "head to head won (a tie goes to the new version)",
       active: v1,
@@ -44,8 +50,20 @@ describe("decideActivation", () => {
       activate: true,
       reason: /scored 65\.0% against 60\.0% for v1 \(only 9 new samples, too few for a head-to-head test\)$/,
     },
-    { name: "no new rows, lower held-out score", active: v1, result: { evaluation: evaluation(0.55) }, activate: false, reason: /against 60\.0% for v1; v1 stays active$/ },
-    { name: "an active version with no stored score counts as 0", active: { version: "v3", training_accuracy: null }, result: { evaluation: evaluation(0.2) }, activate: true, reason: /against 0\.0% for v3$/ },
+    {
+      name: "no new rows, lower held-out score",
+      active: v1,
+      result: { evaluation: evaluation(0.55) },
+      activate: false,
+      reason: /against 60\.0% for v1; v1 stays active$/,
+    },
+    {
+      name: "an active version with no stored score counts as 0",
+      active: { version: "v3", training_accuracy: null },
+      result: { evaluation: evaluation(0.2) },
+      activate: true,
+      reason: /against 0\.0% for v3$/,
+    },
   ];
   for (const c of cases) {
     it(c.name, () => {

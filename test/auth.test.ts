@@ -36,7 +36,14 @@ beforeAll(async () => {
   key = pair.privateKey;
   otherKey = (await generateKeyPair("ES256")).privateKey;
   writeFileSync(join(dir, "jwks.json"), JSON.stringify({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: "test", alg: "ES256" }] }));
-  const auth = { AUTH_JWKS_FILE: join(dir, "jwks.json"), AUTH_ISSUER: "test-issuer", AUTH_AUDIENCE: "ml-service", PORT: "0", TRAIN_THREADS: "1", PREDICTION_SPILL_DIR: join(dir, "spill") };
+  const auth = {
+    AUTH_JWKS_FILE: join(dir, "jwks.json"),
+    AUTH_ISSUER: "test-issuer",
+    AUTH_AUDIENCE: "ml-service",
+    PORT: "0",
+    TRAIN_THREADS: "1",
+    PREDICTION_SPILL_DIR: join(dir, "spill"),
+  };
   if (testServerUrl !== undefined) {
     database = await freshDatabase({ migrate: false });
     service = await startService(readConfig({ ...auth, DATABASE_URL: database.url }), silentLogger);
@@ -77,7 +84,11 @@ const everyRpc = (client: ReturnType<typeof createClient<typeof MlService>>, hea
     ListActivations: () => client.listActivations({ userId: "a", modelType: E }, { headers }),
   };
 };
-const codeOf = (p: Promise<unknown>) => p.then(() => "ok" as const, (e: unknown) => Code[ConnectError.from(e).code]);
+const codeOf = (p: Promise<unknown>) =>
+  p.then(
+    () => "ok" as const,
+    (e: unknown) => Code[ConnectError.from(e).code],
+  );
 
 describe("authentication and scopes", () => {
   it("answers UNAUTHENTICATED without a valid token and PERMISSION_DENIED without the scope, on every RPC and protocol", async () => {
@@ -112,7 +123,10 @@ describe("authentication and scopes", () => {
     expect((await health.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
     const client = createClient(MlService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${service.port}` }));
     const headers = { authorization: `Bearer ${await token("ml.predict")}` };
-    const answer = await client.predict({ userId: "a", targetTime: timestampFromMs(Date.UTC(2026, 10, 26, 9)), recentActivity: { avgEnergyLast7Days: 2 } }, { headers });
+    const answer = await client.predict(
+      { userId: "a", targetTime: timestampFromMs(Date.UTC(2026, 10, 26, 9)), recentActivity: { avgEnergyLast7Days: 2 } },
+      { headers },
+    );
     expect(answer.predictionId).not.toBe("");
   });
 
@@ -121,6 +135,8 @@ describe("authentication and scopes", () => {
     expect(readConfig({ HOST: "0.0.0.0", ALLOW_UNAUTHENTICATED: "1" }).auth).toBeNull();
     expect(readConfig({ HOST: "127.0.0.1" }).auth).toBeNull();
     expect(() => readConfig({ AUTH_JWKS_FILE: "x.json" })).toThrow(/AUTH_ISSUER/);
-    expect(readConfig({ HOST: "0.0.0.0", AUTH_JWKS_URL: "https://idp/jwks", AUTH_ISSUER: "i", AUTH_AUDIENCE: "a" }).auth?.jwks).toEqual({ url: "https://idp/jwks" });
+    expect(readConfig({ HOST: "0.0.0.0", AUTH_JWKS_URL: "https://idp/jwks", AUTH_ISSUER: "i", AUTH_AUDIENCE: "a" }).auth?.jwks).toEqual({
+      url: "https://idp/jwks",
+    });
   });
 });

@@ -44,13 +44,36 @@ describe("blend weights", () => {
     // With no rows the prior decides.
     expect(fitBlendWeights([uniform, right], [], [3, 1])).toEqual([0.75, 0.25]);
     expect(fitBlendWeights([], [], [])).toEqual([]);
-    expect(mixProbabilities([0, 0], [[1, 0, 0], [0, 1, 0]])).toEqual([1 / 3, 1 / 3, 1 / 3]);
-    expect(mixProbabilities([1, 3], [[1, 0, 0], [0, 1, 0]])).toEqual([0.25, 0.75, 0]);
+    expect(
+      mixProbabilities(
+        [0, 0],
+        [
+          [1, 0, 0],
+          [0, 1, 0],
+        ],
+      ),
+    ).toEqual([1 / 3, 1 / 3, 1 / 3]);
+    expect(
+      mixProbabilities(
+        [1, 3],
+        [
+          [1, 0, 0],
+          [0, 1, 0],
+        ],
+      ),
+    ).toEqual([0.25, 0.75, 0]);
   });
 
   it("give the circadian prior little weight for a user whose data contradicts it (a night worker)", () => {
     const data = user(80, 1, night);
-    const result = trainUserEnergy({ kind: "energy-user", ...data, population: null, forestKind: defaultForestKind, options: FOREST, settings: DEFAULT_USER_MODEL_SETTINGS });
+    const result = trainUserEnergy({
+      kind: "energy-user",
+      ...data,
+      population: null,
+      forestKind: defaultForestKind,
+      options: FOREST,
+      settings: DEFAULT_USER_MODEL_SETTINGS,
+    });
     const model = loadBlendedUser(result.modelData);
     expect(model.meta.weights.prior ?? 0).toBeLessThan(0.1);
     expect((model.meta.weights.spec ?? 0) + (model.meta.weights.own ?? 0)).toBeGreaterThan(0.7);
@@ -63,7 +86,14 @@ describe("blend weights", () => {
     // 65% medium whatever the hour: the prior's morning highs and night lows are wrong for them.
     const flat = (_: EnergyFeatureValues, r: () => number) => (r() < 0.65 ? 1 : r() < 0.5 ? 0 : 2);
     const data = user(60, 3, flat);
-    const result = trainUserEnergy({ kind: "energy-user", ...data, population: null, forestKind: defaultForestKind, options: FOREST, settings: DEFAULT_USER_MODEL_SETTINGS });
+    const result = trainUserEnergy({
+      kind: "energy-user",
+      ...data,
+      population: null,
+      forestKind: defaultForestKind,
+      options: FOREST,
+      settings: DEFAULT_USER_MODEL_SETTINGS,
+    });
     const model = loadBlendedUser(result.modelData);
     const w = model.meta.weights;
     expect((w.level ?? 0) + (w.profile ?? 0) + (w.weekday ?? 0)).toBeGreaterThan(0.5);
@@ -135,7 +165,13 @@ describe("user stats", () => {
     const sleeper = user(200, 50, (f) => (f.sleep_quality === null ? 1 : f.sleep_quality >= 0.75 ? 2 : f.sleep_quality < 0.5 ? 0 : 1));
     const stats = statsOf(sleeper.samples, sleeper.labels);
     const freq = [1 / 3, 1 / 3, 1 / 3];
-    const at = (sleep: number | null, tasks = 0) => ({ hour_of_day: 10, day_of_week: 2, tasks_completed_today: tasks, avg_energy_last_7_days: 2, sleep_quality: sleep });
+    const at = (sleep: number | null, tasks = 0) => ({
+      hour_of_day: 10,
+      day_of_week: 2,
+      tasks_completed_today: tasks,
+      avg_energy_last_7_days: 2,
+      sleep_quality: sleep,
+    });
     const col = (name: (typeof USER_LEVEL_FEATURES)[number]) => USER_LEVEL_FEATURES.indexOf(name);
     const good = userLevelFeatures(stats, at(0.9), freq);
     const poor = userLevelFeatures(stats, at(0.2), freq);

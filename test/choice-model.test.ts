@@ -151,13 +151,19 @@ describe("reasons", () => {
     w[CHOICE_FEATURE_NAMES.indexOf("length_x_evening")] = -2;
     const contributions = factorContributions(w, rows, 0);
     const record = { ...tasks[0]!, taskId: "t", title: "T", status: "open" as const };
-    expect(factorSentence(contributions, record, false)).toBe(
-      "Ranked up by its due date; held back by its length (180 min) at this time of day.",
-    );
+    expect(factorSentence(contributions, record, false)).toBe("Ranked up by its due date; held back by its length (180 min) at this time of day.");
     expect(factorSentence(new Map(), record, false)).toBe("Ranked near the middle: no factor sets it apart.");
     expect(factorSentence(new Map([["weekend-category", -1]]), record, true)).toBe("Held back by your weekend taste for writing tasks.");
-    expect(factorSentence(new Map([["category", 1], ["energy", 0.5], ["rules", 0.3]]), record, false)).toBe(
-      "Ranked up by your liking for writing tasks and how its medium demand suits your energy now.",
-    );
+    expect(
+      factorSentence(
+        new Map([
+          ["category", 1],
+          ["energy", 0.5],
+          ["rules", 0.3],
+        ]),
+        record,
+        false,
+      ),
+    ).toBe("Ranked up by your liking for writing tasks and how its medium demand suits your energy now.");
   });
 });

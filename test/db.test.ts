@@ -19,11 +19,7 @@ import { insertPredictions, lockPrediction, recordPredictionFeedback } from "../
 import { insertTaskChoice, recentChoices, recentPopulationChoices, type StoredChoiceTask } from "../src/db/task-choices.ts";
 import { rankersFor, saveRanker } from "../src/db/task-rankers.ts";
 import { openTasks, upsertTasks } from "../src/db/tasks.ts";
-import {
-  countTrainingSamplesAfter,
-  insertTrainingSamples,
-  trainingSamplesFor,
-} from "../src/db/training-data.ts";
+import { countTrainingSamplesAfter, insertTrainingSamples, trainingSamplesFor } from "../src/db/training-data.ts";
 import { freshDatabase, type TestDatabase } from "./support/database.ts";
 
 /** Database code against a real PostgreSQL (or the embedded one), in a database of its own. */
@@ -45,8 +41,7 @@ describe("migrations", () => {
     const columns = await db.pool.any(sql.type(Column)`
       SELECT table_name, column_name, data_type FROM information_schema.columns
       WHERE table_schema = 'public' ORDER BY table_name, column_name`);
-    const has = (table: string, column: string, type: string) =>
-      expect(columns).toContainEqual({ table_name: table, column_name: column, data_type: type });
+    const has = (table: string, column: string, type: string) => expect(columns).toContainEqual({ table_name: table, column_name: column, data_type: type });
     has("ml_models", "model_id", "uuid");
     has("ml_models", "model_type", "character varying");
     has("ml_models", "version", "character varying");
@@ -122,7 +117,11 @@ describe("models", () => {
     expect(versions.map((v) => v.version_number).sort((a, b) => a - b)).toEqual(Array.from({ length: 13 }, (_, i) => i + 1));
     expect(versions.filter((v) => v.is_active)).toHaveLength(1);
     const log = await listActivations(db.pool, "race", "energy_prediction", 500);
-    for (const v of versions) expect(log.some((entry) => entry.model_id === v.model_id), v.version).toBe(true);
+    for (const v of versions)
+      expect(
+        log.some((entry) => entry.model_id === v.model_id),
+        v.version,
+      ).toBe(true);
     // The log's newest activation is the version active now.
     expect(log.find((entry) => entry.activated)?.model_id).toBe(versions.find((v) => v.is_active)?.model_id);
   });

@@ -65,7 +65,9 @@ describe("the service over gRPC (grpc-js client)", () => {
     const taskId = randomUUID();
     await grpc.call(m.upsertTasks, {
       userId: "e2e",
-      tasks: [{ taskId, title: "Review PR", category: "review", energyRequired: EnergyLevel.MEDIUM, estimatedMinutes: 30, priority: 1, status: TaskStatus.OPEN }],
+      tasks: [
+        { taskId, title: "Review PR", category: "review", energyRequired: EnergyLevel.MEDIUM, estimatedMinutes: 30, priority: 1, status: TaskStatus.OPEN },
+      ],
     });
     const suggestions = await grpc.call(m.suggestTasks, { userId: "e2e", currentEnergy: EnergyLevel.MEDIUM });
     expect(suggestions.suggestions[0]?.taskId).toBe(taskId);

@@ -22,13 +22,7 @@ import { ForestFormatError } from "../src/ml/forest.ts";
 import { loadModel } from "../src/ml/loaded-model.ts";
 import { bestWindows } from "../src/ml/schedule.ts";
 import { syntheticSamples, syntheticUsers, type SyntheticUser } from "../src/ml/synthetic.ts";
-import {
-  DEFAULT_USER_MODEL_SETTINGS,
-  activePredictor,
-  fitUserModel,
-  trainPopulation,
-  trainUserEnergy,
-} from "../src/ml/train-energy.ts";
+import { DEFAULT_USER_MODEL_SETTINGS, activePredictor, fitUserModel, trainPopulation, trainUserEnergy } from "../src/ml/train-energy.ts";
 import { energyScorer, loadBlendedUser, loadPopulation, loadUserModel, populationIdOf, predictAnyPopulation } from "../src/ml/loaded-model.ts";
 import { forestAlgorithm } from "../src/ml/algorithms.ts";
 import { energyFeatureRow } from "../src/ml/features.ts";
@@ -42,7 +36,13 @@ function data(user: SyntheticUser, n: number, seed: number) {
   const s = syntheticSamples(user, n, seed);
   return { samples: s.map((x) => x.features), labels: s.map((x) => label(x.energy)) };
 }
-const f = (hour: number): EnergyFeatureValues => ({ hour_of_day: hour, day_of_week: 2, tasks_completed_today: 1, avg_energy_last_7_days: 2, sleep_quality: null });
+const f = (hour: number): EnergyFeatureValues => ({
+  hour_of_day: hour,
+  day_of_week: 2,
+  tasks_completed_today: 1,
+  avg_energy_last_7_days: 2,
+  sleep_quality: null,
+});
 
 describe("calibration", () => {
   it("applies a temperature and fits one that lowers log loss", () => {
@@ -55,7 +55,12 @@ describe("calibration", () => {
     const labels = Array.from({ length: 100 }, (_, i) => (i % 5 < 3 ? 2 : 0));
     const t = fitTemperature(probs, labels);
     expect(t).toBeGreaterThan(1);
-    expect(logLoss(probs.map((p) => applyTemperature(p, t)), labels)).toBeLessThan(logLoss(probs, labels));
+    expect(
+      logLoss(
+        probs.map((p) => applyTemperature(p, t)),
+        labels,
+      ),
+    ).toBeLessThan(logLoss(probs, labels));
     expect(fitTemperature(probs.slice(0, 5), labels.slice(0, 5))).toBe(1);
     expect(logLoss([], [])).toBe(0);
   });
@@ -178,7 +183,15 @@ describe("training jobs", () => {
     const user = syntheticUsers(1, 77)[0]!;
     const train = data(user, 40, 1);
     const test = data(user, 400, 2);
-    const result = runTrainJob({ kind: "energy-user", userId: "new", ...train, population: stored, forestKind: defaultForestKind, options: FOREST, settings: DEFAULT_USER_MODEL_SETTINGS });
+    const result = runTrainJob({
+      kind: "energy-user",
+      userId: "new",
+      ...train,
+      population: stored,
+      forestKind: defaultForestKind,
+      options: FOREST,
+      settings: DEFAULT_USER_MODEL_SETTINGS,
+    });
     const loaded = loadModel(result.format, result.modelData);
     expect(loaded.kind).toBe("blended");
     const model = loadBlendedUser(result.modelData);
@@ -194,26 +207,54 @@ describe("training jobs", () => {
     const specAccuracy = test.samples.filter((x, i) => argmax(spec.predictProba(energyFeatureRow(x))) === test.labels[i]).length / 400;
     expect(ours).toBeGreaterThan(specAccuracy);
     expect(result.evaluation.samples).toBe(40);
-    const s = score(test.samples.map((x) => predictBlended(model, pop, x)), test.labels);
+    const s = score(
+      test.samples.map((x) => predictBlended(model, pop, x)),
+      test.labels,
+    );
     expect(s.ece).toBeLessThan(0.15);
   });
 
   it("has no forests below the minimum, and works without any population", () => {
     const user = syntheticUsers(1, 78)[0]!;
-    const few = runTrainJob({ kind: "energy-user", ...data(user, 8, 1), population: null, forestKind: defaultForestKind, options: FOREST, settings: DEFAULT_USER_MODEL_SETTINGS });
+    const few = runTrainJob({
+      kind: "energy-user",
+      ...data(user, 8, 1),
+      population: null,
+      forestKind: defaultForestKind,
+      options: FOREST,
+      settings: DEFAULT_USER_MODEL_SETTINGS,
+    });
     const model = loadBlendedUser(few.modelData);
     expect(model.spec).toBeNull();
     expect(model.own).toBeNull();
     expect(model.meta.populationModelId).toBeNull();
     expect(Object.keys(model.meta.weights).sort()).toEqual(["level", "prior", "profile", "weekday"]);
     expect(predictBlended(model, null, f(10)).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
-    expect(() => trainUserEnergy({ kind: "energy-user", samples: [], labels: [], population: null, forestKind: defaultForestKind, options: FOREST, settings: DEFAULT_USER_MODEL_SETTINGS })).toThrow(RangeError);
+    expect(() =>
+      trainUserEnergy({
+        kind: "energy-user",
+        samples: [],
+        labels: [],
+        population: null,
+        forestKind: defaultForestKind,
+        options: FOREST,
+        settings: DEFAULT_USER_MODEL_SETTINGS,
+      }),
+    ).toThrow(RangeError);
   });
 
   it("compares with the active model on rows it never saw, whatever its format", () => {
     const user = syntheticUsers(1, 79)[0]!;
     const all = data(user, 90, 3);
-    const first = trainUserEnergy({ kind: "energy-user", samples: all.samples.slice(0, 60), labels: all.labels.slice(0, 60), population: stored, forestKind: defaultForestKind, options: FOREST, settings: DEFAULT_USER_MODEL_SETTINGS });
+    const first = trainUserEnergy({
+      kind: "energy-user",
+      samples: all.samples.slice(0, 60),
+      labels: all.labels.slice(0, 60),
+      population: stored,
+      forestKind: defaultForestKind,
+      options: FOREST,
+      settings: DEFAULT_USER_MODEL_SETTINGS,
+    });
     const second = trainUserEnergy({
       kind: "energy-user",
       ...all,
@@ -237,11 +278,24 @@ describe("training jobs", () => {
     const v1pop = { kind: "population" as const, meanAvg: 2, temperature: 1, forestKind: defaultForestKind };
     const rows = users.flatMap((u, i) => data(u, 40, 300 + i).samples);
     const labels = users.flatMap((u, i) => data(u, 40, 300 + i).labels);
-    const forest = forestAlgorithm(defaultForestKind).fit(rows.map((x) => energyModelRow(x, 0, 2)), labels, 3, FOREST);
+    const forest = forestAlgorithm(defaultForestKind).fit(
+      rows.map((x) => energyModelRow(x, 0, 2)),
+      labels,
+      3,
+      FOREST,
+    );
     const popBlob = encodeEnvelope(v1pop, forest.serialize());
     const v1 = loadModel(ENERGY_POPULATION_FORMAT, popBlob);
     expect(v1.kind).toBe("population");
-    const { model } = fitUserModel(rows.slice(0, 40), labels.slice(0, 40), v1.kind === "population" ? (v1.model as never) : null, "p1", defaultForestKind, FOREST, DEFAULT_USER_MODEL_SETTINGS);
+    const { model } = fitUserModel(
+      rows.slice(0, 40),
+      labels.slice(0, 40),
+      v1.kind === "population" ? (v1.model as never) : null,
+      "p1",
+      defaultForestKind,
+      FOREST,
+      DEFAULT_USER_MODEL_SETTINGS,
+    );
     const userBlob = encodeEnvelope(model.meta, model.forest!.serialize());
     const user = loadModel(ENERGY_USER_FORMAT, userBlob);
     expect(user.kind).toBe("user");
@@ -250,7 +304,15 @@ describe("training jobs", () => {
     expect(p).toEqual(predictUser(loadUserModel(userBlob), (v1 as { model: PopulationModel }).model, f(9)));
     expect(energyScorer(v1, null)(f(9)).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
     // a v1 population model is a candidate of the blend, at the user's shift
-    const blended = trainUserEnergy({ kind: "energy-user", samples: rows.slice(0, 40), labels: labels.slice(0, 40), population: { modelId: "p1", format: ENERGY_POPULATION_FORMAT, blob: popBlob }, forestKind: defaultForestKind, options: FOREST, settings: DEFAULT_USER_MODEL_SETTINGS });
+    const blended = trainUserEnergy({
+      kind: "energy-user",
+      samples: rows.slice(0, 40),
+      labels: labels.slice(0, 40),
+      population: { modelId: "p1", format: ENERGY_POPULATION_FORMAT, blob: popBlob },
+      forestKind: defaultForestKind,
+      options: FOREST,
+      settings: DEFAULT_USER_MODEL_SETTINGS,
+    });
     expect(Object.keys(loadBlendedUser(blended.modelData).meta.weights)).toContain("population");
   });
 });
@@ -271,7 +333,14 @@ describe("pacing", () => {
     // A paced job gives the same model as an unpaced one.
     const user = syntheticUsers(1, 81)[0]!;
     const d = data(user, 40, 1);
-    const job = { kind: "energy-user" as const, ...d, population: null, forestKind: defaultForestKind, options: { nEstimators: 5, seed: 2 }, settings: DEFAULT_USER_MODEL_SETTINGS };
+    const job = {
+      kind: "energy-user" as const,
+      ...d,
+      population: null,
+      forestKind: defaultForestKind,
+      options: { nEstimators: 5, seed: 2 },
+      settings: DEFAULT_USER_MODEL_SETTINGS,
+    };
     expect(runTrainJob({ ...job, cpuShare: 0.9 }).modelData).toEqual(runTrainJob(job).modelData);
   });
 });

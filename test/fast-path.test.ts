@@ -102,7 +102,11 @@ describe("unary fast path", () => {
     const bin = await call("/ml.v1.MlService/Predict", { "content-type": "application/proto", "connect-protocol-version": "1" }, predict);
     expect(bin.headers[":status"]).toBe(200);
     expect(fromBinary(PredictResponseSchema, bin.body).predictionId).toMatch(/-/);
-    const json = await call("/ml.v1.MlService/ListModels", { "content-type": "application/json" }, JSON.stringify({ userId: "fp", modelType: "MODEL_TYPE_ENERGY_PREDICTION" }));
+    const json = await call(
+      "/ml.v1.MlService/ListModels",
+      { "content-type": "application/json" },
+      JSON.stringify({ userId: "fp", modelType: "MODEL_TYPE_ENERGY_PREDICTION" }),
+    );
     expect(json.headers[":status"]).toBe(200);
     expect(JSON.parse(json.body.toString())).toEqual({});
     const empty = await call("/ml.v1.MlService/ListModels", { "content-type": "application/json" }, "");
@@ -213,5 +217,4 @@ describe("unary fast path", () => {
     const after = await call("/ml.v1.MlService/Predict", { ...grpc, "grpc-timeout": "5S" }, frame(predict));
     expect(after.trailers["grpc-status"]).toBe("0");
   });
-
 });

@@ -31,7 +31,14 @@ describe("fault harness options and report", () => {
     expect(lines[2]).toBe("| s | lost \\| stored | 1 | 0 | **FAIL** |");
     expect(lines[3]).toContain("| measured |");
     expect(lines[4]).toContain("| PASS |");
-    expect(codeList(new Map([["OK", 2], ["Unavailable", 5]]))).toBe("Unavailable 5, OK 2");
+    expect(
+      codeList(
+        new Map([
+          ["OK", 2],
+          ["Unavailable", 5],
+        ]),
+      ),
+    ).toBe("Unavailable 5, OK 2");
     expect(codeList(new Map())).toBe("none");
   });
 });

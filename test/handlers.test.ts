@@ -19,8 +19,6 @@ afterAll(async () => {
   await s?.close();
 });
 
-
-
 const E = ModelType.ENERGY_PREDICTION;
 const activity = { tasksCompletedToday: 2, avgEnergyLast7Days: 2.1 };
 
@@ -42,9 +40,7 @@ describe("IngestTrainingData", () => {
     const err = await errorOf(s.client.ingestTrainingData({ samples }));
     expect(err.code).toBe(Code.InvalidArgument);
     expect(err.rawMessage).toContain("samples[7].features.hour_of_day");
-    const count = await s.db.pool.oneFirst(
-      sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM training_data WHERE user_id = 'ingest-2'`,
-    );
+    const count = await s.db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM training_data WHERE user_id = 'ingest-2'`);
     expect(count).toBe(0);
   });
 
@@ -211,9 +207,34 @@ describe("UpsertTasks and SuggestTasks", () => {
     await s.client.upsertTasks({
       userId: "planner",
       tasks: [
-        { taskId: DEEP, title: "Write the design doc", category: "deep work", energyRequired: EnergyLevel.HIGH, estimatedMinutes: 120, priority: 2, status: TaskStatus.OPEN },
-        { taskId: ADMIN, title: "File expenses", category: "admin", energyRequired: EnergyLevel.LOW, estimatedMinutes: 15, priority: 2, status: TaskStatus.OPEN },
-        { taskId: MEETING, title: "Plan the sprint", category: "planning", energyRequired: EnergyLevel.MEDIUM, estimatedMinutes: 45, priority: 2, status: TaskStatus.OPEN, dueAt: timestampFromMs(NOW + 20 * 3_600_000) },
+        {
+          taskId: DEEP,
+          title: "Write the design doc",
+          category: "deep work",
+          energyRequired: EnergyLevel.HIGH,
+          estimatedMinutes: 120,
+          priority: 2,
+          status: TaskStatus.OPEN,
+        },
+        {
+          taskId: ADMIN,
+          title: "File expenses",
+          category: "admin",
+          energyRequired: EnergyLevel.LOW,
+          estimatedMinutes: 15,
+          priority: 2,
+          status: TaskStatus.OPEN,
+        },
+        {
+          taskId: MEETING,
+          title: "Plan the sprint",
+          category: "planning",
+          energyRequired: EnergyLevel.MEDIUM,
+          estimatedMinutes: 45,
+          priority: 2,
+          status: TaskStatus.OPEN,
+          dueAt: timestampFromMs(NOW + 20 * 3_600_000),
+        },
       ],
     });
   });
@@ -241,13 +262,33 @@ describe("UpsertTasks and SuggestTasks", () => {
     expect(await codeOf(s.client.suggestTasks({ userId: "planner", currentEnergy: EnergyLevel.UNSPECIFIED }))).toBe(Code.InvalidArgument);
     await s.client.upsertTasks({
       userId: "planner",
-      tasks: [{ taskId: ADMIN, title: "File expenses", category: "admin", energyRequired: EnergyLevel.LOW, estimatedMinutes: 15, priority: 2, status: TaskStatus.DONE }],
+      tasks: [
+        {
+          taskId: ADMIN,
+          title: "File expenses",
+          category: "admin",
+          energyRequired: EnergyLevel.LOW,
+          estimatedMinutes: 15,
+          priority: 2,
+          status: TaskStatus.DONE,
+        },
+      ],
     });
     const r = await s.client.suggestTasks({ userId: "planner", currentEnergy: EnergyLevel.LOW });
     expect(r.suggestions.map((x) => x.taskId)).not.toContain(ADMIN);
     await s.client.upsertTasks({
       userId: "planner",
-      tasks: [{ taskId: ADMIN, title: "File expenses", category: "admin", energyRequired: EnergyLevel.LOW, estimatedMinutes: 15, priority: 2, status: TaskStatus.OPEN }],
+      tasks: [
+        {
+          taskId: ADMIN,
+          title: "File expenses",
+          category: "admin",
+          energyRequired: EnergyLevel.LOW,
+          estimatedMinutes: 15,
+          priority: 2,
+          status: TaskStatus.OPEN,
+        },
+      ],
     });
   });
 
@@ -260,7 +301,15 @@ describe("UpsertTasks and SuggestTasks", () => {
   });
 
   it("rejects bad tasks", async () => {
-    const good = { taskId: randomUUID(), title: "t", category: "c", energyRequired: EnergyLevel.LOW, estimatedMinutes: 5, priority: 1, status: TaskStatus.OPEN };
+    const good = {
+      taskId: randomUUID(),
+      title: "t",
+      category: "c",
+      energyRequired: EnergyLevel.LOW,
+      estimatedMinutes: 5,
+      priority: 1,
+      status: TaskStatus.OPEN,
+    };
     for (const bad of [
       { ...good, taskId: "not-a-uuid" },
       { ...good, priority: 5 },
@@ -314,12 +363,8 @@ describe("Feedback", () => {
     expect(await codeOf(s.client.feedback({ predictionId: randomUUID(), wasCorrect: true }))).toBe(Code.NotFound);
     expect(await codeOf(s.client.feedback({ predictionId: "nope", wasCorrect: true }))).toBe(Code.InvalidArgument);
     const p = await predict();
-    expect(await codeOf(s.client.feedback({ predictionId: p.predictionId, wasCorrect: false, actualEnergy: p.predictedEnergy }))).toBe(
-      Code.InvalidArgument,
-    );
-    expect(await codeOf(s.client.feedback({ predictionId: p.predictionId, wasCorrect: true, chosenTaskId: randomUUID() }))).toBe(
-      Code.InvalidArgument,
-    );
+    expect(await codeOf(s.client.feedback({ predictionId: p.predictionId, wasCorrect: false, actualEnergy: p.predictedEnergy }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(s.client.feedback({ predictionId: p.predictionId, wasCorrect: true, chosenTaskId: randomUUID() }))).toBe(Code.InvalidArgument);
   });
 
   it("retrains in the background after enough new samples", async () => {
@@ -354,12 +399,8 @@ describe("Feedback", () => {
       })),
     });
     const first = await s.client.suggestTasks({ userId: "chooser", currentEnergy: EnergyLevel.MEDIUM, limit: 6 });
-    expect(await codeOf(s.client.feedback({ predictionId: first.suggestionId, wasCorrect: true, chosenTaskId: randomUUID() }))).toBe(
-      Code.InvalidArgument,
-    );
-    expect(await codeOf(s.client.feedback({ predictionId: first.suggestionId, wasCorrect: true, actualEnergy: EnergyLevel.LOW }))).toBe(
-      Code.InvalidArgument,
-    );
+    expect(await codeOf(s.client.feedback({ predictionId: first.suggestionId, wasCorrect: true, chosenTaskId: randomUUID() }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(s.client.feedback({ predictionId: first.suggestionId, wasCorrect: true, actualEnergy: EnergyLevel.LOW }))).toBe(Code.InvalidArgument);
     // Picks feed the learned ranker (task_choices), not the forest suggester's training samples.
     expect(await codeOf(s.client.train({ userId: "chooser", modelType: ModelType.TASK_SUGGESTER }))).toBe(Code.FailedPrecondition);
     // The user always picks the same writing task, shown or not.

@@ -4,12 +4,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  Health,
-  HealthCheckRequestSchema,
-  HealthCheckResponseSchema,
-  HealthCheckResponse_ServingStatus as S,
-} from "../gen/grpc/health/v1/health_pb.ts";
+import { Health, HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as S } from "../gen/grpc/health/v1/health_pb.ts";
 import { createHealthService, type HealthService } from "../src/server/health.ts";
 import { serve, type Running } from "./support/serve.ts";
 

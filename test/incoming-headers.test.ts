@@ -48,7 +48,12 @@ describe("IncomingHeaders", () => {
     changed.set("x-request-id", "def");
     changed.append("x-new", "1");
     changed.delete("accept");
-    expect([changed.get("x-request-id"), changed.get("x-new"), changed.has("accept"), changed.get("content-type")]).toEqual(["def", "1", false, "application/grpc"]);
+    expect([changed.get("x-request-id"), changed.get("x-new"), changed.has("accept"), changed.get("content-type")]).toEqual([
+      "def",
+      "1",
+      false,
+      "application/grpc",
+    ]);
     expect(new Headers(new IncomingHeaders(raw())).get("x-request-id")).toBe("abc");
   });
 });

@@ -98,7 +98,11 @@ async function callEach(server: "fast" | "adapter", transport: string): Promise<
   const ml = createClient(MlService, t) as unknown as Record<string, AnyCall>;
   const health = createClient(Health, t) as unknown as Record<string, AnyCall>;
   const calls: [string, AnyCall, object][] = MlService.methods.map((m) => [m.name, ml[m.localName]!, {}]);
-  calls.push(["Predict (valid)", ml["predict"]!, { userId: "chain", targetTime: timestampFromMs(Date.UTC(2026, 0, 1, 9)), recentActivity: { avgEnergyLast7Days: 2 } }]);
+  calls.push([
+    "Predict (valid)",
+    ml["predict"]!,
+    { userId: "chain", targetTime: timestampFromMs(Date.UTC(2026, 0, 1, 9)), recentActivity: { avgEnergyLast7Days: 2 } },
+  ]);
   calls.push(["Health.Check", health["check"]!, {}]);
   const out = new Map<string, Outcome>();
   for (const [name, fn, request] of calls) {
@@ -137,7 +141,10 @@ describe("one interceptor chain for every path", () => {
         results[`${server} ${transport}`] = outcomes;
         // Every call was seen once by the counting interceptor and written once by the access log.
         expect(seen.length - before).toBe(outcomes.size);
-        const access = lines.slice(beforeLines).map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l["message"] === "call");
+        const access = lines
+          .slice(beforeLines)
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
+          .filter((l) => l["message"] === "call");
         expect(access).toHaveLength(outcomes.size);
         for (const [name, o] of outcomes) {
           expect({ name, transport, server, counted: o.counted, trailer: o.countedTrailer }).toEqual({ name, transport, server, counted: true, trailer: true });

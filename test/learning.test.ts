@@ -20,7 +20,6 @@ afterAll(async () => {
   await s?.close();
 });
 
-
 describe("population model and cold start", () => {
   it("needs several users", async () => {
     await s.client.ingestTrainingData({ samples: sampleMessages("pop-0", syntheticSamples(syntheticUsers(1, 9)[0]!, 40, 1)) });

@@ -93,7 +93,11 @@ describe("the chain's interceptors", () => {
       method: { name: "Predict" },
       service: { typeName: "ml.v1.MlService" },
       header: new Headers(header),
-      contextValues: { get: (k: { defaultValue: unknown }) => (values.has(k) ? values.get(k) : k.defaultValue), set: (k: unknown, v: unknown) => values.set(k, v), delete: () => undefined },
+      contextValues: {
+        get: (k: { defaultValue: unknown }) => (values.has(k) ? values.get(k) : k.defaultValue),
+        set: (k: unknown, v: unknown) => values.set(k, v),
+        delete: () => undefined,
+      },
     } as never;
   };
   const ok = async () => ({ message: { modelSource: 2 }, header: new Headers(), trailer: new Headers() }) as never;

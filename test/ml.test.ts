@@ -57,12 +57,24 @@ describe("evaluation", () => {
   });
 
   it("scores accuracy, Brier and calibration error", () => {
-    const perfect = score([[1, 0, 0], [0, 1, 0]], [0, 1]);
+    const perfect = score(
+      [
+        [1, 0, 0],
+        [0, 1, 0],
+      ],
+      [0, 1],
+    );
     expect(perfect).toEqual({ accuracy: 1, brier: 0, ece: 0, samples: 2 });
-    const s = score([[0.6, 0.4, 0], [0.6, 0.4, 0]], [0, 1]);
+    const s = score(
+      [
+        [0.6, 0.4, 0],
+        [0.6, 0.4, 0],
+      ],
+      [0, 1],
+    );
     expect(s.accuracy).toBe(0.5);
     expect(s.ece).toBeCloseTo(0.1, 10);
-    expect(s.brier).toBeCloseTo(((0.4 ** 2 + 0.4 ** 2) + (0.6 ** 2 + 0.6 ** 2)) / 2, 10);
+    expect(s.brier).toBeCloseTo((0.4 ** 2 + 0.4 ** 2 + (0.6 ** 2 + 0.6 ** 2)) / 2, 10);
     expect(score([], []).samples).toBe(0);
   });
 
@@ -153,7 +165,13 @@ describe("trainModel (the worker's job)", () => {
 
   it("compares with the active model on rows it never saw", () => {
     const data = dataset(80, 4);
-    const first = trainModel({ rows: data.rows.slice(0, 50), labels: data.labels.slice(0, 50), nClasses: 3, format: "ml-random-forest", options: { nEstimators: 10, seed: 1 } });
+    const first = trainModel({
+      rows: data.rows.slice(0, 50),
+      labels: data.labels.slice(0, 50),
+      nClasses: 3,
+      format: "ml-random-forest",
+      options: { nEstimators: 10, seed: 1 },
+    });
     const second = trainModel({
       ...data,
       nClasses: 3,

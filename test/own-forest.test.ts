@@ -164,8 +164,7 @@ describe("own forest: fitting and predicting", () => {
 describe("own forest: the WebAssembly kernel", () => {
   const jsWalk = (forest: OwnForest): OwnForest => new OwnForestClass(decodePart(forest.serialize()), { kernel: false });
   const kernelWalk = (forest: OwnForest): OwnForest => new OwnForestClass(decodePart(forest.serialize()), { kernelMinNodes: 0 });
-  const wideWalk = (forest: OwnForest): OwnForest =>
-    new OwnForestClass(decodePart(forest.serialize()), { kernelMinNodes: 0, wideSingleMinNodes: 0 });
+  const wideWalk = (forest: OwnForest): OwnForest => new OwnForestClass(decodePart(forest.serialize()), { kernelMinNodes: 0, wideSingleMinNodes: 0 });
 
   it("kernel.wasm is what scripts/forest-kernel.ts compiles (run npm run build:kernel)", async () => {
     const bytes = await compileKernel();
@@ -174,7 +173,11 @@ describe("own forest: the WebAssembly kernel", () => {
 
   it("gives exactly the JavaScript walk's probabilities, one row and in batches of every shape", () => {
     const data = generateEnergyData(3000, 31, { missingRate: 0.4 });
-    for (const [nClasses, nEstimators] of [[3, 13], [2, 8], [5, 21]] as const) {
+    for (const [nClasses, nEstimators] of [
+      [3, 13],
+      [2, 8],
+      [5, 21],
+    ] as const) {
       const y = data.y.map((v, i) => (nClasses === 3 ? v : (v + i) % nClasses));
       const forest = kernelWalk(ownForest.fit(data.X.slice(0, 2000), y.slice(0, 2000), nClasses, { nEstimators, seed: 3 }));
       const js = jsWalk(forest);
@@ -486,9 +489,7 @@ describe("own forest: edge cases", () => {
     expect(() => ownForest.fit(X, [0, 1], 2, { nEstimators: 1, seed: 1, minSamplesLeaf: 0 })).toThrow(/minSamplesLeaf/);
     expect(() => fitOwnForest(X, [0, 1], 2, { nEstimators: 1, seed: 1, maxFeatures: 1.5 })).toThrow(/maxFeatures/);
     expect(() => fitTrees(X, [0, 1], 2, { nEstimators: 4, seed: 1 }, [2, 6])).toThrow(/tree range/);
-    expect(() => fitTrees({ data: new Float64Array(3), nRows: 2, nFeatures: 2 }, [0, 1], 2, { nEstimators: 1, seed: 1 }, [0, 1])).toThrow(
-      /DenseMatrix/,
-    );
+    expect(() => fitTrees({ data: new Float64Array(3), nRows: 2, nFeatures: 2 }, [0, 1], 2, { nEstimators: 1, seed: 1 }, [0, 1])).toThrow(/DenseMatrix/);
   });
 });
 
@@ -599,7 +600,10 @@ describe("own forest: binary format", () => {
     const counts = part.treeNodeCounts.slice();
     counts[0] = counts[0]! + 2;
     counts[1] = counts[1]! - 2;
-    expectFormatError(tamper({ treeNodeCounts: counts }), /corrupt own-random-forest blob: tree \d+ (is complete after|has more splits than|has \d+ nodes but is incomplete)/);
+    expectFormatError(
+      tamper({ treeNodeCounts: counts }),
+      /corrupt own-random-forest blob: tree \d+ (is complete after|has more splits than|has \d+ nodes but is incomplete)/,
+    );
     const edges = part.edges.slice();
     edges[1] = edges[0]!;
     expectFormatError(tamper({ edges }), /not increasing/);

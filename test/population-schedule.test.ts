@@ -44,8 +44,7 @@ describe("decidePopulationFit", () => {
 
   it("refits when users or samples grew by the fraction since the last fit", () => {
     const lastFit = { users: 5, samples: 1_000, at: 0 };
-    const at = (users: number, samples: number) =>
-      decidePopulationFit(state({ current: { users, samples }, lastFit }), POLICY);
+    const at = (users: number, samples: number) => decidePopulationFit(state({ current: { users, samples }, lastFit }), POLICY);
     expect(at(5, 1_199)).toMatchObject({ due: false, retryAt: null });
     expect(at(5, 1_200)).toMatchObject({ due: true, trigger: "population:growth" });
     expect(at(6, 1_000)).toMatchObject({ due: true, trigger: "population:growth" });

@@ -51,7 +51,6 @@ describe("prediction log", () => {
     }
   });
 
-
   it("makes an id readable as soon as someone asks for it", async () => {
     const log = createPredictionLog(db.pool, silentLogger, { maxBatch: 1000, maxDelayMs: 60_000 });
     const p = prediction("ensure");

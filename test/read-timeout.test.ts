@@ -49,7 +49,13 @@ describe("the read timeout", () => {
 
   it("answers a half-sent HTTP/1.1 request with 408 and closes it", async () => {
     const status = await new Promise<number>((resolve, reject) => {
-      const req = httpRequest({ host: "127.0.0.1", port: service.port, method: "POST", path: "/ml.v1.MlService/Predict", headers: { "content-type": "application/json", "content-length": "100" } });
+      const req = httpRequest({
+        host: "127.0.0.1",
+        port: service.port,
+        method: "POST",
+        path: "/ml.v1.MlService/Predict",
+        headers: { "content-type": "application/json", "content-length": "100" },
+      });
       req.on("response", (res) => resolve(res.statusCode ?? 0));
       req.on("error", reject);
       req.write("{");

@@ -44,12 +44,19 @@ function extensionFile(): DescFile {
     ],
     extension: [
       { name: "extra", number: 150, extendee: ".test.ext.Base", type: FieldDescriptorProto_Type.INT32, label: FieldDescriptorProto_Label.OPTIONAL },
-      { name: "when", number: 101, extendee: ".test.ext.Base", type: FieldDescriptorProto_Type.MESSAGE, typeName: ".google.protobuf.Timestamp", label: FieldDescriptorProto_Label.OPTIONAL },
+      {
+        name: "when",
+        number: 101,
+        extendee: ".test.ext.Base",
+        type: FieldDescriptorProto_Type.MESSAGE,
+        typeName: ".google.protobuf.Timestamp",
+        label: FieldDescriptorProto_Label.OPTIONAL,
+      },
     ],
   });
-  const file = createFileRegistry(proto, (name) =>
-    name === file_google_protobuf_timestamp.proto.name ? file_google_protobuf_timestamp : undefined,
-  ).getFile("test/ext.proto");
+  const file = createFileRegistry(proto, (name) => (name === file_google_protobuf_timestamp.proto.name ? file_google_protobuf_timestamp : undefined)).getFile(
+    "test/ext.proto",
+  );
   if (file === undefined) throw new Error("test/ext.proto did not build");
   return file;
 }

@@ -44,7 +44,11 @@ describe("retention", () => {
     const current = [prediction(NOW - DAY), prediction(NOW)];
     // Written before any weekly partition exists: all land in the default partition.
     await insertPredictions(db.pool, [...old, ...current]);
-    const maintenance = createMaintenance(db.pool, { predictionRetentionDays: 90, weeksAhead: 2, keepVersions: 5, keepActiveDays: 30, intervalMs: 3_600_000 }, silentLogger);
+    const maintenance = createMaintenance(
+      db.pool,
+      { predictionRetentionDays: 90, weeksAhead: 2, keepVersions: 5, keepActiveDays: 30, intervalMs: 3_600_000 },
+      silentLogger,
+    );
     // A pass 120 days ago made that week's partition; the current weeks come with today's pass.
     expect(await maintenance.runOnce(NOW - 119 * DAY)).toBe(true);
     await db.pool.query(sql.unsafe`UPDATE model_predictions SET was_correct = true WHERE prediction_id = ${old[0]!.predictionId}`);
@@ -82,9 +86,7 @@ describe("retention", () => {
     await activateModel(db.pool, stored[1]!.model_id, { trigger: "train", reason: "test" });
     await db.pool.query(sql.unsafe`UPDATE model_activations SET created_at = now() - interval '60 days'`);
     expect(await pruneModelVersions(db.pool, 3, 30)).toBe(4);
-    const withData = (await listModels(db.pool, "pruned", "energy_prediction"))
-      .filter((m) => m.model_format === "test")
-      .map((m) => m.version_number);
+    const withData = (await listModels(db.pool, "pruned", "energy_prediction")).filter((m) => m.model_format === "test").map((m) => m.version_number);
     const kept = [];
     for (const n of withData) if ((await modelBlob(db.pool, stored[n - 1]!.model_id))?.model_data != null) kept.push(n);
     expect(kept.sort((a, b) => a - b)).toEqual([2, 6, 7, 8]);

@@ -32,7 +32,11 @@ describe("toConnectError", () => {
     const lines: string[] = [];
     const interceptor = createErrorInterceptor(createJsonLogger({ write: (l) => lines.push(l) }));
     const call = (err: unknown) =>
-      interceptor(() => Promise.reject(err))({ method: { name: "Predict" }, service: { typeName: "ml.v1.MlService" }, contextValues: createContextValues() } as never).catch((e: unknown) => e);
+      interceptor(() => Promise.reject(err))({
+        method: { name: "Predict" },
+        service: { typeName: "ml.v1.MlService" },
+        contextValues: createContextValues(),
+      } as never).catch((e: unknown) => e);
     expect(((await call(new InvalidInput("f", "bad"))) as ConnectError).code).toBe(Code.InvalidArgument);
     expect(lines).toHaveLength(0);
     expect(((await call(new Error("boom", { cause: new Error("deep") }))) as ConnectError).code).toBe(Code.Internal);

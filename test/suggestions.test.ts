@@ -40,7 +40,10 @@ afterAll(async () => {
 
 function taskMaker(seed: number) {
   const random = seededRandom(seed);
-  const hex = () => Math.floor(random() * 0x10000).toString(16).padStart(4, "0");
+  const hex = () =>
+    Math.floor(random() * 0x10000)
+      .toString(16)
+      .padStart(4, "0");
   return (at: number, over: Partial<SimTask> = {}): SimTask => ({
     taskId: `${hex()}${hex()}-${hex()}-4${hex().slice(1)}-8${hex().slice(1)}-${hex()}${hex()}${hex()}`,
     category: CATEGORIES[Math.floor(random() * CATEGORIES.length)]!,
@@ -146,7 +149,10 @@ describe("learning to rank from picks", () => {
     const last = log.slice(40);
     const hits = (weekend: boolean) => {
       const steps = last.filter((x) => isWeekend(x.at) === weekend && x.open.some((t) => t.category === (weekend ? "errands" : "writing")));
-      return { n: steps.length, top: steps.filter((x) => x.open.find((t) => t.taskId === x.suggestions[0]!.taskId)!.category === (weekend ? "errands" : "writing")).length };
+      return {
+        n: steps.length,
+        top: steps.filter((x) => x.open.find((t) => t.taskId === x.suggestions[0]!.taskId)!.category === (weekend ? "errands" : "writing")).length,
+      };
     };
     const weekday = hits(false);
     const weekend = hits(true);
@@ -162,7 +168,9 @@ describe("learning to rank from picks", () => {
   it("accepts picks that were not shown and learns from them", async () => {
     // Shown three; the user always does a low-priority errand, which the rules rank low.
     const pick = (open: readonly SimTask[]) =>
-      [...open].sort((a, b) => Number(b.category === "errands") - Number(a.category === "errands") || b.priority - a.priority || a.taskId.localeCompare(b.taskId))[0]!;
+      [...open].sort(
+        (a, b) => Number(b.category === "errands") - Number(a.category === "errands") || b.priority - a.priority || a.taskId.localeCompare(b.taskId),
+      )[0]!;
     const { log, open } = await simulate("errand-runner", { seed: 3, steps: 25, limit: 3, pick });
     const unshown = log.filter((x) => !x.suggestions.some((y) => y.taskId === x.picked.taskId));
     expect(unshown.length).toBeGreaterThanOrEqual(2);

@@ -24,7 +24,10 @@ async function start(extra: Record<string, string>): Promise<Service> {
   const base = { PORT: "0", TRAIN_THREADS: "1", PREDICTION_SPILL_DIR: join(certs.dir, `spill-${databases.length}`), ...extra };
   const db = await freshDatabase({ migrate: false });
   databases.push(db);
-  return startService(readConfig(testServerUrl !== undefined ? { ...base, DATABASE_URL: db.url } : { ...base, DATA_DIR: join(certs.dir, `pglite-${databases.length}`) }), silentLogger);
+  return startService(
+    readConfig(testServerUrl !== undefined ? { ...base, DATABASE_URL: db.url } : { ...base, DATA_DIR: join(certs.dir, `pglite-${databases.length}`) }),
+    silentLogger,
+  );
 }
 
 beforeAll(async () => {

@@ -188,7 +188,12 @@ describe.skipIf(testServerUrl === undefined)("training jobs across three replica
     // The history is queryable through the service too.
     const history = (await a!.listTrainingJobs({ userId: user, modelType: E, limit: 500 })).jobs;
     expect(history).toHaveLength(jobs.length);
-    expect(history.filter((j) => j.version !== "").map((j) => j.version).sort()).toEqual(models.map((m) => m.version).sort());
+    expect(
+      history
+        .filter((j) => j.version !== "")
+        .map((j) => j.version)
+        .sort(),
+    ).toEqual(models.map((m) => m.version).sort());
   }, 240_000);
 
   it("re-blends, as queued jobs, the users who trained before a population model activated", async () => {
@@ -338,7 +343,13 @@ describe.skipIf(testServerUrl === undefined)("a replica killed mid-job", () => {
 
   it("leaves its job to another replica, which finishes it once", async () => {
     const user = "orphan";
-    const shared = { DATABASE_URL: database.url, TRAIN_THREADS: "1", POPULATION_AUTO_TRAIN: "0", TRAIN_JOB_HEARTBEAT_SECONDS: "10", QUEUE_SUPERVISE_SECONDS: "1" };
+    const shared = {
+      DATABASE_URL: database.url,
+      TRAIN_THREADS: "1",
+      POPULATION_AUTO_TRAIN: "0",
+      TRAIN_JOB_HEARTBEAT_SECONDS: "10",
+      QUEUE_SUPERVISE_SECONDS: "1",
+    };
     // A slow fit (many trees at 2% of a core) so that the kill lands mid-job.
     doomed = await startServiceProcess({ ...shared, N_ESTIMATORS: "2000", TRAIN_CPU_PERCENT: "2" });
     const onDoomed = client(doomed.port);

@@ -12,7 +12,15 @@ let s: TestService;
 const E = ModelType.ENERGY_PREDICTION;
 const NOW = Date.UTC(2026, 10, 26, 9);
 const activity = { tasksCompletedToday: 1, avgEnergyLast7Days: 2 };
-const task = { taskId: "6f1c2a9e-3b7d-4c1e-9a2f-0d5e8b7c6a41", title: "write", category: "deep", energyRequired: EnergyLevel.HIGH, estimatedMinutes: 30, priority: 2, status: TaskStatus.OPEN };
+const task = {
+  taskId: "6f1c2a9e-3b7d-4c1e-9a2f-0d5e8b7c6a41",
+  title: "write",
+  category: "deep",
+  energyRequired: EnergyLevel.HIGH,
+  estimatedMinutes: 30,
+  priority: 2,
+  status: TaskStatus.OPEN,
+};
 
 beforeAll(async () => {
   s = await startTestService({ clock: () => NOW });
@@ -42,7 +50,10 @@ describe("validation at the edge", () => {
   });
 
   it("refuses a NUL in a task's title or category, and stores none of the request", async () => {
-    for (const t of [{ ...task, title: "a\u0000b" }, { ...task, category: "c\u0000" }]) {
+    for (const t of [
+      { ...task, title: "a\u0000b" },
+      { ...task, category: "c\u0000" },
+    ]) {
       expect(await codeOf(s.client.upsertTasks({ userId: "tasks-user", tasks: [task, t] }))).toBe(Code.InvalidArgument);
     }
     const stored = await s.db.pool.oneFirst(sql.unsafe`SELECT count(*)::int FROM tasks WHERE user_id = 'tasks-user'`);

@@ -17,7 +17,13 @@ const ISSUER = "faults-issuer";
 const AUDIENCE = "ml-service";
 
 async function token(key: CryptoKey, scope: string): Promise<string> {
-  return new SignJWT({ scope }).setProtectedHeader({ alg: "ES256", kid: "faults" }).setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt().setExpirationTime("10m").sign(key);
+  return new SignJWT({ scope })
+    .setProtectedHeader({ alg: "ES256", kid: "faults" })
+    .setIssuer(ISSUER)
+    .setAudience(AUDIENCE)
+    .setIssuedAt()
+    .setExpirationTime("10m")
+    .sign(key);
 }
 
 /**
@@ -52,7 +58,13 @@ export async function runAuth(rig: FaultRig, _options: FaultOptions): Promise<Fa
       byScope.set(s, await bearer(pair.privateKey, s));
       allBut.set(s, await bearer(pair.privateKey, scopes.filter((x) => x !== s).join(" ")));
     }
-    const tallies = { none: new Map<string, number>(), wrongKey: new Map<string, number>(), noScope: new Map<string, number>(), otherScopes: new Map<string, number>(), rightScope: new Map<string, number>() };
+    const tallies = {
+      none: new Map<string, number>(),
+      wrongKey: new Map<string, number>(),
+      noScope: new Map<string, number>(),
+      otherScopes: new Map<string, number>(),
+      rightScope: new Map<string, number>(),
+    };
     const wrong: string[] = [];
     let calls = 0;
     for (const [protocol, transport] of transports) {
@@ -60,7 +72,8 @@ export async function runAuth(rig: FaultRig, _options: FaultOptions): Promise<Fa
       for (const method of MlService.methods) {
         if (method.methodKind !== "unary") continue;
         const need = scopeFor(method.name);
-        const call = (headers: Record<string, string>) => client[method.localName]!(create(method.input), { headers, timeoutMs: 30_000 }).then(() => "OK", codeOf);
+        const call = (headers: Record<string, string>) =>
+          client[method.localName]!(create(method.input), { headers, timeoutMs: 30_000 }).then(() => "OK", codeOf);
         const checks: [keyof typeof tallies, Record<string, string>, (code: string) => boolean][] = [
           ["none", {}, (c) => c === "Unauthenticated"],
           ["wrongKey", wrongKey, (c) => c === "Unauthenticated"],
@@ -92,7 +105,13 @@ export async function runAuth(rig: FaultRig, _options: FaultOptions): Promise<Fa
       row("valid token, no ml scope", "noScope", "all PermissionDenied"),
       row("valid token, every scope but the RPC's", "otherScopes", "all PermissionDenied"),
       row("valid token with the RPC's scope (empty requests)", "rightScope", "past auth, no Internal/Unknown"),
-      { scenario: S, figure: `health Check without a token; wrong answers of ${calls}`, value: `${healthStatus}; ${wrong.length === 0 ? "none" : wrong.slice(0, 5).join(", ")}`, target: "SERVING; none", pass: healthStatus === "SERVING" && wrong.length === 0 },
+      {
+        scenario: S,
+        figure: `health Check without a token; wrong answers of ${calls}`,
+        value: `${healthStatus}; ${wrong.length === 0 ? "none" : wrong.slice(0, 5).join(", ")}`,
+        target: "SERVING; none",
+        pass: healthStatus === "SERVING" && wrong.length === 0,
+      },
     ];
     await rig.terminate();
     return rows;

@@ -88,7 +88,10 @@ export async function runFuzz(rig: FaultRig, options: FaultOptions): Promise<Fau
   rows.push({
     scenario: "fuzz",
     figure: `answers slower than ${SLOW_MS / 1000} s (not hangs: they came)`,
-    value: slow.length === 0 ? "none" : `${slow.length}: ${[...new Set(slow.map((x) => x.split(" after ")[0]))].join(", ")}; slowest ${Math.max(...slow.map((x) => Number(/after (\d+) s/.exec(x)?.[1] ?? 0)))} s`,
+    value:
+      slow.length === 0
+        ? "none"
+        : `${slow.length}: ${[...new Set(slow.map((x) => x.split(" after ")[0]))].join(", ")}; slowest ${Math.max(...slow.map((x) => Number(/after (\d+) s/.exec(x)?.[1] ?? 0)))} s`,
     target: "",
     pass: null,
   });

@@ -45,10 +45,12 @@ export async function runKill(rig: FaultRig, options: FaultOptions, tag: string)
     await sleep(1_500);
     let trainCode = "not called";
     if (point.afterTrainMs !== null) {
-      const call = mlClient(service.port).train({ userId: trainee, modelType: ModelType.ENERGY_PREDICTION }).then(
-        () => "OK",
-        () => "error (killed)",
-      );
+      const call = mlClient(service.port)
+        .train({ userId: trainee, modelType: ModelType.ENERGY_PREDICTION })
+        .then(
+          () => "OK",
+          () => "error (killed)",
+        );
       await sleep(point.afterTrainMs);
       void call.then((c) => (trainCode = c));
     }
@@ -65,7 +67,8 @@ export async function runKill(rig: FaultRig, options: FaultOptions, tag: string)
     // How long before the kill the lost ones were acknowledged: the window the in-memory batch (and its INSERT in flight) covers.
     const lostSet = new Set(missing);
     const lostAges = mix.tally.predictionIds.flatMap((id, i) => (lostSet.has(id) ? [killAt - mix.tally.predictionAckedAt[i]!] : []));
-    const lostWindow = lostAges.length === 0 ? "" : ` (all acknowledged ${Math.round(Math.min(...lostAges))} to ${Math.round(Math.max(...lostAges))} ms before the kill)`;
+    const lostWindow =
+      lostAges.length === 0 ? "" : ` (all acknowledged ${Math.round(Math.min(...lostAges))} to ${Math.round(Math.max(...lostAges))} ms before the kill)`;
     rows.push(
       {
         scenario: `${S} ${point.name}`,
@@ -112,13 +115,32 @@ export async function runSigterm(rig: FaultRig, options: FaultOptions, tag: stri
   const samples = await samplesPerUser(rig.pool, tally.ingestUsers);
   const samplesStored = tally.ingestUsers.reduce((n, u) => n + Math.min(samples.get(u) ?? 0, SAMPLES_PER_INGEST), 0);
   const after = new Map<string, number>();
-  for (const e of tally.events) if (e.t >= termAt) after.set(e.code === "OK" ? "OK" : `${e.rpc} ${e.code}`, (after.get(e.code === "OK" ? "OK" : `${e.rpc} ${e.code}`) ?? 0) + 1);
+  for (const e of tally.events)
+    if (e.t >= termAt) after.set(e.code === "OK" ? "OK" : `${e.rpc} ${e.code}`, (after.get(e.code === "OK" ? "OK" : `${e.rpc} ${e.code}`) ?? 0) + 1);
   const all = codesBetween(tally.events, 0, Infinity);
   for (const m of tally.bugMessages) progress(`sigterm: ${m}`);
   return [
-    { scenario: S, figure: "predictions acknowledged / stored", value: `${tally.predictionIds.length} / ${tally.predictionIds.length - missing.length}`, target: "0 lost", pass: missing.length === 0 },
-    { scenario: S, figure: "feedbacks acknowledged / stored", value: `${tally.feedbackIds.length} / ${fed.size}`, target: "0 lost", pass: fed.size === tally.feedbackIds.length },
-    { scenario: S, figure: "samples acknowledged / stored", value: `${tally.ingestUsers.length * SAMPLES_PER_INGEST} / ${samplesStored}`, target: "0 lost", pass: samplesStored === tally.ingestUsers.length * SAMPLES_PER_INGEST },
+    {
+      scenario: S,
+      figure: "predictions acknowledged / stored",
+      value: `${tally.predictionIds.length} / ${tally.predictionIds.length - missing.length}`,
+      target: "0 lost",
+      pass: missing.length === 0,
+    },
+    {
+      scenario: S,
+      figure: "feedbacks acknowledged / stored",
+      value: `${tally.feedbackIds.length} / ${fed.size}`,
+      target: "0 lost",
+      pass: fed.size === tally.feedbackIds.length,
+    },
+    {
+      scenario: S,
+      figure: "samples acknowledged / stored",
+      value: `${tally.ingestUsers.length * SAMPLES_PER_INGEST} / ${samplesStored}`,
+      target: "0 lost",
+      pass: samplesStored === tally.ingestUsers.length * SAMPLES_PER_INGEST,
+    },
     { scenario: S, figure: "exit code; shutdown time", value: `${code}; ${seconds.toFixed(2)} s`, target: "exit 0", pass: code === 0 },
     { scenario: S, figure: "codes after SIGTERM", value: codeList(after), target: "no Internal/Unknown", pass: ![...all.keys()].some(isBugCode) },
   ];

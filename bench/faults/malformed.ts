@@ -96,7 +96,13 @@ export async function runMalformed(rig: FaultRig, options: FaultOptions): Promis
   for (const [name, run] of cases) {
     service = await rig.ensure();
     const outcome = await run();
-    rows.push({ scenario: "malformed input", figure: name, value: `${outcome.code} (${outcome.ms.toFixed(0)} ms)`, target: "an answer, not Internal/Unknown", pass: answered(outcome) });
+    rows.push({
+      scenario: "malformed input",
+      figure: name,
+      value: `${outcome.code} (${outcome.ms.toFixed(0)} ms)`,
+      target: "an answer, not Internal/Unknown",
+      pass: answered(outcome),
+    });
   }
 
   progress(`malformed: building a gzip bomb of ${options.bombMiB} MiB`);
@@ -104,7 +110,11 @@ export async function runMalformed(rig: FaultRig, options: FaultOptions): Promis
   progress(`malformed: bomb is ${(bomb.length / 1024).toFixed(0)} KiB compressed`);
   const bombs: [string, () => Promise<RawOutcome>][] = [
     ["gRPC h2", () => h2Request(service.port, { ...grpcH2, "grpc-encoding": "gzip" }, [frame(bomb, { compressed: true })], { waitMs: 60_000 })],
-    ["gRPC-Web h1", () => h1Request(service.port, h1Head(PATH, { ...webH1, "Grpc-Encoding": "gzip" }, bomb.length + 5), [frame(bomb, { compressed: true })], { waitMs: 60_000 })],
+    [
+      "gRPC-Web h1",
+      () =>
+        h1Request(service.port, h1Head(PATH, { ...webH1, "Grpc-Encoding": "gzip" }, bomb.length + 5), [frame(bomb, { compressed: true })], { waitMs: 60_000 }),
+    ],
     ["Connect h1", () => h1Request(service.port, h1Head(PATH, { ...connectH1, "Content-Encoding": "gzip" }, bomb.length), [bomb], { waitMs: 60_000 })],
     ["Connect h2", () => h2Request(service.port, { ...connectH2, "content-encoding": "gzip" }, [bomb], { waitMs: 60_000 })],
   ];
@@ -137,7 +147,9 @@ export async function runMalformed(rig: FaultRig, options: FaultOptions): Promis
   const { result, beforeMiB, peakMiB } = await withRssPeak(service.child.pid!, async () => {
     const calls = [
       ...Array.from({ length: n }, () => h2Request(service.port, grpcH2, [partial], { end: false, waitMs: holdMs }).then((o) => ["gRPC h2", o] as const)),
-      ...Array.from({ length: n }, () => h1Request(service.port, h1Head(PATH, connectH1, 1_000), [message.subarray(0, 10)], { waitMs: holdMs }).then((o) => ["Connect h1", o] as const)),
+      ...Array.from({ length: n }, () =>
+        h1Request(service.port, h1Head(PATH, connectH1, 1_000), [message.subarray(0, 10)], { waitMs: holdMs }).then((o) => ["Connect h1", o] as const),
+      ),
     ];
     await sleep(Math.min(1_000, holdMs / 2));
     const probeCode = await probe.predict(predictRequest("malformed-probe", 2), { timeoutMs: 5_000 }).then(() => "OK", codeOf);

@@ -47,14 +47,39 @@ export async function runOutage(rig: FaultRig, options: FaultOptions, tag: strin
   const livenessBad = health.samples.filter((s) => s.service === "liveness" && s.status !== "SERVING").length;
   const fmt = (s: number | null) => (s === null ? "never" : `${s.toFixed(2)} s`);
   const byRpc = new Map<string, number>();
-  for (const e of tally.events) if (e.t >= cutAt && e.t < restoredAt && e.code !== "OK") byRpc.set(`${e.rpc} ${e.code}`, (byRpc.get(`${e.rpc} ${e.code}`) ?? 0) + 1);
+  for (const e of tally.events)
+    if (e.t >= cutAt && e.t < restoredAt && e.code !== "OK") byRpc.set(`${e.rpc} ${e.code}`, (byRpc.get(`${e.rpc} ${e.code}`) ?? 0) + 1);
   progress(`outage: errors during the outage by RPC: ${codeList(byRpc)}`);
   for (const line of rig.bugLogs().slice(0, 5)) progress(`outage: service log: ${line}`);
   return [
-    { scenario: S, figure: "predictions acknowledged / stored after replay", value: `${tally.predictionIds.length} / ${tally.predictionIds.length - missing.length}`, target: "0 lost", pass: missing.length === 0 },
-    { scenario: S, figure: "feedbacks acknowledged / stored", value: `${tally.feedbackIds.length} / ${fed.size}`, target: "0 lost", pass: fed.size === tally.feedbackIds.length },
-    { scenario: S, figure: "samples acknowledged / stored", value: `${samplesAcked} / ${samplesStored}`, target: "0 lost", pass: samplesStored === samplesAcked },
-    { scenario: S, figure: "codes during the outage (+2 s)", value: codeList(during), target: "no Internal/Unknown", pass: ![...during.keys()].some(isBugCode) },
+    {
+      scenario: S,
+      figure: "predictions acknowledged / stored after replay",
+      value: `${tally.predictionIds.length} / ${tally.predictionIds.length - missing.length}`,
+      target: "0 lost",
+      pass: missing.length === 0,
+    },
+    {
+      scenario: S,
+      figure: "feedbacks acknowledged / stored",
+      value: `${tally.feedbackIds.length} / ${fed.size}`,
+      target: "0 lost",
+      pass: fed.size === tally.feedbackIds.length,
+    },
+    {
+      scenario: S,
+      figure: "samples acknowledged / stored",
+      value: `${samplesAcked} / ${samplesStored}`,
+      target: "0 lost",
+      pass: samplesStored === samplesAcked,
+    },
+    {
+      scenario: S,
+      figure: "codes during the outage (+2 s)",
+      value: codeList(during),
+      target: "no Internal/Unknown",
+      pass: ![...during.keys()].some(isBugCode),
+    },
     { scenario: S, figure: "codes over the whole run", value: codeList(all), target: "no Internal/Unknown", pass: bugs.length === 0 },
     { scenario: S, figure: "cut to health NOT_SERVING", value: fmt(notServing), target: "≤ 2 s", pass: notServing !== null && notServing <= 2 },
     { scenario: S, figure: "recovery to health SERVING", value: fmt(serving), target: "≤ 2 s", pass: serving !== null && serving <= 2 },

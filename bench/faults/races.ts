@@ -35,7 +35,13 @@ export async function runRaces(rig: FaultRig, options: FaultOptions, tag: string
   const models = await modelConsistency(rig.pool, [user]);
   const S = `races: ${options.raceCalls} ActivateModel + Train for one user`;
   return [
-    { scenario: S, figure: `codes (${seconds.toFixed(1)} s)`, value: codeList(codes), target: "no Internal/Unknown", pass: ![...codes.keys()].some((k) => isBugCode(k.split(" ")[1]!)) },
+    {
+      scenario: S,
+      figure: `codes (${seconds.toFixed(1)} s)`,
+      value: codeList(codes),
+      target: "no Internal/Unknown",
+      pass: ![...codes.keys()].some((k) => isBugCode(k.split(" ")[1]!)),
+    },
     {
       scenario: S,
       figure: "versions; active not exactly one; versions without activation log",

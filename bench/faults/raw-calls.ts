@@ -20,14 +20,22 @@ const grpcCodeName = (raw: string | string[] | undefined): string | null => {
 const connectCodeName = (body: string): string | null => {
   const match = /"code"\s*:\s*"([a-z_]+)"/.exec(body);
   if (match === null) return null;
-  return match[1]!.split("_").map((w) => w[0]!.toUpperCase() + w.slice(1)).join("");
+  return match[1]!
+    .split("_")
+    .map((w) => w[0]!.toUpperCase() + w.slice(1))
+    .join("");
 };
 
 /**
  * One request on its own HTTP/2 connection, written as given: `body` chunks,
  * then END_STREAM unless `end` is false. Waits at most `waitMs` for the answer.
  */
-export function h2Request(port: number, headers: http2.OutgoingHttpHeaders, body: readonly Buffer[], options: { end?: boolean; waitMs?: number } = {}): Promise<RawOutcome> {
+export function h2Request(
+  port: number,
+  headers: http2.OutgoingHttpHeaders,
+  body: readonly Buffer[],
+  options: { end?: boolean; waitMs?: number } = {},
+): Promise<RawOutcome> {
   const started = performance.now();
   return new Promise((resolve) => {
     const session = http2.connect(`http://127.0.0.1:${port}`);

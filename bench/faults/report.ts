@@ -11,11 +11,11 @@ export interface FaultRow {
 
 /** The rows as one markdown table. */
 export function markdownTable(rows: readonly FaultRow[]): string {
-  const escape = (s: string) => s.replaceAll("|", "\\|").replaceAll("\n", " ");
+  const cell = (s: string) => s.replaceAll("|", "\\|").replaceAll("\n", " ");
   const lines = ["| scenario | figure | value | target | verdict |", "| --- | --- | ---: | --- | --- |"];
   for (const r of rows) {
     const verdict = r.pass === null ? "measured" : r.pass ? "PASS" : "**FAIL**";
-    lines.push(`| ${escape(r.scenario)} | ${escape(r.figure)} | ${escape(r.value)} | ${escape(r.target)} | ${verdict} |`);
+    lines.push(`| ${cell(r.scenario)} | ${cell(r.figure)} | ${cell(r.value)} | ${cell(r.target)} | ${verdict} |`);
   }
   return lines.join("\n");
 }

@@ -1,16 +1,7 @@
 import { parseArgs } from "node:util";
 
 /** Every scenario the harness knows, in the order it runs them (sigterm last: it stops the service). */
-export const SCENARIOS = [
-  "baselines",
-  "predict-grpc",
-  "predict-connect",
-  "mix",
-  "predict-during-train",
-  "soak",
-  "many-users",
-  "sigterm",
-] as const;
+export const SCENARIOS = ["baselines", "predict-grpc", "predict-connect", "mix", "predict-during-train", "soak", "many-users", "sigterm"] as const;
 /** One scenario name. */
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -93,7 +84,10 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = p
     process.exit(0);
   }
   const quick = values.quick;
-  const names = values.scenarios?.split(",").map((s) => s.trim()).filter((s) => s !== "") ?? [...SCENARIOS];
+  const names = values.scenarios
+    ?.split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "") ?? [...SCENARIOS];
   for (const name of names) {
     if (!(SCENARIOS as readonly string[]).includes(name)) throw new RangeError(`unknown scenario "${name}"\n${USAGE}`);
   }

@@ -15,8 +15,14 @@ export async function cloneActiveModel(pool: DatabasePool, templateUserId: strin
     SELECT column_name::text FROM information_schema.columns
     WHERE table_schema = current_schema() AND table_name = 'ml_models' ORDER BY ordinal_position`);
   const copied = columns.filter((c) => c !== "model_id" && c !== "user_id");
-  const target = sql.join(copied.map((c) => sql.identifier([c])), sql.fragment`, `);
-  const source = sql.join(copied.map((c) => sql.identifier(["m", c])), sql.fragment`, `);
+  const target = sql.join(
+    copied.map((c) => sql.identifier([c])),
+    sql.fragment`, `,
+  );
+  const source = sql.join(
+    copied.map((c) => sql.identifier(["m", c])),
+    sql.fragment`, `,
+  );
   let inserted = 0;
   for (let i = 0; i < userIds.length; i += CHUNK) {
     const chunk = userIds.slice(i, i + CHUNK);

@@ -15,12 +15,7 @@ export interface WindowCpu {
  * process `pid` and of the database backends (when `db` is given) from the end
  * of its warm-up to its end, the same window the load tool measures calls in.
  */
-export async function measureWindow<T>(
-  pid: number,
-  db: BenchDatabase | null,
-  warmupS: number,
-  load: () => Promise<T>,
-): Promise<{ result: T } & WindowCpu> {
+export async function measureWindow<T>(pid: number, db: BenchDatabase | null, warmupS: number, load: () => Promise<T>): Promise<{ result: T } & WindowCpu> {
   const running = load();
   let finished = false;
   running.then(

@@ -91,9 +91,10 @@ export async function runLoad(options: LoadOptions, h2loadVersion: string): Prom
     if (options.scenarios.includes("baselines")) await attempt("baselines", () => runBaselines(ctx));
     if (db !== null) {
       await attempt("service start", () => startService(ctx));
-      if (ctx.service !== null) await attempt("warm users", async () => {
-        ctx.warmUsers = await prepareWarmUsers(ctx);
-      });
+      if (ctx.service !== null)
+        await attempt("warm users", async () => {
+          ctx.warmUsers = await prepareWarmUsers(ctx);
+        });
       let restarts = 0;
       for (const name of options.scenarios) {
         if (name === "baselines" || ctx.warmUsers.length === 0) continue;

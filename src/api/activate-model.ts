@@ -8,7 +8,13 @@ import { modelInfo } from "./convert.ts";
 import * as v from "./validate.ts";
 
 /** ActivateModel: rolls a user's model back or forward; exactly one version stays active. */
-export function createActivateModelHandler({ db, onActivated }: { db: DatabasePool; onActivated: (row: ModelRow) => void }): ServiceImpl<typeof MlService>["activateModel"] {
+export function createActivateModelHandler({
+  db,
+  onActivated,
+}: {
+  db: DatabasePool;
+  onActivated: (row: ModelRow) => void;
+}): ServiceImpl<typeof MlService>["activateModel"] {
   return async (req) => {
     const modelId = v.uuid(req.modelId, "model_id");
     const row = await activateModel(db, modelId, { trigger: "activate", reason: "activated through the ActivateModel RPC" });

@@ -17,10 +17,7 @@ export interface IngestTrainingDataDeps {
 }
 
 /** IngestTrainingData: validates the whole batch first, then stores it in one statement (all or nothing). */
-export function createIngestTrainingDataHandler({
-  db,
-  onSamplesStored,
-}: IngestTrainingDataDeps): ServiceImpl<typeof MlService>["ingestTrainingData"] {
+export function createIngestTrainingDataHandler({ db, onSamplesStored }: IngestTrainingDataDeps): ServiceImpl<typeof MlService>["ingestTrainingData"] {
   return async (req) => {
     if (req.samples.length === 0) throw new InvalidInput("samples", "is empty");
     if (req.samples.length > MAX_INGEST_BATCH) {

@@ -40,4 +40,3 @@ export function createUpsertTasksHandler({ db }: { db: DatabasePool }): ServiceI
     return create(UpsertTasksResponseSchema, { upserted });
   };
 }
-

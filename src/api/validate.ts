@@ -31,7 +31,8 @@ export function text(value: string, field: string, max: number): string {
   if (trimmed.length === 0) throw new InvalidInput(field, "is required");
   if (trimmed.length > max) throw new InvalidInput(field, `is ${trimmed.length} characters; at most ${max} are allowed`);
   const bad = CONTROL.exec(trimmed);
-  if (bad !== null) throw new InvalidInput(field, `contains the control character U+${bad[0].charCodeAt(0).toString(16).padStart(4, "0").toUpperCase()} at ${bad.index}`);
+  if (bad !== null)
+    throw new InvalidInput(field, `contains the control character U+${bad[0].charCodeAt(0).toString(16).padStart(4, "0").toUpperCase()} at ${bad.index}`);
   return trimmed;
 }
 

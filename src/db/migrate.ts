@@ -16,9 +16,7 @@ export async function migrate(pool: DatabasePool, migrations: readonly Migration
       name TEXT NOT NULL,
       applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW()
     )`);
-    const applied = new Set(
-      (await tx.any(sql.type(AppliedRow)`SELECT version FROM schema_migrations`)).map((r) => r.version),
-    );
+    const applied = new Set((await tx.any(sql.type(AppliedRow)`SELECT version FROM schema_migrations`)).map((r) => r.version));
     const done: number[] = [];
     for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
       if (applied.has(m.version)) continue;

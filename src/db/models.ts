@@ -158,7 +158,9 @@ async function activateLocked(tx: DatabaseTransactionConnection, target: ModelRo
   `);
   await logDecision(tx, row, true, decision);
   // Delivered to every listening replica when (and only if) this transaction commits.
-  await tx.query(sql.unsafe`SELECT pg_notify('ml_activation', ${JSON.stringify({ user_id: row.user_id, model_type: row.model_type, model_id: row.model_id })})`);
+  await tx.query(
+    sql.unsafe`SELECT pg_notify('ml_activation', ${JSON.stringify({ user_id: row.user_id, model_type: row.model_type, model_id: row.model_id })})`,
+  );
   return row;
 }
 
@@ -222,12 +224,7 @@ const ActivationRow = z.object({
 export type ActivationRow = z.infer<typeof ActivationRow>;
 
 /** The newest decisions about a user's versions. */
-export async function listActivations(
-  db: CommonQueryMethods,
-  userId: string,
-  modelType: ModelTypeName,
-  limit: number,
-): Promise<readonly ActivationRow[]> {
+export async function listActivations(db: CommonQueryMethods, userId: string, modelType: ModelTypeName, limit: number): Promise<readonly ActivationRow[]> {
   return db.any(sql.type(ActivationRow)`
     SELECT model_id, version, activated, trigger, reason, created_at FROM model_activations
     WHERE user_id = ${userId} AND model_type = ${modelType}

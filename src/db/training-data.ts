@@ -124,11 +124,7 @@ export interface PopulationCounts {
  * comparing a capped count with an uncapped one would look like growth forever.
  * The age comes from the database's clock, the same one that stamped trained_at.
  */
-export async function populationCounts(
-  db: CommonQueryMethods,
-  populationUserId: string,
-  minSamples: number,
-): Promise<PopulationCounts> {
+export async function populationCounts(db: CommonQueryMethods, populationUserId: string, minSamples: number): Promise<PopulationCounts> {
   const row = await db.one(sql.type(PopulationCountsRow)`
     WITH last_fit AS (
       SELECT model_id, training_data_seq, trained_at FROM ml_models
@@ -164,12 +160,7 @@ export async function populationCounts(
 }
 
 /** How many samples arrived after `seq`: the data a model trained up to `seq` has not seen. */
-export async function countTrainingSamplesAfter(
-  db: CommonQueryMethods,
-  userId: string,
-  modelType: ModelTypeName,
-  seq: bigint,
-): Promise<number> {
+export async function countTrainingSamplesAfter(db: CommonQueryMethods, userId: string, modelType: ModelTypeName, seq: bigint): Promise<number> {
   return db.oneFirst(sql.type(Count)`
     SELECT count(*)::int AS count FROM training_data
     WHERE user_id = ${userId} AND model_type = ${modelType} AND seq > ${seq.toString()}::bigint

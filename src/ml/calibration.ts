@@ -27,7 +27,10 @@ export function fitTemperature(probabilities: readonly (readonly number[])[], la
   let best = 1;
   let bestLoss = logLoss(probabilities, labels);
   for (let t = 0.3; t <= 4.0001; t += 0.05) {
-    const loss = logLoss(probabilities.map((p) => applyTemperature(p, t)), labels);
+    const loss = logLoss(
+      probabilities.map((p) => applyTemperature(p, t)),
+      labels,
+    );
     if (loss < bestLoss - 1e-9) {
       bestLoss = loss;
       best = Math.round(t * 100) / 100;

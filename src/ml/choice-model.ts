@@ -118,9 +118,7 @@ function categorySlots(category: string): readonly [number, number, number, numb
  */
 export function choiceFeatures(tasks: readonly ChoiceTask[], ctx: ChoiceContext): Float64Array[] {
   const n = tasks.length;
-  const dueOrder = tasks
-    .map((t, i) => ({ i, due: t.dueAt ?? Number.POSITIVE_INFINITY }))
-    .sort((a, b) => a.due - b.due);
+  const dueOrder = tasks.map((t, i) => ({ i, due: t.dueAt ?? Number.POSITIVE_INFINITY })).sort((a, b) => a.due - b.due);
   const dueRank = new Float64Array(n);
   const lengthRank = new Float64Array(n);
   if (n > 1) {

@@ -61,11 +61,7 @@ export function energyModelRow(f: EnergyFeatureValues, shift: number, population
 export const SHIFT_GRID: readonly number[] = Array.from({ length: 25 }, (_, i) => -6 + i * 0.5);
 
 /** What the population says at features x (or the circadian prior when there is no population model). */
-export function populationProbabilities(
-  population: PopulationModel | null,
-  f: EnergyFeatureValues,
-  shift: number,
-): number[] {
+export function populationProbabilities(population: PopulationModel | null, f: EnergyFeatureValues, shift: number): number[] {
   if (population === null) return circadianPrior(f.hour_of_day - shift);
   return population.forest.predictProba(energyModelRow(f, shift, population.meta.meanAvg));
 }
@@ -75,12 +71,7 @@ export function populationProbabilities(
  * likely under the population model, with a normal prior (sd in hours) that
  * keeps the estimate near 0 until the data says otherwise.
  */
-export function estimateShift(
-  population: PopulationModel | null,
-  samples: readonly EnergyFeatureValues[],
-  labels: readonly number[],
-  priorSd = 2,
-): number {
+export function estimateShift(population: PopulationModel | null, samples: readonly EnergyFeatureValues[], labels: readonly number[], priorSd = 2): number {
   return estimateShiftWith((shift, f) => populationProbabilities(population, f, shift), samples, labels, priorSd);
 }
 
@@ -231,7 +222,12 @@ export function pooledRow(f: EnergyFeatureValues, stats: Readonly<UserStats>, me
 }
 
 /** The pooled model's probabilities for a user with these stats (a new user: NO_HISTORY). */
-export function pooledProbabilities(population: PooledPopulation, stats: Readonly<UserStats>, f: EnergyFeatureValues, forest: Forest = population.forest): number[] {
+export function pooledProbabilities(
+  population: PooledPopulation,
+  stats: Readonly<UserStats>,
+  f: EnergyFeatureValues,
+  forest: Forest = population.forest,
+): number[] {
   return forest.predictProba(pooledRow(f, stats, population.meta.meanAvg, population.meta.classFrequencies));
 }
 

@@ -61,11 +61,7 @@ export const KFOLD_LIMIT = 1000;
  * KFOLD_LIMIT rows, a stratified 20% holdout above. `fitPredict` fits on
  * the train indexes and returns probabilities for each test index.
  */
-export function heldOutPredictions(
-  labels: readonly number[],
-  seed: number,
-  fitPredict: (train: number[], test: number[]) => number[][],
-): HeldOut {
+export function heldOutPredictions(labels: readonly number[], seed: number, fitPredict: (train: number[], test: number[]) => number[][]): HeldOut {
   const n = labels.length;
   const folds = stratifiedFolds(labels, 5, seed);
   const kfold = n < KFOLD_LIMIT;

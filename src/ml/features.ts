@@ -6,23 +6,11 @@ import type { EnergyFeatureValues } from "../domain.ts";
  */
 
 /** Column order of an energy feature row (the spec's five features; NaN = missing sleep). */
-export const ENERGY_FEATURE_NAMES = [
-  "hour_of_day",
-  "day_of_week",
-  "tasks_completed_today",
-  "avg_energy_last_7_days",
-  "sleep_quality",
-] as const;
+export const ENERGY_FEATURE_NAMES = ["hour_of_day", "day_of_week", "tasks_completed_today", "avg_energy_last_7_days", "sleep_quality"] as const;
 
 /** Turns stored or requested features into the row the forest sees. */
 export function energyFeatureRow(f: EnergyFeatureValues): number[] {
-  return [
-    f.hour_of_day,
-    f.day_of_week,
-    f.tasks_completed_today,
-    f.avg_energy_last_7_days,
-    f.sleep_quality ?? Number.NaN,
-  ];
+  return [f.hour_of_day, f.day_of_week, f.tasks_completed_today, f.avg_energy_last_7_days, f.sleep_quality ?? Number.NaN];
 }
 
 const formatters = new Map<string, Intl.DateTimeFormat>();

@@ -55,7 +55,8 @@ export function loadUserModel(blob: Uint8Array): UserModel {
 export function loadBlendedUser(blob: Uint8Array): BlendedUser {
   const { meta, parts } = decodeEnvelope(blob);
   if (meta.kind !== "blended-user") throw new RangeError("not a blended user model");
-  const load = (p: Uint8Array | undefined) => (p === undefined || p.byteLength === 0 || meta.forestKind === null ? null : forestAlgorithm(meta.forestKind).load(p));
+  const load = (p: Uint8Array | undefined) =>
+    p === undefined || p.byteLength === 0 || meta.forestKind === null ? null : forestAlgorithm(meta.forestKind).load(p);
   return { meta, spec: load(parts[0]), own: load(parts[1]) };
 }
 
@@ -64,7 +65,10 @@ export function predictAnyPopulation(population: AnyPopulation, f: EnergyFeature
   if (population.meta.kind === "population") return predictPopulation(population as PopulationModel, f);
   const pooled = population as PooledPopulation;
   const [w = 1, prior = 0] = pooled.meta.coldWeights;
-  const p = prior > 0 ? mixProbabilities([w, prior], [pooledProbabilities(pooled, NO_HISTORY, f), circadianPrior(f.hour_of_day)]) : pooledProbabilities(pooled, NO_HISTORY, f);
+  const p =
+    prior > 0
+      ? mixProbabilities([w, prior], [pooledProbabilities(pooled, NO_HISTORY, f), circadianPrior(f.hour_of_day)])
+      : pooledProbabilities(pooled, NO_HISTORY, f);
   return applyTemperature(p, pooled.meta.temperature);
 }
 
@@ -77,9 +81,11 @@ export type LoadedModel =
 
 /** Memory a loaded model holds, as far as its forests report it (else the blob's size). */
 export function loadedModelBytes(model: LoadedModel, blobBytes: number): number {
-  const forests =
-    model.kind === "forest" ? [model.forest] : model.kind === "blended" ? [model.model.spec, model.model.own] : [model.model.forest];
-  return Math.max(blobBytes, forests.reduce((a, f) => a + (f?.memoryBytes ?? 0), 0));
+  const forests = model.kind === "forest" ? [model.forest] : model.kind === "blended" ? [model.model.spec, model.model.own] : [model.model.forest];
+  return Math.max(
+    blobBytes,
+    forests.reduce((a, f) => a + (f?.memoryBytes ?? 0), 0),
+  );
 }
 
 /** Reads a model_data blob by its model_format; throws (ForestFormatError, RangeError) when it cannot. */

@@ -98,9 +98,7 @@ export const mlRandomForest: ForestAlgorithm = {
       throw new ForestFormatError(`not an ${KIND} model: the blob (${blob.byteLength} bytes) is not JSON`);
     }
     if (stored?.format !== KIND || stored.version !== FORMAT_VERSION) {
-      throw new ForestFormatError(
-        `not an ${KIND} v${FORMAT_VERSION} model: found format ${String(stored?.format)} version ${String(stored?.version)}`,
-      );
+      throw new ForestFormatError(`not an ${KIND} v${FORMAT_VERSION} model: found format ${String(stored?.format)} version ${String(stored?.version)}`);
     }
     try {
       const model = RandomForestClassifier.load(stored.model as never) as unknown as ClassifierLike;

@@ -197,10 +197,22 @@ export function mergeForests(parts: readonly ForestPart[], labels?: ArrayLike<nu
     totalTrees: next,
     nBins: first.nBins,
     edges: first.edges,
-    treeNodeCounts: concat(sorted.map((p) => p.treeNodeCounts), (n) => new Int32Array(n)),
-    codes: concat(sorted.map((p) => p.codes), (n) => new Int16Array(n)),
-    bins: concat(sorted.map((p) => p.bins), (n) => new Uint8Array(n)),
-    mixed: concat(sorted.map((p) => p.mixed), (n) => new Float32Array(n)),
+    treeNodeCounts: concat(
+      sorted.map((p) => p.treeNodeCounts),
+      (n) => new Int32Array(n),
+    ),
+    codes: concat(
+      sorted.map((p) => p.codes),
+      (n) => new Int16Array(n),
+    ),
+    bins: concat(
+      sorted.map((p) => p.bins),
+      (n) => new Uint8Array(n),
+    ),
+    mixed: concat(
+      sorted.map((p) => p.mixed),
+      (n) => new Float32Array(n),
+    ),
     calibration,
   };
   return new OwnForest(merged);

@@ -64,11 +64,7 @@ export function ruleScore(task: TaskRecord, energy: EnergyLabel, now: number): R
 }
 
 /** The rule score alone (0-1), from the parts of a task it reads; the learned ranker's first feature. */
-export function ruleValue(
-  task: Pick<TaskRecord, "energyRequired" | "dueAt" | "priority" | "estimatedMinutes">,
-  energy: EnergyLabel,
-  now: number,
-): number {
+export function ruleValue(task: Pick<TaskRecord, "energyRequired" | "dueAt" | "priority" | "estimatedMinutes">, energy: EnergyLabel, now: number): number {
   const fit = energyFit(energy, task.energyRequired);
   const urgency = dueUrgency(task.dueAt, now);
   const priority = (5 - task.priority) / 4;
@@ -170,8 +166,14 @@ const NAMED_CONTRIBUTION = 0.15;
  */
 export function factorSentence(contributions: ReadonlyMap<Factor, number>, task: TaskRecord, weekend: boolean): string {
   const sorted = [...contributions].sort((a, b) => b[1] - a[1]);
-  const up = sorted.filter(([, c]) => c >= NAMED_CONTRIBUTION).slice(0, 2).map(([f]) => FACTOR_WORDS[f](task, weekend));
-  const down = sorted.filter(([, c]) => c <= -NAMED_CONTRIBUTION).slice(-1).map(([f]) => FACTOR_WORDS[f](task, weekend));
+  const up = sorted
+    .filter(([, c]) => c >= NAMED_CONTRIBUTION)
+    .slice(0, 2)
+    .map(([f]) => FACTOR_WORDS[f](task, weekend));
+  const down = sorted
+    .filter(([, c]) => c <= -NAMED_CONTRIBUTION)
+    .slice(-1)
+    .map(([f]) => FACTOR_WORDS[f](task, weekend));
   const parts: string[] = [];
   if (up.length > 0) parts.push(`Ranked up by ${up.join(" and ")}`);
   if (down.length > 0) parts.push(`${up.length > 0 ? "held" : "Held"} back by ${down[0]}`);

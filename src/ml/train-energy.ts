@@ -136,7 +136,12 @@ export function fitUserModel(
     // recent samples place it better than the population model alone would.
     const before = fitUserModel(earlier.samples, earlier.labels, population, populationModelId, forestKind, options, settings);
     earlierShift = before.model.meta.shift;
-    shift = estimateShiftWith((s, f) => predictUser({ ...before.model, meta: { ...before.model.meta, shift: s } }, population, f), samples, labels, shiftPriorSd);
+    shift = estimateShiftWith(
+      (s, f) => predictUser({ ...before.model, meta: { ...before.model.meta, shift: s } }, population, f),
+      samples,
+      labels,
+      shiftPriorSd,
+    );
   }
   const rows = samples.map((f) => energyModelRow(f, shift, meanAvg));
   const rowLabels = [...labels];
@@ -207,12 +212,25 @@ export function trainUserEnergy(job: UserEnergyJob): TrainResult {
     const labels = idx === null ? job.labels : idx.map((i) => job.labels[i]!);
     // Fold forests only weigh candidates: half the trees keep Train fast at a small cost in the weights' precision.
     const options = idx === null ? job.options : { ...job.options, nEstimators: Math.max(10, Math.round(job.options.nEstimators / 2)) };
-    const own = fitUserModel(samples, labels, v1Population, populationId, job.forestKind, options, forests.own ? ownSettings : noForest, job.earlier, job.shiftPriorSd);
+    const own = fitUserModel(
+      samples,
+      labels,
+      v1Population,
+      populationId,
+      job.forestKind,
+      options,
+      forests.own ? ownSettings : noForest,
+      job.earlier,
+      job.shiftPriorSd,
+    );
     const spec = forests.spec ? forestAlgorithm(job.forestKind).fit(samples.map(energyFeatureRow), labels, 3, { ...options, seed: options.seed + 1 }) : null;
     return { spec, own: own.model.forest, shift: own.model.meta.shift, meanAvg: own.model.meta.meanAvg, stats: statsOf(samples, labels), classFrequencies };
   };
   const predictAll = (fitted: FittedCandidates, f: EnergyFeatureValues, pooledForest: Forest | null) =>
-    names.map((name) => candidateProbabilities(name, { spec: fitted.spec, own: fitted.own, meta: fitted }, population, f, pooledForest) ?? circadianPrior(f.hour_of_day));
+    names.map(
+      (name) =>
+        candidateProbabilities(name, { spec: fitted.spec, own: fitted.own, meta: fitted }, population, f, pooledForest) ?? circadianPrior(f.hour_of_day),
+    );
 
   const held = heldOutPredictions(job.labels, job.options.seed, (train, test) => {
     const fitted = fit(train);
@@ -220,12 +238,22 @@ export function trainUserEnergy(job: UserEnergyJob): TrainResult {
   });
   const truth = held.rows.map((i) => job.labels[i]!);
   const perCandidate = names.map((_, k) => held.probabilities.map((flat) => flat.slice(3 * k, 3 * k + 3)));
-  const fitted = fitBlendWeights(perCandidate, truth, names.map((name) => CANDIDATE_PRIOR[name]), job.settings.blendStrength);
+  const fitted = fitBlendWeights(
+    perCandidate,
+    truth,
+    names.map((name) => CANDIDATE_PRIOR[name]),
+    job.settings.blendStrength,
+  );
   // A candidate that adds almost nothing still costs a forest walk per Predict: drop it (and score the blend without it).
   const kept = fitted.map((w) => (w < MIN_WEIGHT ? 0 : w));
   const keptSum = kept.reduce((a, b) => a + b, 0);
   const weights = keptSum > 0 ? kept.map((w) => w / keptSum) : fitted;
-  const blended = held.probabilities.map((_, r) => mixProbabilities(weights, perCandidate.map((rows) => rows[r]!)));
+  const blended = held.probabilities.map((_, r) =>
+    mixProbabilities(
+      weights,
+      perCandidate.map((rows) => rows[r]!),
+    ),
+  );
   // Too few held-out rows to fit a temperature: keep the population's, which was fitted on many users.
   const temperature = held.rows.length >= 30 ? fitTemperature(blended, truth) : (population?.meta.temperature ?? 1);
   const calibrated = blended.map((p) => applyTemperature(p, temperature));
@@ -334,7 +362,12 @@ export function trainPopulation(job: PopulationJob): TrainResult {
   if (users.length === 0) throw new RangeError("cannot train a population model without samples");
   const all = users.flatMap((u) => u.samples);
   const meanAvg = all.reduce((a, f) => a + f.avg_energy_last_7_days, 0) / all.length;
-  const counts = levelCounts(statsOf(all, users.flatMap((u) => [...u.labels])));
+  const counts = levelCounts(
+    statsOf(
+      all,
+      users.flatMap((u) => [...u.labels]),
+    ),
+  );
   const total = counts[0] + counts[1] + counts[2];
   const classFrequencies = counts.map((c) => (c + 1) / (total + 3));
   const forestKind = job.forestKind;
@@ -398,12 +431,18 @@ export function trainPopulation(job: PopulationJob): TrainResult {
     cold = prior;
   }
   const temperature = fitTemperature(cold, truth);
-  const scored = score(cold.map((p) => applyTemperature(p, temperature)), truth);
+  const scored = score(
+    cold.map((p) => applyTemperature(p, temperature)),
+    truth,
+  );
   const evaluation: Evaluation & { users: number } = {
     ...scored,
     weights: { pooled: Math.round(coldWeights[0]! * 1e4) / 1e4, prior: Math.round(coldWeights[1]! * 1e4) / 1e4 },
     users: users.length,
-    method: truth.length > 0 ? `leave-users-out cross-validation (${k} folds) over ${users.length} users, cold start (no data of the user)` : "not evaluated: one user",
+    method:
+      truth.length > 0
+        ? `leave-users-out cross-validation (${k} folds) over ${users.length} users, cold start (no data of the user)`
+        : "not evaluated: one user",
   };
   const final = fitOn(users, job.options.nEstimators, job.options.seed);
   const meta: PooledPopulationMeta = { ...meta0, temperature, coldWeights: coldWeights.map((w) => Math.round(w * 1e4) / 1e4) };

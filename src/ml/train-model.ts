@@ -51,7 +51,6 @@ export interface TrainResult {
   readonly baseline?: { readonly name: string; readonly accuracy: number; readonly users: number };
 }
 
-
 /** Fits the final model on every row and measures it on held-out rows first. */
 export function trainModel(job: TrainJob): TrainResult {
   const algorithm = forestAlgorithm(job.format);
@@ -66,7 +65,13 @@ export function trainModel(job: TrainJob): TrainResult {
     );
     return test.map((i) => forest.predictProba(job.rows[i]!));
   });
-  const evaluation: Evaluation = { ...score(held.probabilities, held.rows.map((i) => job.labels[i]!)), method: held.method };
+  const evaluation: Evaluation = {
+    ...score(
+      held.probabilities,
+      held.rows.map((i) => job.labels[i]!),
+    ),
+    method: held.method,
+  };
 
   const forest = algorithm.fit(job.rows, job.labels, job.nClasses, job.options);
   const result: TrainResult = { format: algorithm.kind, modelData: forest.serialize(), evaluation };

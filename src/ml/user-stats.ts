@@ -167,7 +167,16 @@ const dayOf = (f: EnergyFeatureValues) => ((Math.floor(f.day_of_week) % DAYS) + 
 /** The user-level columns for a row at features f (see USER_LEVEL_FEATURES). */
 export function userLevelFeatures(stats: Readonly<UserStats>, f: EnergyFeatureValues, populationFrequencies: readonly number[]): number[] {
   const s = summarise(stats, populationFrequencies);
-  return [Math.log1p(s.n), s.level[0], s.level[2], s.mean, s.hourLevel[hourOf(f)]!, s.dayLevel[dayOf(f)]!, s.sleepLevel[sleepBand(f)]!, s.loadLevel[loadBand(f)]!];
+  return [
+    Math.log1p(s.n),
+    s.level[0],
+    s.level[2],
+    s.mean,
+    s.hourLevel[hourOf(f)]!,
+    s.dayLevel[dayOf(f)]!,
+    s.sleepLevel[sleepBand(f)]!,
+    s.loadLevel[loadBand(f)]!,
+  ];
 }
 
 /** The user's own label frequencies around this hour (kernel-pooled over neighbouring hours), shrunk toward their level. */

@@ -70,7 +70,8 @@ function fileKeys(file: string): JWTVerifyGetKey {
 
 /** Builds the verifier: a token in, its scopes out, or an UNAUTHENTICATED error. */
 export function createTokenVerifier(settings: AuthSettings, clock: () => number = Date.now): (token: string) => Promise<ReadonlySet<string>> {
-  const keys = "file" in settings.jwks ? fileKeys(settings.jwks.file) : createRemoteJWKSet(new URL(settings.jwks.url), { cacheMaxAge: 600_000, cooldownDuration: 30_000 });
+  const keys =
+    "file" in settings.jwks ? fileKeys(settings.jwks.file) : createRemoteJWKSet(new URL(settings.jwks.url), { cacheMaxAge: 600_000, cooldownDuration: 30_000 });
   const cache = new Map<string, Grant>();
   return async (token) => {
     const now = clock();
@@ -92,7 +93,9 @@ export function createTokenVerifier(settings: AuthSettings, clock: () => number 
       throw new ConnectError(`the bearer token was not accepted (${why})`, Code.Unauthenticated);
     }
     const raw = payload["scope"] ?? payload["scp"];
-    const scopes = new Set(typeof raw === "string" ? raw.split(" ").filter(Boolean) : Array.isArray(raw) ? raw.filter((s): s is string => typeof s === "string") : []);
+    const scopes = new Set(
+      typeof raw === "string" ? raw.split(" ").filter(Boolean) : Array.isArray(raw) ? raw.filter((s): s is string => typeof s === "string") : [],
+    );
     if (cache.size >= MAX_CACHED_TOKENS) cache.delete(cache.keys().next().value!);
     cache.set(token, { scopes, until: Math.min(((payload.exp ?? 0) + settings.clockSkewSeconds) * 1000, now + MAX_CACHE_MS) });
     return scopes;

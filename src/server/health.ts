@@ -52,10 +52,7 @@ interface Watcher {
 
 /** Creates an independent health server; each call has its own status table. */
 export function createHealthService(options: HealthServiceOptions = {}): HealthService {
-  const statuses = new Map<string, ServingStatus>([
-    [OVERALL_HEALTH, HealthCheckResponse_ServingStatus.SERVING],
-    ...Object.entries(options.initial ?? {}),
-  ]);
+  const statuses = new Map<string, ServingStatus>([[OVERALL_HEALTH, HealthCheckResponse_ServingStatus.SERVING], ...Object.entries(options.initial ?? {})]);
   const watchers = new Set<Watcher>();
   let isShutdown = false;
 
@@ -75,20 +72,14 @@ export function createHealthService(options: HealthServiceOptions = {}): HealthS
 
   function list(): MessageInitShape<typeof HealthListResponseSchema> {
     if (statuses.size > MAX_LIST_SIZE) {
-      throw new ConnectError(
-        `${statuses.size} services exceed the List limit of ${MAX_LIST_SIZE}`,
-        Code.ResourceExhausted,
-      );
+      throw new ConnectError(`${statuses.size} services exceed the List limit of ${MAX_LIST_SIZE}`, Code.ResourceExhausted);
     }
     const out: Record<string, { status: ServingStatus }> = {};
     for (const [name, status] of statuses) out[name] = { status };
     return { statuses: out };
   }
 
-  async function* watch(
-    req: HealthCheckRequest,
-    ctx: HandlerContext,
-  ): AsyncGenerator<CheckResponseInit> {
+  async function* watch(req: HealthCheckRequest, ctx: HandlerContext): AsyncGenerator<CheckResponseInit> {
     // `dirty` is set by wake() while we are not waiting, so no change between
     // reading the status and starting to wait can be lost.
     let dirty = false;
@@ -149,4 +140,3 @@ export function createHealthService(options: HealthServiceOptions = {}): HealthS
     },
   };
 }
-

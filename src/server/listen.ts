@@ -46,7 +46,9 @@ export async function listen(options: ListenOptions): Promise<RunningServer> {
   const tlsOptions = options.tls === undefined ? null : readTls(options.tls);
   // Over TLS, ALPN tells HTTP/2 from HTTP/1.1 and one secure server takes both; in the clear, the first bytes do (below).
   const h2 =
-    tlsOptions === null ? http2.createServer({}, handler) : http2.createSecureServer({ ...tlsOptions, allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"] }, handler);
+    tlsOptions === null
+      ? http2.createServer({}, handler)
+      : http2.createSecureServer({ ...tlsOptions, allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"] }, handler);
   const readTimeoutMs = options.readTimeoutMs ?? 30_000;
   const fastPath = options.fastPath === undefined ? undefined : createUnaryFastPath(options.fastPath, { interceptors, limits });
   // Node's compatibility layer turns every "stream" event into a request for

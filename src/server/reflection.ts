@@ -54,10 +54,7 @@ const V1ALPHA_FILE = "grpc/reflection/v1alpha/reflection.proto";
  * (e.g. `[file_ml_v1_ml]` from gen/) plus its own and the health service;
  * imports such as google/protobuf/timestamp.proto are found through the files.
  */
-export function createReflectionService(
-  files: readonly DescFile[],
-  options: ReflectionServiceOptions = {},
-): ReflectionService {
+export function createReflectionService(files: readonly DescFile[], options: ReflectionServiceOptions = {}): ReflectionService {
   const withV1alpha = options.v1alpha ?? true;
   const alpha = withV1alpha ? createV1alpha() : undefined;
   const ownFiles: DescFile[] = [file_grpc_reflection_v1_reflection];
@@ -198,9 +195,7 @@ function respond(index: Index, req: ServerReflectionRequest): Answer {
     case "fileContainingExtension": {
       const type = stripDot(r.value.containingType);
       const file = index.extensions.get(type)?.get(r.value.extensionNumber);
-      return file === undefined
-        ? notFound(`extension ${r.value.extensionNumber} of ${type} not found`)
-        : filesResponse(index, file);
+      return file === undefined ? notFound(`extension ${r.value.extensionNumber} of ${type} not found`) : filesResponse(index, file);
     }
     case "allExtensionNumbersOfType": {
       const type = stripDot(r.value);
@@ -280,11 +275,7 @@ function createV1alpha(): { file: DescFile; method: DescMethodBiDiStreaming } {
 }
 
 /** Serves the v1alpha method by converting to and from v1 through the (identical) wire format. */
-function registerV1alpha(
-  router: ConnectRouter,
-  method: DescMethodBiDiStreaming,
-  answer: (req: ServerReflectionRequest) => ServerReflectionResponse,
-): void {
+function registerV1alpha(router: ConnectRouter, method: DescMethodBiDiStreaming, answer: (req: ServerReflectionRequest) => ServerReflectionResponse): void {
   router.rpc(method, async function* (requests) {
     for await (const req of requests) {
       const v1 = fromBinary(ServerReflectionRequestSchema, toBinary(method.input, req));

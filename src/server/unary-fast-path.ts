@@ -11,12 +11,7 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { createMethodSerializationLookup, type MethodSerializationLookup } from "@connectrpc/connect/protocol";
-import {
-  codeToHttpStatus,
-  errorToJsonBytes,
-  parseTimeout as parseConnectTimeout,
-  trailerMux,
-} from "@connectrpc/connect/protocol-connect";
+import { codeToHttpStatus, errorToJsonBytes, parseTimeout as parseConnectTimeout, trailerMux } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { IncomingHeaders } from "./incoming-headers.ts";
 import type { ServerLimits } from "./limits.ts";

@@ -55,7 +55,10 @@ export function createActiveModels(db: DatabasePool, options: { ttlMs?: number; 
       const entry: Entry = { row, expires: now + ttl };
       entries.delete(key);
       entries.set(key, entry);
-      row.then((r) => (entry.resolved = r), () => undefined);
+      row.then(
+        (r) => (entry.resolved = r),
+        () => undefined,
+      );
       row.catch(() => {
         if (entries.get(key)?.row === row) entries.delete(key);
       });

@@ -36,7 +36,12 @@ export interface DatabaseWatch {
  * it answers. LIVENESS stays SERVING throughout: a restart would not bring
  * the database back. `ping` is one cheap round trip (SELECT 1).
  */
-export function watchDatabase(ping: () => Promise<unknown>, health: HealthService, services: readonly string[], settings = DEFAULT_DATABASE_WATCH): DatabaseWatch {
+export function watchDatabase(
+  ping: () => Promise<unknown>,
+  health: HealthService,
+  services: readonly string[],
+  settings = DEFAULT_DATABASE_WATCH,
+): DatabaseWatch {
   let reachable = true;
   let failures = 0;
   let successes = 0;

@@ -156,8 +156,7 @@ export function createFeedbackRecorder({ db, trainer, predictionLog, ranker, onT
       const outcome = await db.transaction(async (tx) => {
         const row = await lockPrediction(tx, input.predictionId);
         if (row === null) throw new NotFound(`no prediction or suggestion has id ${input.predictionId}`);
-        const plan: Plan =
-          row.prediction_type === "energy_prediction" ? planEnergy(row, input) : { samples: [], modelType: "task_suggester" };
+        const plan: Plan = row.prediction_type === "energy_prediction" ? planEnergy(row, input) : { samples: [], modelType: "task_suggester" };
         const choice = row.prediction_type === "energy_prediction" ? null : await planChoice(tx, row, input);
         const model = row.model_id === null ? null : await modelById(tx, row.model_id);
         if (row.was_correct !== null) {

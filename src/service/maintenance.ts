@@ -47,7 +47,7 @@ export function createMaintenance(db: DatabasePool, settings: MaintenanceSetting
       try {
         // On the connection that holds the lock (the embedded database has only one). Each step on its own:
         // a partition that could not be made this time must not stop retention or pruning.
-        const step = async <T,>(what: string, run: () => Promise<T>): Promise<T | null> => {
+        const step = async <T>(what: string, run: () => Promise<T>): Promise<T | null> => {
           try {
             return await run();
           } catch (err) {

@@ -201,10 +201,12 @@ export function createPredictionLog(db: DatabasePool, log: Logger, options: Pred
     current = newBatch();
     inFlight.add(batch);
     // Batches are written one after another, so ids become visible in order.
-    batch.written = chain.then(() => write(batch)).finally(() => {
-      inFlight.delete(batch);
-      buffered -= batch.rows.length;
-    });
+    batch.written = chain
+      .then(() => write(batch))
+      .finally(() => {
+        inFlight.delete(batch);
+        buffered -= batch.rows.length;
+      });
     batch.written.then(batch.durable.resolve, batch.durable.reject);
     chain = batch.written.catch(() => undefined);
     return batch.written;

@@ -73,13 +73,7 @@ export interface ExploredOrder {
  * the order shown, its propensity and every task's inclusion probability,
  * logged so picks can value another ranking off-policy (eval/suggestions.ts).
  */
-export function exploreOrder(
-  greedy: readonly number[],
-  probabilities: readonly number[],
-  limit: number,
-  rate: number,
-  random: () => number,
-): ExploredOrder {
+export function exploreOrder(greedy: readonly number[], probabilities: readonly number[], limit: number, rate: number, random: () => number): ExploredOrder {
   const slot = EXPLORED_RANK - 1;
   const below = greedy.length - EXPLORED_RANK;
   const fixed = greedy.map((_, r) => (r < EXPLORED_RANK ? 1 : 0));

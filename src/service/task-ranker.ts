@@ -157,11 +157,8 @@ export function createTaskRanker({
     if (choices.length === 0) return;
     const { population } = await stored(POPULATION);
     // Slices of 50 picks (~1-2 ms each) keep serving responsive while thousands of picks are fitted.
-    const w = await fitChoiceModelInSlices(
-      choices,
-      { prior: priorWeights(), lambda: settings.populationLambda, start: population, iterations: 3 },
-      50,
-      () => nextTurn(),
+    const w = await fitChoiceModelInSlices(choices, { prior: priorWeights(), lambda: settings.populationLambda, start: population, iterations: 3 }, 50, () =>
+      nextTurn(),
     );
     await saveRanker(db, POPULATION, [...w], choices.length);
     remember(POPULATION, w, choices.length);

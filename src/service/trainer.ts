@@ -2,14 +2,7 @@ import type { DatabasePool } from "slonik";
 import { ENERGY_LABELS, type EnergyFeatureValues, type ModelTypeName } from "../domain.ts";
 import { NotEnoughTrainingData } from "../errors.ts";
 import { silentLogger, type Logger } from "../logger.ts";
-import {
-  activeModel,
-  modelBlob,
-  modelById,
-  storeVersion,
-  usersFittedWithoutPopulation,
-  type ModelRow,
-} from "../db/models.ts";
+import { activeModel, modelBlob, modelById, storeVersion, usersFittedWithoutPopulation, type ModelRow } from "../db/models.ts";
 import { countTrainingSamplesAfter, populationSamples, trainingSamplesBefore, trainingSamplesFor } from "../db/training-data.ts";
 import { defaultForestKind } from "../ml/algorithms.ts";
 import { decodeEnvelope, ENERGY_BLENDED_FORMAT, ENERGY_USER_FORMAT } from "../ml/energy-model.ts";
@@ -243,9 +236,7 @@ export function createTrainer(deps: TrainerDeps): Trainer {
   ): Promise<TrainOutcome> {
     const active = await activeModel(db, userId, modelType);
     const plan =
-      userId === POPULATION && modelType === "energy_prediction"
-        ? await planPopulation(active)
-        : await planUser(userId, modelType, active, sinceOverride);
+      userId === POPULATION && modelType === "energy_prediction" ? await planPopulation(active) : await planUser(userId, modelType, active, sinceOverride);
     const log = rootLog.child({
       ...(call.requestId ? { requestId: call.requestId } : {}),
       job: plan.job.kind,
@@ -270,31 +261,41 @@ export function createTrainer(deps: TrainerDeps): Trainer {
     const { evaluation, comparison } = result;
     const what = userId === POPULATION ? "population" : modelType;
     const decided = decideActivation(active, result, what, settings.minComparisonSamples);
-    const drift = trigger === "retrain:drift" ? `drift in live accuracy; the user's day re-placed from the ${plan.samples} most recent samples (older ones realigned); ` : "";
-    const { model, activated: activate, reason } = await storeVersion(db, {
-      userId,
-      modelType,
-      format: result.format,
-      modelData: result.modelData,
-      trainingAccuracy: evaluation.accuracy,
-      evaluation: {
-        ...evaluation,
-        trigger,
-        ...(comparison === undefined ? {} : { comparison }),
-        ...(result.baseline === undefined ? {} : { baseline: result.baseline }),
-        // Which population the blend borrowed from: a newer one re-blends the users fitted without it.
-        ...(plan.job.kind === "energy-user" ? { population_model_id: plan.job.population?.modelId ?? null } : {}),
+    const drift =
+      trigger === "retrain:drift"
+        ? `drift in live accuracy; the user's day re-placed from the ${plan.samples} most recent samples (older ones realigned); `
+        : "";
+    const {
+      model,
+      activated: activate,
+      reason,
+    } = await storeVersion(
+      db,
+      {
+        userId,
+        modelType,
+        format: result.format,
+        modelData: result.modelData,
+        trainingAccuracy: evaluation.accuracy,
+        evaluation: {
+          ...evaluation,
+          trigger,
+          ...(comparison === undefined ? {} : { comparison }),
+          ...(result.baseline === undefined ? {} : { baseline: result.baseline }),
+          // Which population the blend borrowed from: a newer one re-blends the users fitted without it.
+          ...(plan.job.kind === "energy-user" ? { population_model_id: plan.job.population?.modelId ?? null } : {}),
+        },
+        trainingSamples: plan.samples,
+        trainingDataSeq: plan.lastSeq,
+        trainingSinceSeq: plan.sinceSeq,
+        ece: evaluation.ece,
+        brier: evaluation.brier,
       },
-      trainingSamples: plan.samples,
-      trainingDataSeq: plan.lastSeq,
-      trainingSinceSeq: plan.sinceSeq,
-      ece: evaluation.ece,
-      brier: evaluation.brier,
-    }, (activeNow) =>
-      // Another version went live while this one trained (an ActivateModel, another replica): that choice stands.
-      activeNow?.model_id !== active?.model_id
-        ? { activate: false, trigger, reason: `${activeNow?.version ?? "no version"} became active while this version trained; it stays active` }
-        : { activate: decided.activate, trigger, reason: drift + decided.reason },
+      (activeNow) =>
+        // Another version went live while this one trained (an ActivateModel, another replica): that choice stands.
+        activeNow?.model_id !== active?.model_id
+          ? { activate: false, trigger, reason: `${activeNow?.version ?? "no version"} became active while this version trained; it stays active` }
+          : { activate: decided.activate, trigger, reason: drift + decided.reason },
     );
     const loaded = loadModel(result.format, result.modelData);
     cache.put(model.model_id, loaded, loadedModelBytes(loaded, result.modelData.byteLength));

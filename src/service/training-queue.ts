@@ -254,15 +254,19 @@ export async function startTrainingQueue(deps: TrainingQueueDeps): Promise<Train
   async function waitFor(id: string, request: TrainRequest, callerSignal?: AbortSignal): Promise<TrainOutcome | null> {
     // The job is shared: a caller that gives up stops waiting, the job runs on for the others.
     const signal = callerSignal === undefined ? stopping.signal : AbortSignal.any([callerSignal, stopping.signal]);
-    const job = await (new Promise<JobWithMetadata<TrainRequest>>((resolve, reject) => {
-          if (signal.aborted) return reject(aborted(signal));
-          const onAbort = () => reject(aborted(signal));
-          signal.addEventListener("abort", onAbort, { once: true });
-          watch(id).then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-        }));
+    const job = await new Promise<JobWithMetadata<TrainRequest>>((resolve, reject) => {
+      if (signal.aborted) return reject(aborted(signal));
+      const onAbort = () => reject(aborted(signal));
+      signal.addEventListener("abort", onAbort, { once: true });
+      watch(id)
+        .then(resolve, reject)
+        .finally(() => signal.removeEventListener("abort", onAbort));
+    });
     const output = (job.output ?? {}) as JobOutput;
     if (job.state !== "completed") {
-      throw new TrainingJobFailed(`training job ${id} ${job.state} after ${job.retryCount + 1} attempt(s): ${(output as { message?: string }).message ?? "no reason given"}`);
+      throw new TrainingJobFailed(
+        `training job ${id} ${job.state} after ${job.retryCount + 1} attempt(s): ${(output as { message?: string }).message ?? "no reason given"}`,
+      );
     }
     if (output.error !== undefined) rethrow(output.error, request);
     if (output.skipped === true || output.modelId === undefined) return null;
@@ -300,7 +304,12 @@ export async function startTrainingQueue(deps: TrainingQueueDeps): Promise<Train
     } catch (err) {
       const error = domainError(err);
       if (error === null) {
-        log.error("training job attempt failed", { jobId: job!.id, attempt: job!.retryCount + 1, key: runKey(request.userId, request.modelType), error: message(err) });
+        log.error("training job attempt failed", {
+          jobId: job!.id,
+          attempt: job!.retryCount + 1,
+          key: runKey(request.userId, request.modelType),
+          error: message(err),
+        });
         throw err;
       }
       if (request.trigger !== "train") log.info("background training job declined", { jobId: job!.id, trigger: request.trigger, reason: error.message });
@@ -312,25 +321,29 @@ export async function startTrainingQueue(deps: TrainingQueueDeps): Promise<Train
     runsFor(execute) {
       registered.push(
         boss
-          .work<TrainRequest, JobOutput>(TRAINING_QUEUE, {
+          .work<TrainRequest, JobOutput>(
+            TRAINING_QUEUE,
+            {
               localConcurrency: settings.localConcurrency,
               batchSize: 1,
               // NOTIFY wakes workers for new jobs only: retries after their delay and jobs of dead replicas are found by polling.
               pollingIntervalSeconds: 1,
               notifyPollingIntervalSeconds: 1,
-            }, (jobs) => {
-            const task = work(execute, jobs);
-            running.add(task);
-            void task
-              .catch(() => undefined)
-              .finally(() => {
-                running.delete(task);
-                // pg-boss records the completion right after the handler returns: look again shortly.
-                const id = jobs[0]?.id;
-                if (id !== undefined) setTimeout(() => nudges.get(id)?.(), 3);
-              });
-            return task;
-          })
+            },
+            (jobs) => {
+              const task = work(execute, jobs);
+              running.add(task);
+              void task
+                .catch(() => undefined)
+                .finally(() => {
+                  running.delete(task);
+                  // pg-boss records the completion right after the handler returns: look again shortly.
+                  const id = jobs[0]?.id;
+                  if (id !== undefined) setTimeout(() => nudges.get(id)?.(), 3);
+                });
+              return task;
+            },
+          )
           .then((id) => {
             workerId = id;
           }),

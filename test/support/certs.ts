@@ -20,10 +20,55 @@ export function makeTestCerts(): TestCerts {
   const dir = mkdtempSync(join(tmpdir(), "ml-certs-"));
   const p = (f: string) => join(dir, f);
   const ssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
-  ssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=test-ca", "-keyout", p("ca.key"), "-out", p("ca.crt"));
+  ssl(
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-days",
+    "1",
+    "-subj",
+    "/CN=test-ca",
+    "-keyout",
+    p("ca.key"),
+    "-out",
+    p("ca.crt"),
+  );
   const issue = (name: string) => {
-    ssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", `/CN=${name}`, "-keyout", p(`${name}.key`), "-out", p(`${name}.csr`));
-    ssl("x509", "-req", "-in", p(`${name}.csr`), "-CA", p("ca.crt"), "-CAkey", p("ca.key"), "-CAcreateserial", "-days", "1", "-out", p(`${name}.crt`), "-extfile", p(`${name}.ext`));
+    ssl(
+      "req",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-subj",
+      `/CN=${name}`,
+      "-keyout",
+      p(`${name}.key`),
+      "-out",
+      p(`${name}.csr`),
+    );
+    ssl(
+      "x509",
+      "-req",
+      "-in",
+      p(`${name}.csr`),
+      "-CA",
+      p("ca.crt"),
+      "-CAkey",
+      p("ca.key"),
+      "-CAcreateserial",
+      "-days",
+      "1",
+      "-out",
+      p(`${name}.crt`),
+      "-extfile",
+      p(`${name}.ext`),
+    );
     return { cert: p(`${name}.crt`), key: p(`${name}.key`) };
   };
   const ext = (name: string, body: string) => execFileSync("sh", ["-c", `printf '%s\\n' "${body}" > ${p(`${name}.ext`)}`]);

@@ -47,7 +47,10 @@ export async function freshDatabase(options: { migrate?: boolean; interceptors?:
       rmSync(dir, { recursive: true, force: true });
     };
   }
-  const pool = await createDatabasePool(url, { maximumPoolSize: embedded ? 1 : 5, ...(options.interceptors === undefined ? {} : { interceptors: options.interceptors }) });
+  const pool = await createDatabasePool(url, {
+    maximumPoolSize: embedded ? 1 : 5,
+    ...(options.interceptors === undefined ? {} : { interceptors: options.interceptors }),
+  });
   if (options.migrate ?? true) await migrate(pool);
   return {
     url,

@@ -11,9 +11,32 @@ import fc from "fast-check";
  */
 
 const UUID = "123e4567-e89b-42d3-a456-426614174000";
-const edgeStrings = fc.constantFrom("", " ", "\u0000", "a\u0000b", "\u001b[31m", "😀", "\ud800", UUID, UUID.toUpperCase(), UUID.slice(1), "x".repeat(300), "Europe/Berlin", "Mars/Olympus", "UTC");
-const strings = fc.oneof({ weight: 3, arbitrary: edgeStrings }, { weight: 2, arbitrary: fc.string({ maxLength: 40 }) }, { weight: 1, arbitrary: fc.string({ unit: "grapheme", maxLength: 20 }) }, { weight: 1, arbitrary: fc.uuid() });
-const doubles = fc.oneof(fc.constantFrom(0, -0, 1, 2, 3, -1, 0.5, 1e308, -1e308, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, Number.MIN_VALUE), fc.double());
+const edgeStrings = fc.constantFrom(
+  "",
+  " ",
+  "\u0000",
+  "a\u0000b",
+  "\u001b[31m",
+  "😀",
+  "\ud800",
+  UUID,
+  UUID.toUpperCase(),
+  UUID.slice(1),
+  "x".repeat(300),
+  "Europe/Berlin",
+  "Mars/Olympus",
+  "UTC",
+);
+const strings = fc.oneof(
+  { weight: 3, arbitrary: edgeStrings },
+  { weight: 2, arbitrary: fc.string({ maxLength: 40 }) },
+  { weight: 1, arbitrary: fc.string({ unit: "grapheme", maxLength: 20 }) },
+  { weight: 1, arbitrary: fc.uuid() },
+);
+const doubles = fc.oneof(
+  fc.constantFrom(0, -0, 1, 2, 3, -1, 0.5, 1e308, -1e308, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, Number.MIN_VALUE),
+  fc.double(),
+);
 const uint32 = fc.oneof(fc.constantFrom(0, 1, 2, 23, 24, 168, 500, 501, 1000, 2 ** 31, 2 ** 32 - 1), fc.nat());
 const int32 = fc.oneof(fc.constantFrom(0, -1, 1, 2 ** 31 - 1, -(2 ** 31), 999_999_999, 1_000_000_000), fc.integer());
 const int64 = fc.oneof(
@@ -53,7 +76,8 @@ function fieldValue(field: DescField, depth: number): fc.Arbitrary<unknown> {
     if (field.fieldKind === "map") return fc.constant(undefined);
     return messageInit(field.message!, depth + 1);
   };
-  if (field.fieldKind === "list") return fc.oneof({ weight: 4, arbitrary: fc.array(one(), { maxLength: 4 }) }, { weight: 1, arbitrary: fc.array(one(), { minLength: 40, maxLength: 60 }) });
+  if (field.fieldKind === "list")
+    return fc.oneof({ weight: 4, arbitrary: fc.array(one(), { maxLength: 4 }) }, { weight: 1, arbitrary: fc.array(one(), { minLength: 40, maxLength: 60 }) });
   if (field.fieldKind === "map") return fc.constant({});
   return one();
 }

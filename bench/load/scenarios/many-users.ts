@@ -47,9 +47,7 @@ export async function runManyUsers(ctx: RunContext): Promise<void> {
   // Reference: one warm user, the same generator and concurrency.
   const single = encodeBody(PredictRequestSchema, predictRequest(ctx.warmUsers[0]!, 0), "grpc");
   let before = await settledPredictionCount(db, true);
-  const warm = await measureWindow(pid, db, warmup, () =>
-    generateLoad({ ...load, warmupS: warmup, durationS: duration, next: () => predict(single) }),
-  );
+  const warm = await measureWindow(pid, db, warmup, () => generateLoad({ ...load, warmupS: warmup, durationS: duration, next: () => predict(single) }));
   let after = await settledPredictionCount(db, true);
   const warmRow = generatorRow("many-users (1 warm user)", `node:http2 generator ${connections} conn × ${streams} streams, gRPC`, warm, ctx.rawCallsPerS, {
     before,

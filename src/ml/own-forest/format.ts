@@ -141,9 +141,7 @@ export function decodePart(blob: Uint8Array): ForestPart {
   if (blob.length < 8) throw new ForestFormatError(`truncated own-random-forest blob: ${blob.length} bytes, the header alone is ${HEADER_BYTES}`);
   const version = blob[4]! | (blob[5]! << 8);
   if (version < OLDEST_READABLE || version > FORMAT_VERSION) {
-    throw new ForestFormatError(
-      `unsupported own-random-forest format version ${version} (this build reads versions ${OLDEST_READABLE} to ${FORMAT_VERSION})`,
-    );
+    throw new ForestFormatError(`unsupported own-random-forest format version ${version} (this build reads versions ${OLDEST_READABLE} to ${FORMAT_VERSION})`);
   }
   if (blob.length < HEADER_BYTES) {
     throw new ForestFormatError(`truncated own-random-forest blob: ${blob.length} bytes, the header alone is ${HEADER_BYTES}`);

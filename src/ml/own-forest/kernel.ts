@@ -105,7 +105,7 @@ export class KernelForest {
     this.i32 = new Int32Array(memory.buffer);
     this.f64 = new Float64Array(memory.buffer);
     // the sink pads the last lanes of single(): a leaf whose distribution (after the real ones) is all zero
-    this.i32[this.sinkAt >> 2] = LEAF_FLAG | nLeafFloats / C;
+    this.i32[this.sinkAt >> 2] = LEAF_FLAG | (nLeafFloats / C);
   }
 
   /** The nodes, to fill in the kernel layout (leafWord or slot << 27 | thr << 18 | offset). */

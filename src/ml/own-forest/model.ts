@@ -153,10 +153,7 @@ export class OwnForest implements Forest {
     // The kernel's 4-byte nodes when they fit (every offset fits a tree's
     // size), written straight into its memory; else the 8-byte JavaScript nodes.
     const kernel =
-      runtime.kernel !== false &&
-      nF <= KERNEL_MAX_FEATURES &&
-      maxCount <= KERNEL_MAX_TREE_NODES &&
-      nNodes >= (runtime.kernelMinNodes ?? KERNEL_MIN_NODES)
+      runtime.kernel !== false && nF <= KERNEL_MAX_FEATURES && maxCount <= KERNEL_MAX_TREE_NODES && nNodes >= (runtime.kernelMinNodes ?? KERNEL_MIN_NODES)
         ? new KernelForest(nNodes, nTrees, C * C + part.mixed.length, nF, C, nNodes >= (runtime.wideSingleMinNodes ?? WIDE_SINGLE_MIN_NODES))
         : undefined;
     const words = kernel?.nodes() ?? new Int32Array(0);

@@ -36,4 +36,3 @@ export interface ForestPart {
    */
   readonly oob?: Float64Array;
 }
-
