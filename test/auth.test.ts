@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
@@ -9,14 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
 import { MlService, ModelType } from "../gen/ml/v1/ml_pb.ts";
 import { readConfig } from "../src/config.ts";
-import { silentLogger } from "../src/logger.ts";
 import { scopeFor } from "../src/server/auth.ts";
-import { startService, type Service } from "../src/start.ts";
-import { freshDatabase, testServerUrl, type TestDatabase } from "./support/database.ts";
+import type { Service } from "../src/start.ts";
+import { startServiceForTest, type StartedService } from "./support/started.ts";
 
 /** Bearer tokens with scopes, checked on every RPC over every protocol a started service speaks. */
+let started: StartedService;
 let service: Service;
-let database: TestDatabase | undefined;
 const dir = mkdtempSync(join(tmpdir(), "ml-auth-"));
 let key: CryptoKey;
 let otherKey: CryptoKey;
@@ -36,25 +35,11 @@ beforeAll(async () => {
   key = pair.privateKey;
   otherKey = (await generateKeyPair("ES256")).privateKey;
   writeFileSync(join(dir, "jwks.json"), JSON.stringify({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: "test", alg: "ES256" }] }));
-  const auth = {
-    AUTH_JWKS_FILE: join(dir, "jwks.json"),
-    AUTH_ISSUER: "test-issuer",
-    AUTH_AUDIENCE: "ml-service",
-    PORT: "0",
-    TRAIN_THREADS: "1",
-    PREDICTION_SPILL_DIR: join(dir, "spill"),
-  };
-  if (testServerUrl !== undefined) {
-    database = await freshDatabase({ migrate: false });
-    service = await startService(readConfig({ ...auth, DATABASE_URL: database.url }), silentLogger);
-  } else {
-    service = await startService(readConfig({ ...auth, DATA_DIR: join(dir, "pglite") }), silentLogger);
-  }
+  started = await startServiceForTest({ AUTH_JWKS_FILE: join(dir, "jwks.json"), AUTH_ISSUER: "test-issuer", AUTH_AUDIENCE: "ml-service" }, dir);
+  service = started.service;
 });
 afterAll(async () => {
-  await service?.stop();
-  await database?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await started?.close();
 });
 
 const transports = (): [string, Transport][] => {

@@ -1,15 +1,10 @@
 import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import fc from "fast-check";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MlService } from "../gen/ml/v1/ml_pb.ts";
-import { readConfig } from "../src/config.ts";
-import { silentLogger } from "../src/logger.ts";
-import { startService, type Service } from "../src/start.ts";
-import { freshDatabase, testServerUrl, type TestDatabase } from "./support/database.ts";
+import type { Service } from "../src/start.ts";
+import { startServiceForTest, type StartedService } from "./support/started.ts";
 import { arbitraryMessage } from "./support/fuzz.ts";
 
 /**
@@ -19,23 +14,15 @@ import { arbitraryMessage } from "./support/fuzz.ts";
  * `npm run faults` runs the same with more requests per RPC.
  */
 const RUNS = Number(process.env["FUZZ_RUNS"] ?? 40);
+let started: StartedService;
 let service: Service;
-let database: TestDatabase | undefined;
-const dir = mkdtempSync(join(tmpdir(), "ml-fuzz-"));
 
 beforeAll(async () => {
-  const env = { PORT: "0", TRAIN_THREADS: "1", N_ESTIMATORS: "10", PREDICTION_SPILL_DIR: join(dir, "spill") };
-  if (testServerUrl !== undefined) {
-    database = await freshDatabase({ migrate: false });
-    service = await startService(readConfig({ ...env, DATABASE_URL: database.url }), silentLogger);
-  } else {
-    service = await startService(readConfig({ ...env, DATA_DIR: join(dir, "pglite") }), silentLogger);
-  }
+  started = await startServiceForTest({ N_ESTIMATORS: "10" });
+  service = started.service;
 });
 afterAll(async () => {
-  await service?.stop();
-  await database?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await started?.close();
 });
 
 const BUG_CODES = new Set([Code.Internal, Code.Unknown]);

@@ -1,32 +1,19 @@
-import { mkdtempSync, rmSync } from "node:fs";
 import http2 from "node:http2";
 import { request as httpRequest } from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readConfig } from "../src/config.ts";
-import { silentLogger } from "../src/logger.ts";
-import { startService, type Service } from "../src/start.ts";
-import { freshDatabase, testServerUrl, type TestDatabase } from "./support/database.ts";
+import type { Service } from "../src/start.ts";
+import { startServiceForTest, type StartedService } from "./support/started.ts";
 
 /** A request whose body never completes is cancelled after REQUEST_READ_TIMEOUT_SECONDS, on HTTP/2 (both paths) and HTTP/1.1. */
+let started: StartedService;
 let service: Service;
-let database: TestDatabase | undefined;
-const dir = mkdtempSync(join(tmpdir(), "ml-read-timeout-"));
 
 beforeAll(async () => {
-  const env = { PORT: "0", TRAIN_THREADS: "1", REQUEST_READ_TIMEOUT_SECONDS: "1", PREDICTION_SPILL_DIR: join(dir, "spill") };
-  if (testServerUrl !== undefined) {
-    database = await freshDatabase({ migrate: false });
-    service = await startService(readConfig({ ...env, DATABASE_URL: database.url }), silentLogger);
-  } else {
-    service = await startService(readConfig({ ...env, DATA_DIR: join(dir, "pglite") }), silentLogger);
-  }
+  started = await startServiceForTest({ REQUEST_READ_TIMEOUT_SECONDS: "1" });
+  service = started.service;
 });
 afterAll(async () => {
-  await service?.stop();
-  await database?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await started?.close();
 });
 
 describe("the read timeout", () => {
