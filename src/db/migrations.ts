@@ -191,7 +191,8 @@ export const migrations: readonly Migration[] = [
             DROP TABLE moving;
           END LOOP;
         END $$`,
-      sql.unsafe`CREATE INDEX model_predictions_id ON model_predictions (prediction_id)`,
+      // Lookups by prediction_id alone (Feedback) use the primary key, whose leading column it is: no index of its own
+      // (one fewer index for every Predict's insert to maintain).
       sql.unsafe`CREATE INDEX model_predictions_user_created ON model_predictions (user_id, created_at)`,
       sql.unsafe`CREATE INDEX model_predictions_feedback ON model_predictions (model_id, feedback_at DESC) WHERE was_correct IS NOT NULL`,
       // Answered predictions outlive their partition: they are training data and the record of live accuracy.
