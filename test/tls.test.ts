@@ -1,6 +1,9 @@
+import { execFile } from "node:child_process";
 import { copyFileSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -19,6 +22,7 @@ let tlsService: Service;
 let mtlsService: Service;
 const databases: TestDatabase[] = [];
 const E = ModelType.ENERGY_PREDICTION;
+const execFileAsync = promisify(execFile);
 
 async function start(extra: Record<string, string>): Promise<Service> {
   const base = { PORT: "0", TRAIN_THREADS: "1", PREDICTION_SPILL_DIR: join(certs.dir, `spill-${databases.length}`), ...extra };
@@ -76,6 +80,25 @@ describe("TLS", () => {
     expect(err.code).toBe(grpc.status.UNAVAILABLE);
     without.close();
   });
+
+  it("answers buf curl over TLS and mutual TLS (reflection included)", async () => {
+    const buf = fileURLToPath(new URL("../node_modules/.bin/buf", import.meta.url));
+    const curl = (port: number, extra: string[]) =>
+      execFileAsync(buf, [
+        "curl",
+        "--protocol",
+        "grpc",
+        "--cacert",
+        certs.caCert,
+        ...extra,
+        "-d",
+        '{"user_id":"nobody","model_type":"MODEL_TYPE_ENERGY_PREDICTION"}',
+        `https://127.0.0.1:${port}/ml.v1.MlService/ListModels`,
+      ]);
+    expect(JSON.parse((await curl(tlsService.port, [])).stdout)).toEqual({});
+    expect(JSON.parse((await curl(mtlsService.port, ["--cert", certs.clientCert, "--key", certs.clientKey])).stdout)).toEqual({});
+    await expect(curl(mtlsService.port, [])).rejects.toThrow();
+  }, 60_000);
 
   it("serves a renewed certificate without a restart", async () => {
     const serial = () =>
