@@ -1,3 +1,5 @@
+import type { FaultRow } from "./report.ts";
+import { SAMPLES_PER_INGEST, type MixTally } from "./mix.ts";
 import { sql, type DatabasePool } from "slonik";
 import { z } from "zod";
 
@@ -57,4 +59,35 @@ export async function modelConsistency(pool: DatabasePool, users?: readonly stri
     activeNotOne: groups.filter((g) => g.active !== 1).map((g) => `${g.user_id}/${g.model_type}: ${g.active} active of ${g.versions}`),
     unlogged: [...unlogged],
   };
+}
+
+/**
+ * The three "acknowledged / stored" rows of a scenario that ran the mixed load
+ * (predictions, feedbacks, samples): waits up to `waitMs` for the predictions
+ * (a replay may still be under way), then counts what the database holds.
+ */
+export async function lossRows(
+  pool: DatabasePool,
+  scenario: string,
+  tally: MixTally,
+  waitMs: number,
+  predictionsFigure = "predictions acknowledged / stored",
+): Promise<FaultRow[]> {
+  const missing = await waitForPredictions(pool, tally.predictionIds, waitMs);
+  const fed = await storedPredictions(pool, tally.feedbackIds, true);
+  const samples = await samplesPerUser(pool, tally.ingestUsers);
+  const samplesStored = tally.ingestUsers.reduce((n, u) => n + Math.min(samples.get(u) ?? 0, SAMPLES_PER_INGEST), 0);
+  const samplesAcked = tally.ingestUsers.length * SAMPLES_PER_INGEST;
+  const row = (figure: string, acked: number, stored: number): FaultRow => ({
+    scenario,
+    figure,
+    value: `${acked} / ${stored}`,
+    target: "0 lost",
+    pass: acked === stored,
+  });
+  return [
+    row(predictionsFigure, tally.predictionIds.length, tally.predictionIds.length - missing.length),
+    row("feedbacks acknowledged / stored", tally.feedbackIds.length, fed.size),
+    row("samples acknowledged / stored", samplesAcked, samplesStored),
+  ];
 }

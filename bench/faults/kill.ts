@@ -1,8 +1,8 @@
 import { ModelType } from "../../gen/ml/v1/ml_pb.ts";
 import { mlClient } from "../load/client.ts";
 import { ingestForUsers } from "../load/users.ts";
-import { modelConsistency, samplesPerUser, storedPredictions, waitForPredictions } from "./consistency.ts";
-import { codesBetween, isBugCode, prepareUsers, SAMPLES_PER_INGEST, startMix, type MixKind } from "./mix.ts";
+import { lossRows, modelConsistency, waitForPredictions } from "./consistency.ts";
+import { codesBetween, isBugCode, prepareUsers, startMix, type MixKind } from "./mix.ts";
 import type { FaultOptions } from "./options.ts";
 import { codeList, progress, type FaultRow } from "./report.ts";
 import type { FaultRig } from "./rig.ts";
@@ -110,37 +110,14 @@ export async function runSigterm(rig: FaultRig, options: FaultOptions, tag: stri
   progress(`sigterm: exited with ${code} after ${seconds.toFixed(2)} s; restarting to replay anything spilled`);
   service = await rig.ensure();
   const { tally } = mix;
-  const missing = await waitForPredictions(rig.pool, tally.predictionIds, 60_000);
-  const fed = await storedPredictions(rig.pool, tally.feedbackIds, true);
-  const samples = await samplesPerUser(rig.pool, tally.ingestUsers);
-  const samplesStored = tally.ingestUsers.reduce((n, u) => n + Math.min(samples.get(u) ?? 0, SAMPLES_PER_INGEST), 0);
+  const losses = await lossRows(rig.pool, S, tally, 60_000);
   const after = new Map<string, number>();
   for (const e of tally.events)
     if (e.t >= termAt) after.set(e.code === "OK" ? "OK" : `${e.rpc} ${e.code}`, (after.get(e.code === "OK" ? "OK" : `${e.rpc} ${e.code}`) ?? 0) + 1);
   const all = codesBetween(tally.events, 0, Infinity);
   for (const m of tally.bugMessages) progress(`sigterm: ${m}`);
   return [
-    {
-      scenario: S,
-      figure: "predictions acknowledged / stored",
-      value: `${tally.predictionIds.length} / ${tally.predictionIds.length - missing.length}`,
-      target: "0 lost",
-      pass: missing.length === 0,
-    },
-    {
-      scenario: S,
-      figure: "feedbacks acknowledged / stored",
-      value: `${tally.feedbackIds.length} / ${fed.size}`,
-      target: "0 lost",
-      pass: fed.size === tally.feedbackIds.length,
-    },
-    {
-      scenario: S,
-      figure: "samples acknowledged / stored",
-      value: `${tally.ingestUsers.length * SAMPLES_PER_INGEST} / ${samplesStored}`,
-      target: "0 lost",
-      pass: samplesStored === tally.ingestUsers.length * SAMPLES_PER_INGEST,
-    },
+    ...losses,
     { scenario: S, figure: "exit code; shutdown time", value: `${code}; ${seconds.toFixed(2)} s`, target: "exit 0", pass: code === 0 },
     { scenario: S, figure: "codes after SIGTERM", value: codeList(after), target: "no Internal/Unknown", pass: ![...all.keys()].some(isBugCode) },
   ];

@@ -1,6 +1,6 @@
-import { samplesPerUser, storedPredictions, waitForPredictions } from "./consistency.ts";
+import { lossRows } from "./consistency.ts";
 import { firstAfter, pollHealth } from "./health-poll.ts";
-import { codesBetween, isBugCode, prepareUsers, SAMPLES_PER_INGEST, startMix } from "./mix.ts";
+import { codesBetween, isBugCode, prepareUsers, startMix } from "./mix.ts";
 import type { FaultOptions } from "./options.ts";
 import { codeList, progress, type FaultRow } from "./report.ts";
 import type { FaultRig } from "./rig.ts";
@@ -34,11 +34,7 @@ export async function runOutage(rig: FaultRig, options: FaultOptions, tag: strin
   await health.stop();
   const { tally } = mix;
   progress(`outage: load stopped; waiting for ${tally.predictionIds.length} acknowledged predictions to be stored`);
-  const missing = await waitForPredictions(rig.pool, tally.predictionIds, 120_000);
-  const fed = await storedPredictions(rig.pool, tally.feedbackIds, true);
-  const samples = await samplesPerUser(rig.pool, tally.ingestUsers);
-  const samplesStored = tally.ingestUsers.reduce((n, u) => n + Math.min(samples.get(u) ?? 0, SAMPLES_PER_INGEST), 0);
-  const samplesAcked = tally.ingestUsers.length * SAMPLES_PER_INGEST;
+  const losses = await lossRows(rig.pool, S, tally, 120_000, "predictions acknowledged / stored after replay");
   const during = codesBetween(tally.events, cutAt, restoredAt + 2_000);
   const all = codesBetween(tally.events, 0, Infinity);
   const bugs = [...all.keys()].filter(isBugCode);
@@ -52,27 +48,7 @@ export async function runOutage(rig: FaultRig, options: FaultOptions, tag: strin
   progress(`outage: errors during the outage by RPC: ${codeList(byRpc)}`);
   for (const line of rig.bugLogs().slice(0, 5)) progress(`outage: service log: ${line}`);
   return [
-    {
-      scenario: S,
-      figure: "predictions acknowledged / stored after replay",
-      value: `${tally.predictionIds.length} / ${tally.predictionIds.length - missing.length}`,
-      target: "0 lost",
-      pass: missing.length === 0,
-    },
-    {
-      scenario: S,
-      figure: "feedbacks acknowledged / stored",
-      value: `${tally.feedbackIds.length} / ${fed.size}`,
-      target: "0 lost",
-      pass: fed.size === tally.feedbackIds.length,
-    },
-    {
-      scenario: S,
-      figure: "samples acknowledged / stored",
-      value: `${samplesAcked} / ${samplesStored}`,
-      target: "0 lost",
-      pass: samplesStored === samplesAcked,
-    },
+    ...losses,
     {
       scenario: S,
       figure: "codes during the outage (+2 s)",
