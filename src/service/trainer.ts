@@ -113,8 +113,6 @@ interface Plan {
   readonly samples: number;
   readonly lastSeq: bigint;
   readonly sinceSeq: bigint;
-  /** Index of the first row the active model never saw, if any. */
-  readonly hasUnseen: boolean;
 }
 
 /** Builds the trainer; training runs for one user and type never interleave. */
@@ -170,7 +168,6 @@ export function createTrainer(deps: TrainerDeps): Trainer {
       samples: total,
       lastSeq,
       sinceSeq: 0n,
-      hasUnseen: false,
     };
   }
 
@@ -182,7 +179,7 @@ export function createTrainer(deps: TrainerDeps): Trainer {
     if (set.rows.length < need) throw new NotEnoughTrainingData(userId, modelType, set.rows.length, need);
     const unseenFrom = active === null ? -1 : set.seqs.findIndex((seq) => seq > active.training_data_seq);
     const activeBlob = unseenFrom >= 0 ? await storedBlob(db, active) : null;
-    const base = { samples: set.rows.length, lastSeq: set.seqs.at(-1) ?? 0n, sinceSeq, hasUnseen: unseenFrom >= 0 };
+    const base = { samples: set.rows.length, lastSeq: set.seqs.at(-1) ?? 0n, sinceSeq };
     if (modelType === "task_suggester") {
       return {
         ...base,
