@@ -1,4 +1,4 @@
-import { Code, ConnectError, type Interceptor, type StreamRequest, type UnaryRequest } from "@connectrpc/connect";
+import { type Code, ConnectError, type Interceptor, type StreamRequest, type UnaryRequest } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { ModelSource } from "../../gen/ml/v1/ml_pb.ts";
 import type { Logger, LogLevel } from "../logger.ts";
