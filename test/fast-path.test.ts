@@ -87,6 +87,8 @@ const predict = toBinary(
   create(PredictRequestSchema, { userId: "fp", targetTime: timestampFromMs(Date.UTC(2026, 0, 1, 9)), recentActivity: { avgEnergyLast7Days: 2 } }),
 );
 const grpc = { "content-type": "application/grpc", te: "trailers" };
+/** Field 1 (user_id) holding bytes that are not UTF-8: protobuf's string type refuses them. */
+const invalidUtf8 = Buffer.from([0x0a, 0x03, 0xff, 0xfe, 0x41]);
 
 describe("unary fast path", () => {
   it("answers gRPC with a framed message and grpc-status 0 in the trailers", async () => {
@@ -132,7 +134,12 @@ describe("unary fast path", () => {
       ["short frame", grpc, Buffer.from([0, 0, 0]), "3"],
       ["compressed flag without compression", grpc, Buffer.from([1, 0, 0, 0, 0]), "13"],
       ["frame longer than the body", grpc, Buffer.from([0, 0, 0, 0, 9, 1]), "3"],
-      ["bad protobuf", grpc, frame(Buffer.from([0xff, 0xff, 0xff])), "13"],
+      // A message that does not parse is the caller's bad input: InvalidArgument, as connect-go answers (patches/ makes connect-es agree).
+      ["bad protobuf", grpc, frame(Buffer.from([0xff, 0xff, 0xff])), "3"],
+      ["half a protobuf message", grpc, frame(predict.subarray(0, Math.floor(predict.byteLength / 2))), "3"],
+      ["half a protobuf message over Connect", proto, predict.subarray(0, Math.floor(predict.byteLength / 2)), "400"],
+      ["invalid UTF-8 in a string field", grpc, frame(invalidUtf8), "3"],
+      ["invalid UTF-8 in a string field over Connect", proto, invalidUtf8, "400"],
       ["bad grpc-timeout", { ...grpc, "grpc-timeout": "soon" }, frame(predict), "3"],
       ["bad JSON", { "content-type": "application/json" }, "{not json", "400"],
       ["empty JSON", { "content-type": "application/json" }, "", "400"],
@@ -159,6 +166,8 @@ describe("unary fast path", () => {
     expect(compressed.headers["grpc-status"] ?? compressed.trailers["grpc-status"]).toBe("12");
     const web = await call("/ml.v1.MlService/Predict", { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" }, frame(predict));
     expect(web.headers[":status"]).toBe(200);
+    const webBroken = await call("/ml.v1.MlService/Predict", { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" }, frame(invalidUtf8));
+    expect(webBroken.body.toString()).toMatch(/grpc-status: ?3/);
     const oldVersion = await call("/ml.v1.MlService/Predict", { "content-type": "application/proto", "connect-protocol-version": "2" }, predict);
     // connect-node does not insist on the version header; what matters is that it, not the fast path, answered.
     expect(oldVersion.headers[":status"]).toBe(200);

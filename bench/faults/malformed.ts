@@ -71,6 +71,8 @@ export async function runMalformed(rig: FaultRig, options: FaultOptions): Promis
   let service = await rig.ensure();
   const message = Buffer.from(toBinary(PredictRequestSchema, predictRequest("malformed-user", 1)));
   const half = message.subarray(0, Math.floor(message.length / 2));
+  // Field 1 (user_id) holding bytes that are not UTF-8, which protobuf's string type refuses.
+  const invalidUtf8 = Buffer.from([0x0a, 0x03, 0xff, 0xfe, 0x41]);
   const grpcH2 = { ":path": PATH, "content-type": "application/grpc", te: "trailers" };
   const connectH2 = { ":path": PATH, "content-type": "application/proto", "connect-protocol-version": "1" };
   const webH1 = { "Content-Type": "application/grpc-web+proto", "X-Grpc-Web": "1" };
@@ -88,6 +90,9 @@ export async function runMalformed(rig: FaultRig, options: FaultOptions): Promis
     ["gRPC-Web h1: half a protobuf message", () => h1(webH1, frame(half))],
     ["Connect h1: half a protobuf message", () => h1(connectH1, half)],
     ["Connect h2: half a protobuf message", () => h2(connectH2, half)],
+    ["gRPC h2: invalid UTF-8 in user_id", () => h2(grpcH2, frame(invalidUtf8))],
+    ["gRPC-Web h1: invalid UTF-8 in user_id", () => h1(webH1, frame(invalidUtf8))],
+    ["Connect h1: invalid UTF-8 in user_id", () => h1(connectH1, invalidUtf8)],
     ["gRPC h2: grpc-encoding br", () => h2({ ...grpcH2, "grpc-encoding": "br" }, frame(message, { compressed: true }))],
     ["gRPC-Web h1: grpc-encoding br", () => h1({ ...webH1, "Grpc-Encoding": "br" }, frame(message, { compressed: true }))],
     ["Connect h1: content-encoding br", () => h1({ ...connectH1, "Content-Encoding": "br" }, message)],
