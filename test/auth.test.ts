@@ -1,41 +1,28 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
 import { MlService, ModelType } from "../gen/ml/v1/ml_pb.ts";
 import { readConfig } from "../src/config.ts";
 import { scopeFor } from "../src/server/auth.ts";
 import type { Service } from "../src/start.ts";
+import { createTestIssuer, type TestIssuer } from "./support/jwks.ts";
 import { startServiceForTest, type StartedService } from "./support/started.ts";
 
 /** Bearer tokens with scopes, checked on every RPC over every protocol a started service speaks. */
 let started: StartedService;
 let service: Service;
 const dir = mkdtempSync(join(tmpdir(), "ml-auth-"));
-let key: CryptoKey;
-let otherKey: CryptoKey;
-
-async function token(scope: string, options: { key?: CryptoKey; issuer?: string; audience?: string; expires?: string } = {}): Promise<string> {
-  return new SignJWT({ scope })
-    .setProtectedHeader({ alg: "ES256", kid: "test" })
-    .setIssuer(options.issuer ?? "test-issuer")
-    .setAudience(options.audience ?? "ml-service")
-    .setIssuedAt()
-    .setExpirationTime(options.expires ?? "10m")
-    .sign(options.key ?? key);
-}
+let issuer: TestIssuer;
+const token: TestIssuer["token"] = (scope, options) => issuer.token(scope, options);
 
 beforeAll(async () => {
-  const pair = await generateKeyPair("ES256");
-  key = pair.privateKey;
-  otherKey = (await generateKeyPair("ES256")).privateKey;
-  writeFileSync(join(dir, "jwks.json"), JSON.stringify({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: "test", alg: "ES256" }] }));
-  started = await startServiceForTest({ AUTH_JWKS_FILE: join(dir, "jwks.json"), AUTH_ISSUER: "test-issuer", AUTH_AUDIENCE: "ml-service" }, dir);
+  issuer = await createTestIssuer(dir);
+  started = await startServiceForTest(issuer.env, dir);
   service = started.service;
 });
 afterAll(async () => {
@@ -80,7 +67,7 @@ describe("authentication and scopes", () => {
     const bad = {
       none: {},
       malformed: { authorization: "Bearer not.a.jwt" },
-      wrongKey: { authorization: `Bearer ${await token("ml.predict ml.ingest ml.admin", { key: otherKey })}` },
+      wrongKey: { authorization: `Bearer ${await token("ml.predict ml.ingest ml.admin", { key: issuer.untrustedKey })}` },
       wrongIssuer: { authorization: `Bearer ${await token("ml.admin", { issuer: "someone" })}` },
       wrongAudience: { authorization: `Bearer ${await token("ml.admin", { audience: "other" })}` },
       expired: { authorization: `Bearer ${await token("ml.admin", { expires: "-5m" })}` },

@@ -1,30 +1,18 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from "jose";
+import type { CryptoKey } from "jose";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.ts";
 import { MlService } from "../../gen/ml/v1/ml_pb.ts";
 import { scopeFor, SCOPES, type Scope } from "../../src/server/auth.ts";
+import { createTestIssuer } from "../../test/support/jwks.ts";
 import { codeOf } from "./mix.ts";
 import type { FaultOptions } from "./options.ts";
 import { codeList, count, type FaultRow } from "./report.ts";
 import type { FaultRig } from "./rig.ts";
-
-const ISSUER = "faults-issuer";
-const AUDIENCE = "ml-service";
-
-async function token(key: CryptoKey, scope: string): Promise<string> {
-  return new SignJWT({ scope })
-    .setProtectedHeader({ alg: "ES256", kid: "faults" })
-    .setIssuer(ISSUER)
-    .setAudience(AUDIENCE)
-    .setIssuedAt()
-    .setExpirationTime("10m")
-    .sign(key);
-}
 
 /**
  * The service restarted with a JWKS file (a key pair made here, as
@@ -35,11 +23,9 @@ async function token(key: CryptoKey, scope: string): Promise<string> {
 export async function runAuth(rig: FaultRig, _options: FaultOptions): Promise<FaultRow[]> {
   const dir = mkdtempSync(join(tmpdir(), "ml-faults-auth-"));
   try {
-    const pair = await generateKeyPair("ES256");
-    const other = await generateKeyPair("ES256");
-    writeFileSync(join(dir, "jwks.json"), JSON.stringify({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: "faults", alg: "ES256" }] }));
+    const issuer = await createTestIssuer(dir, { issuer: "faults-issuer", kid: "faults" });
     await rig.terminate();
-    const service = await rig.ensure({ AUTH_JWKS_FILE: join(dir, "jwks.json"), AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: AUDIENCE });
+    const service = await rig.ensure(issuer.env);
     const baseUrl = `http://127.0.0.1:${service.port}`;
     const transports: [string, Transport][] = [
       ["gRPC", createGrpcTransport({ baseUrl })],
@@ -49,14 +35,14 @@ export async function runAuth(rig: FaultRig, _options: FaultOptions): Promise<Fa
       ["Connect h2", createConnectTransport({ baseUrl, httpVersion: "2" })],
     ];
     const scopes = Object.keys(SCOPES) as Scope[];
-    const bearer = async (key: CryptoKey, scope: string) => ({ authorization: `Bearer ${await token(key, scope)}` });
-    const noScope = await bearer(pair.privateKey, "ml.other");
-    const wrongKey = await bearer(other.privateKey, scopes.join(" "));
+    const bearer = async (scope: string, key?: CryptoKey) => ({ authorization: `Bearer ${await issuer.token(scope, key === undefined ? {} : { key })}` });
+    const noScope = await bearer("ml.other");
+    const wrongKey = await bearer(scopes.join(" "), issuer.untrustedKey);
     const byScope = new Map<Scope, Record<string, string>>();
     const allBut = new Map<Scope, Record<string, string>>();
     for (const s of scopes) {
-      byScope.set(s, await bearer(pair.privateKey, s));
-      allBut.set(s, await bearer(pair.privateKey, scopes.filter((x) => x !== s).join(" ")));
+      byScope.set(s, await bearer(s));
+      allBut.set(s, await bearer(scopes.filter((x) => x !== s).join(" ")));
     }
     const tallies = {
       none: new Map<string, number>(),

@@ -1,7 +1,17 @@
 import { parseArgs } from "node:util";
 
 /** Every scenario the harness knows, in the order it runs them (sigterm last: it stops the service). */
-export const SCENARIOS = ["baselines", "predict-grpc", "predict-connect", "mix", "predict-during-train", "soak", "many-users", "sigterm"] as const;
+export const SCENARIOS = [
+  "baselines",
+  "predict-grpc",
+  "predict-connect",
+  "predict-auth",
+  "mix",
+  "predict-during-train",
+  "soak",
+  "many-users",
+  "sigterm",
+] as const;
 /** One scenario name. */
 export type ScenarioName = (typeof SCENARIOS)[number];
 

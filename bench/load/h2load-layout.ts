@@ -21,7 +21,7 @@ export function h2loadLayout(
   path: string,
   protocol: Protocol,
   bodies: readonly Buffer[],
-  timing: { durationS: number; warmupS: number; totalRate?: number },
+  timing: { durationS: number; warmupS: number; totalRate?: number; headers?: readonly string[] },
 ): H2loadSpec[] {
   const { connections, streams } = ctx.options;
   const signal = ctx.service == null ? undefined : exitSignal(ctx.service);
@@ -31,7 +31,7 @@ export function h2loadLayout(
     return {
       url: `http://127.0.0.1:${port}${path}`,
       bodyFile,
-      headers: protocol === "grpc" ? GRPC_HEADERS : CONNECT_HEADERS,
+      headers: [...(protocol === "grpc" ? GRPC_HEADERS : CONNECT_HEADERS), ...(timing.headers ?? [])],
       clients: 1,
       streams,
       durationS: timing.durationS,

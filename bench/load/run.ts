@@ -13,6 +13,7 @@ import { runBaselines } from "./scenarios/baselines.ts";
 import { runManyUsers } from "./scenarios/many-users.ts";
 import { runMix } from "./scenarios/mix.ts";
 import { runPredict } from "./scenarios/predict.ts";
+import { runPredictAuth } from "./scenarios/predict-auth.ts";
 import { runPredictDuringTrain } from "./scenarios/predict-during-train.ts";
 import { runSigterm } from "./scenarios/sigterm.ts";
 import { runSoak } from "./scenarios/soak.ts";
@@ -22,6 +23,7 @@ import { prepareWarmUsers } from "./users.ts";
 const SCENARIO_RUNNERS: Record<Exclude<ScenarioName, "baselines">, (ctx: RunContext) => Promise<void>> = {
   "predict-grpc": (ctx) => runPredict(ctx, "grpc"),
   "predict-connect": (ctx) => runPredict(ctx, "connect"),
+  "predict-auth": runPredictAuth,
   mix: runMix,
   "predict-during-train": runPredictDuringTrain,
   soak: runSoak,
