@@ -2,7 +2,7 @@ import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MlService, ModelType } from "../gen/ml/v1/ml_pb.ts";
+import { EnergyLevel, MlService, ModelType } from "../gen/ml/v1/ml_pb.ts";
 import { createApp } from "../src/app.ts";
 import { readConfig } from "../src/config.ts";
 import { createJsonLogger } from "../src/logger.ts";
@@ -74,13 +74,31 @@ describe("structured logs", () => {
     expect(ingest!["requestId"]).toMatch(/^[0-9a-f-]{36}$/);
   });
 
+  it("carries a Feedback's request id into the retrain it schedules", async () => {
+    const client = createClient(MlService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.port}` }));
+    await client.ingestTrainingData({ samples: clearPatternMessages("logged-feedback", 40) });
+    await client.train({ userId: "logged-feedback", modelType: ModelType.ENERGY_PREDICTION });
+    // One sample short of a retrain (TEST_SETTINGS.retrainAfter is 20); the Feedback's own sample makes it due.
+    await client.ingestTrainingData({ samples: clearPatternMessages("logged-feedback", 59).slice(40) });
+    const predicted = await client.predict({ userId: "logged-feedback", targetTime: timestampNow(), recentActivity: { avgEnergyLast7Days: 2 } });
+    const answer = await client.feedback(
+      { predictionId: predicted.predictionId, wasCorrect: false, actualEnergy: EnergyLevel.HIGH },
+      { headers: { "x-request-id": "feedback-77" } },
+    );
+    expect(answer.retrainScheduled).toBe(true);
+    await app.trainer.idle();
+    const job = lines().filter((l) => l["requestId"] === "feedback-77" && String(l["message"]).startsWith("training job"));
+    expect(job.map((l) => l["message"])).toEqual(["training job started", "training job finished"]);
+    expect(job[0]).toMatchObject({ userId: "logged-feedback", trigger: "retrain:new-samples" });
+  });
+
   it("writes failed calls with their code, and model source on Predict", async () => {
     const client = createClient(MlService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.port}` }));
     await expect(client.listModels({ userId: "" })).rejects.toThrow();
     await client.predict({ userId: "logged", targetTime: timestampNow(), recentActivity: { avgEnergyLast7Days: 2 } });
     const calls = lines().filter((l) => l["message"] === "call");
     expect(calls.find((l) => l["method"] === "ml.v1.MlService/ListModels")).toMatchObject({ code: "invalid_argument" });
-    expect(calls.find((l) => l["method"] === "ml.v1.MlService/Predict")).toMatchObject({ code: "ok", modelSource: "user", userId: "logged" });
+    expect(calls.find((l) => l["method"] === "ml.v1.MlService/Predict" && l["userId"] === "logged")).toMatchObject({ code: "ok", modelSource: "user" });
   });
 });
 

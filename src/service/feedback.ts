@@ -10,7 +10,7 @@ import { openTasks } from "../db/tasks.ts";
 import { insertTrainingSamples, type NewTrainingSample } from "../db/training-data.ts";
 import type { PredictionLog } from "./prediction-log.ts";
 import type { TaskRanker } from "./task-ranker.ts";
-import { POPULATION, type Trainer } from "./trainer.ts";
+import { type BackgroundCallOptions, POPULATION, type Trainer } from "./trainer.ts";
 
 /** A Feedback request after validation. */
 export interface FeedbackInput {
@@ -33,7 +33,8 @@ export interface FeedbackOutcome {
 
 /** Records answers to predictions and suggestions. */
 export interface FeedbackRecorder {
-  record(input: FeedbackInput): Promise<FeedbackOutcome>;
+  /** `call` names the request, so a retrain it schedules logs under the same request id. */
+  record(input: FeedbackInput, call?: BackgroundCallOptions): Promise<FeedbackOutcome>;
 }
 
 /** Dependencies of the feedback recorder. */
@@ -149,7 +150,7 @@ export function createFeedbackRecorder({ db, trainer, predictionLog, ranker, onT
     return check.drifted ? check.window : 0;
   }
   return {
-    async record(input) {
+    async record(input, call = {}) {
       const answer = { was_correct: input.wasCorrect, actual_energy: input.actualEnergy, chosen_task_id: input.chosenTaskId };
       // A prediction may still be in the log's buffer: write it first.
       await predictionLog.ensureWritten(input.predictionId);
@@ -195,9 +196,9 @@ export function createFeedbackRecorder({ db, trainer, predictionLog, ranker, onT
       let retrainScheduled = false;
       if (driftDetected) {
         // Retrain on the samples since the drift began: older ones describe a pattern that no longer holds.
-        retrainScheduled = await trainer.retrainAfterDrift(outcome.userId, outcome.plan.modelType, driftWindow);
+        retrainScheduled = await trainer.retrainAfterDrift(outcome.userId, outcome.plan.modelType, driftWindow, call);
       }
-      if (!retrainScheduled && trainingSampleAdded) retrainScheduled = await trainer.maybeRetrain(outcome.userId, outcome.plan.modelType);
+      if (!retrainScheduled && trainingSampleAdded) retrainScheduled = await trainer.maybeRetrain(outcome.userId, outcome.plan.modelType, call);
       return { recorded: outcome.recorded, modelAccuracy: outcome.modelAccuracy, trainingSampleAdded, retrainScheduled, driftDetected, ...rank };
     },
   };

@@ -63,14 +63,17 @@ export interface TrainCallOptions {
   readonly requestId?: string;
 }
 
+/** A background run outlives the call that caused it, so only its request id goes along: its log lines name the call. */
+export type BackgroundCallOptions = Pick<TrainCallOptions, "requestId">;
+
 /** Fits, stores and (when good) activates model versions. */
 export interface Trainer {
   /** Trains now; userId POPULATION with energy_prediction trains the population model. */
   train(userId: string, modelType: ModelTypeName, trigger?: Trigger, options?: TrainCallOptions): Promise<TrainOutcome>;
   /** Retrains in the background when enough new samples arrived since the active version; true when scheduled. */
-  maybeRetrain(userId: string, modelType: ModelTypeName): Promise<boolean>;
+  maybeRetrain(userId: string, modelType: ModelTypeName, call?: BackgroundCallOptions): Promise<boolean>;
   /** Retrains in the background on the user's most recent `recentSamples` samples only, after drift; true when scheduled. */
-  retrainAfterDrift(userId: string, modelType: ModelTypeName, recentSamples: number): Promise<boolean>;
+  retrainAfterDrift(userId: string, modelType: ModelTypeName, recentSamples: number, call?: BackgroundCallOptions): Promise<boolean>;
   /** Resolves when every background retrain has finished (for shutdown and tests). */
   idle(): Promise<void>;
   /** Starts no further re-blend pass (shutdown: a pass over thousands of users must not hold it up); runs under way finish. */
@@ -331,7 +334,7 @@ export function createTrainer(deps: TrainerDeps): Trainer {
       userId,
       modelType,
       trigger,
-      { ...(signal === undefined ? {} : { signal }), ...(request.requestId === undefined ? {} : { requestId: request.requestId }) },
+      { ...(signal === undefined ? {} : { signal }), ...requestIdOf(request) },
       request.sinceSeq === undefined ? undefined : BigInt(request.sinceSeq),
     );
   };
@@ -348,18 +351,18 @@ export function createTrainer(deps: TrainerDeps): Trainer {
 
   return {
     train(userId, modelType, trigger = "train", options = {}) {
-      return train({ userId, modelType, trigger, ...(options.requestId === undefined ? {} : { requestId: options.requestId }) }, options.signal);
+      return train({ userId, modelType, trigger, ...requestIdOf(options) }, options.signal);
     },
-    async maybeRetrain(userId, modelType) {
+    async maybeRetrain(userId, modelType, call = {}) {
       if (runs.busy(userId, modelType)) return false;
       const active = await activeModel(db, userId, modelType);
       const since = active?.training_data_seq ?? 0n;
       const fresh = await countTrainingSamplesAfter(db, userId, modelType, since);
       // A first model waits for the minimum; later ones for retrainAfter new samples.
       if (fresh < settings.retrainAfter || (active === null && fresh < settings.minSamples[modelType])) return false;
-      return (await runs.submit([{ userId, modelType, trigger: "retrain:new-samples" }])) > 0;
+      return (await runs.submit([{ userId, modelType, trigger: "retrain:new-samples", ...requestIdOf(call) }])) > 0;
     },
-    async retrainAfterDrift(userId, modelType, recentSamples) {
+    async retrainAfterDrift(userId, modelType, recentSamples, call = {}) {
       const key = `${modelType}:${userId}`;
       if (runs.busy(userId, modelType)) return false;
       // At most one drift retrain per 10 new samples: a declined challenger must not start a storm.
@@ -370,7 +373,7 @@ export function createTrainer(deps: TrainerDeps): Trainer {
       if (recent.length < settings.minSamples[modelType]) return false;
       const since = recent[0]!.seq;
       lastDriftRetrain.set(key, recent.at(-1)!.seq);
-      return (await runs.submit([{ userId, modelType, trigger: "retrain:drift", sinceSeq: since.toString() }])) > 0;
+      return (await runs.submit([{ userId, modelType, trigger: "retrain:drift", sinceSeq: since.toString(), ...requestIdOf(call) }])) > 0;
     },
     stopBackground() {
       stopping = true;
@@ -384,4 +387,9 @@ export function createTrainer(deps: TrainerDeps): Trainer {
       }
     },
   };
+}
+
+/** The request id as an optional property: absent (never undefined or empty) when no call named one. */
+function requestIdOf(call: { readonly requestId?: string | undefined }): { requestId?: string } {
+  return call.requestId ? { requestId: call.requestId } : {};
 }
