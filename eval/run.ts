@@ -21,7 +21,7 @@
 import { writeFileSync } from "node:fs";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { EnergyLevel, ModelSource, ModelType } from "../gen/ml/v1/ml_pb.ts";
-import { DEFAULT_TRAINER_SETTINGS } from "../src/app.ts";
+import { DEFAULT_TRAINER_SETTINGS } from "../src/config.ts";
 import { seededRandom } from "../src/ml/evaluation.ts";
 import { syntheticSamples, syntheticUsers } from "../src/ml/synthetic.ts";
 import { sampleMessages } from "../test/support/fixtures.ts";

@@ -1,3 +1,4 @@
+import { POPULATION } from "./domain.ts";
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { DatabasePool } from "slonik";
 import { file_ml_v1_ml, MlService } from "../gen/ml/v1/ml_pb.ts";
@@ -13,7 +14,6 @@ import { createSuggestTasksHandler } from "./api/suggest-tasks.ts";
 import { createTrainHandler } from "./api/train.ts";
 import { createUpsertTasksHandler } from "./api/upsert-tasks.ts";
 import type { Logger } from "./logger.ts";
-import { DEFAULT_USER_MODEL_SETTINGS } from "./ml/train-energy.ts";
 import { createHealthService, ServingStatus, type HealthService } from "./server/health.ts";
 import { createReflectionService } from "./server/reflection.ts";
 import type { FastPathRoutes } from "./server/unary-fast-path.ts";
@@ -27,11 +27,11 @@ import { createActiveModels, type ActiveModels } from "./service/active-models.t
 import { createKeyedLock } from "./service/keyed-lock.ts";
 import { createPredictionLog, type PredictionLog } from "./service/prediction-log.ts";
 import { createModelCache } from "./service/model-cache.ts";
-import { createPopulationScheduler, FIT_COST_FACTOR, type PopulationScheduler, type PopulationScheduleSettings } from "./service/population-schedule.ts";
+import { createPopulationScheduler, type PopulationScheduler, type PopulationScheduleSettings } from "./service/population-schedule.ts";
 import { createPredictor } from "./service/predictor.ts";
 import { createSuggester } from "./service/suggester.ts";
-import { createTaskRanker, DEFAULT_RANKER_SETTINGS, type RankerSettings, type TaskRanker } from "./service/task-ranker.ts";
-import { createTrainer, POPULATION, type Trainer, type TrainerSettings, type TrainJobRunner } from "./service/trainer.ts";
+import { createTaskRanker, type RankerSettings, type TaskRanker } from "./service/task-ranker.ts";
+import { createTrainer, type Trainer, type TrainerSettings, type TrainJobRunner } from "./service/trainer.ts";
 import type { ExecuteTrain, TrainingRuns } from "./service/training-runs.ts";
 
 /** The trainer's settings and the population model's: how it samples and when it refits itself. */
@@ -81,26 +81,6 @@ export interface App {
   /** Flushes the prediction log and waits for background retrains and population fits. */
   close(): Promise<void>;
 }
-
-/** Default training settings (overridable through config). */
-export const DEFAULT_TRAINER_SETTINGS: AppSettings = {
-  minSamples: { energy_prediction: 10, task_suggester: 30 },
-  maxSamples: 20_000,
-  maxPopulationSamples: 50_000,
-  maxPopulationSamplesPerUser: 500,
-  minPopulationUsers: 3,
-  populationAutoTrain: true,
-  populationGrowthFraction: 0.2,
-  populationMinIntervalMs: 5_000,
-  populationFitCostFactor: FIT_COST_FACTOR,
-  userModel: DEFAULT_USER_MODEL_SETTINGS,
-  cpuShare: 0.5,
-  nEstimators: 100,
-  retrainAfter: 20,
-  minComparisonSamples: 10,
-  maxReblendUsers: 10_000,
-  ranker: DEFAULT_RANKER_SETTINGS,
-};
 
 /** Wires handlers to their dependencies; the only place that knows every part. */
 export function createApp(deps: AppDeps): App {

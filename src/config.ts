@@ -1,4 +1,7 @@
-import { DEFAULT_TRAINER_SETTINGS, type AppSettings } from "./app.ts";
+import type { AppSettings } from "./app.ts";
+import { DEFAULT_USER_MODEL_SETTINGS } from "./ml/train-energy.ts";
+import { FIT_COST_FACTOR } from "./service/population-schedule.ts";
+import { DEFAULT_RANKER_SETTINGS } from "./service/task-ranker.ts";
 import type { AuthSettings } from "./server/auth.ts";
 import type { TlsSettings } from "./server/tls.ts";
 import type { MaintenanceSettings } from "./service/maintenance.ts";
@@ -6,6 +9,26 @@ import { LOG_LEVELS, type LogLevel } from "./logger.ts";
 import type { AccessLogSettings } from "./server/access-log.ts";
 import type { ServerLimits } from "./server/limits.ts";
 import { DEFAULT_TRAINING_QUEUE_SETTINGS, type TrainingQueueSettings } from "./service/training-queue.ts";
+
+/** Default training settings: the values every start uses unless the environment (readConfig) says otherwise. */
+export const DEFAULT_TRAINER_SETTINGS: AppSettings = {
+  minSamples: { energy_prediction: 10, task_suggester: 30 },
+  maxSamples: 20_000,
+  maxPopulationSamples: 50_000,
+  maxPopulationSamplesPerUser: 500,
+  minPopulationUsers: 3,
+  populationAutoTrain: true,
+  populationGrowthFraction: 0.2,
+  populationMinIntervalMs: 5_000,
+  populationFitCostFactor: FIT_COST_FACTOR,
+  userModel: DEFAULT_USER_MODEL_SETTINGS,
+  cpuShare: 0.5,
+  nEstimators: 100,
+  retrainAfter: 20,
+  minComparisonSamples: 10,
+  maxReblendUsers: 10_000,
+  ranker: DEFAULT_RANKER_SETTINGS,
+};
 
 /** Everything the service reads from its environment. */
 export interface Config {

@@ -31,3 +31,6 @@ export interface TaskRecord {
   readonly dueAt: number | null;
   readonly status: "open" | "done";
 }
+
+/** The user id under which the population model is stored: empty, which no caller's user id can be. */
+export const POPULATION = "";

@@ -1,3 +1,4 @@
+import { POPULATION } from "../src/domain.ts";
 import type { DatabasePool } from "slonik";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ModelType } from "../gen/ml/v1/ml_pb.ts";
@@ -12,7 +13,7 @@ import {
   type PopulationState,
   type SetTimer,
 } from "../src/service/population-schedule.ts";
-import { POPULATION, type Trainer } from "../src/service/trainer.ts";
+import type { Trainer } from "../src/service/trainer.ts";
 import { sampleMessages } from "./support/fixtures.ts";
 import { startTestService, TEST_SETTINGS, type TestService } from "./support/service.ts";
 

@@ -104,7 +104,11 @@ function readLog(path: string): { latenciesMs: number[]; startsUs: number[]; unf
 /** Runs one h2load process to its end (killed if it overruns by 30 s) and parses its summary and log. */
 export async function runH2load(spec: H2loadSpec): Promise<H2loadResult> {
   const args = argsFor(spec);
-  const commandLine = ["h2load", ...args].map(shellQuote).join(" ");
+  // Bearer tokens are credentials: the report shows that one was sent, not what it was.
+  const commandLine = ["h2load", ...args]
+    .map((a) => a.replace(/^(authorization: Bearer ).+$/i, "$1<token>"))
+    .map(shellQuote)
+    .join(" ");
   h2loadCommands.push(commandLine);
   rmSync(spec.logFile, { force: true }); // h2load appends to an existing log.
   const child = spawn("h2load", args, { stdio: ["ignore", "pipe", "pipe"] });

@@ -1,10 +1,10 @@
+import { POPULATION } from "../domain.ts";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { EnergyLevel, ModelInfoSchema, ModelSource, ModelType, type ModelInfo } from "../../gen/ml/v1/ml_pb.ts";
 import type { EnergyLabel, ModelTypeName } from "../domain.ts";
 import type { ModelRow } from "../db/models.ts";
 import type { ModelSourceName } from "../service/predictor.ts";
-import { POPULATION } from "../service/trainer.ts";
 
 /** Database label of an API energy level (UNSPECIFIED has none). */
 export function energyLabel(level: EnergyLevel): EnergyLabel | null {

@@ -1,9 +1,9 @@
+import { POPULATION } from "../domain.ts";
 import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { EnergyLevel, ModelType, RecentActivity as RecentActivityMessage } from "../../gen/ml/v1/ml_pb.ts";
 import type { EnergyLabel, ModelTypeName } from "../domain.ts";
 import { InvalidInput } from "../errors.ts";
 import { isValidTimeZone } from "../ml/features.ts";
-import { POPULATION } from "../service/trainer.ts";
 import type { RecentActivity } from "../service/predictor.ts";
 import { energyLabel, modelTypeName } from "./convert.ts";
 

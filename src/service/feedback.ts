@@ -1,6 +1,6 @@
 import type { CommonQueryMethods, DatabasePool } from "slonik";
 import { z } from "zod";
-import { ENERGY_LABELS, type EnergyLabel, type ModelTypeName } from "../domain.ts";
+import { ENERGY_LABELS, type EnergyLabel, type ModelTypeName, POPULATION } from "../domain.ts";
 import { InvalidInput, NotFound, PreconditionFailed } from "../errors.ts";
 import { modelById, recentOutcomes, recordModelFeedback, type ModelRow } from "../db/models.ts";
 import { detectDrift, DRIFT_WINDOWS } from "../ml/drift.ts";
@@ -10,7 +10,7 @@ import { openTasks } from "../db/tasks.ts";
 import { insertTrainingSamples, type NewTrainingSample } from "../db/training-data.ts";
 import type { PredictionLog } from "./prediction-log.ts";
 import type { TaskRanker } from "./task-ranker.ts";
-import { type BackgroundCallOptions, POPULATION, type Trainer } from "./trainer.ts";
+import type { BackgroundCallOptions, Trainer } from "./trainer.ts";
 
 /** A Feedback request after validation. */
 export interface FeedbackInput {

@@ -1,7 +1,8 @@
+import { POPULATION } from "../domain.ts";
 import type { DatabasePool } from "slonik";
 import { populationCounts } from "../db/training-data.ts";
 import type { Logger } from "../logger.ts";
-import { POPULATION, type Trainer, type TrainerSettings, type Trigger } from "./trainer.ts";
+import type { Trainer, TrainerSettings, Trigger } from "./trainer.ts";
 
 /** When the population model refits itself; read from config (POPULATION_*), next to the trainer's settings. */
 export interface PopulationScheduleSettings {

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { ENERGY_LABELS, type EnergyFeatureValues, type EnergyLabel } from "../domain.ts";
+import { ENERGY_LABELS, type EnergyFeatureValues, type EnergyLabel, POPULATION } from "../domain.ts";
 import type { ModelRow } from "../db/models.ts";
 import { ModelLoadFailed } from "../errors.ts";
 import { circadianPrior } from "../ml/circadian-prior.ts";
@@ -10,7 +10,6 @@ import { localHourAndWeekday } from "../ml/features.ts";
 import type { ActiveModels } from "./active-models.ts";
 import type { ModelCache } from "./model-cache.ts";
 import type { PredictionLog } from "./prediction-log.ts";
-import { POPULATION } from "./trainer.ts";
 
 /** What the caller knows about the user's recent days. */
 export interface RecentActivity {

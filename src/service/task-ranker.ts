@@ -1,3 +1,4 @@
+import { POPULATION } from "../domain.ts";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import type { DatabasePool } from "slonik";
 import type { Logger } from "../logger.ts";
@@ -12,7 +13,6 @@ import {
   priorWeights,
   type ObservedChoice,
 } from "../ml/choice-model.ts";
-import { POPULATION } from "./trainer.ts";
 
 /** How the learned rankers are fitted. */
 export interface RankerSettings {

@@ -1,5 +1,5 @@
 import type { DatabasePool } from "slonik";
-import { ENERGY_LABELS, type EnergyFeatureValues, type ModelTypeName } from "../domain.ts";
+import { ENERGY_LABELS, type EnergyFeatureValues, type ModelTypeName, POPULATION } from "../domain.ts";
 import { NotEnoughTrainingData } from "../errors.ts";
 import { silentLogger, type Logger } from "../logger.ts";
 import { activeModel, modelBlob, modelById, storeVersion, usersFittedWithoutPopulation, type ModelRow } from "../db/models.ts";
@@ -18,9 +18,6 @@ import { toTrainingSet } from "./training-set.ts";
 
 /** Runs a training job off the event loop (the piscina pool in production). */
 export type TrainJobRunner = (job: AnyTrainJob, signal?: AbortSignal) => Promise<TrainResult>;
-
-/** The user id under which the population model is stored. */
-export const POPULATION = "";
 
 /** Training settings from config. */
 export interface TrainerSettings {

@@ -1,6 +1,7 @@
 import { createClient, createRouterTransport, type Client } from "@connectrpc/connect";
 import { MlService } from "../../gen/ml/v1/ml_pb.ts";
-import { createApp, DEFAULT_TRAINER_SETTINGS, type App, type AppSettings } from "../../src/app.ts";
+import { createApp, type App, type AppSettings } from "../../src/app.ts";
+import { DEFAULT_TRAINER_SETTINGS } from "../../src/config.ts";
 import { silentLogger } from "../../src/logger.ts";
 import type { Tracer } from "@opentelemetry/api";
 import type { Metrics } from "../../src/metrics.ts";
