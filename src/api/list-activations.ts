@@ -3,7 +3,6 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { DatabasePool } from "slonik";
 import { ListActivationsResponseSchema, type MlService } from "../../gen/ml/v1/ml_pb.ts";
-import { InvalidInput } from "../errors.ts";
 import { listActivations } from "../db/models.ts";
 import * as v from "./validate.ts";
 
@@ -12,8 +11,7 @@ export function createListActivationsHandler({ db }: { db: DatabasePool }): Serv
   return async (req) => {
     const modelType = v.modelType(req.modelType);
     const { userId } = v.modelOwner(req.userId, req.population, modelType);
-    const limit = req.limit === 0 ? 50 : req.limit;
-    if (limit > 500) throw new InvalidInput("limit", `${limit} is more than 500`);
+    const limit = v.limit(req.limit, 50, 500);
     const rows = await listActivations(db, userId, modelType, limit);
     return create(ListActivationsResponseSchema, {
       activations: rows.map((r) => ({

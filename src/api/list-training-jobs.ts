@@ -3,7 +3,6 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { ListTrainingJobsResponseSchema, type MlService } from "../../gen/ml/v1/ml_pb.ts";
 import type { ModelTypeName } from "../domain.ts";
-import { InvalidInput } from "../errors.ts";
 import type { TrainingJob } from "../service/training-queue.ts";
 import * as v from "./validate.ts";
 
@@ -15,8 +14,7 @@ export function createListTrainingJobsHandler({ listJobs }: { listJobs: ListJobs
   return async (req) => {
     const modelType = v.modelType(req.modelType);
     const { userId } = v.modelOwner(req.userId, req.population, modelType);
-    const limit = req.limit === 0 ? 50 : req.limit;
-    if (limit > 500) throw new InvalidInput("limit", `${limit} is more than 500`);
+    const limit = v.limit(req.limit, 50, 500);
     const jobs = listJobs === null ? [] : await listJobs(userId, modelType, limit);
     return create(ListTrainingJobsResponseSchema, {
       jobs: jobs.map((j) => ({

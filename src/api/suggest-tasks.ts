@@ -1,7 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { SuggestTasksResponseSchema, type MlService } from "../../gen/ml/v1/ml_pb.ts";
-import { InvalidInput } from "../errors.ts";
 import type { Suggester } from "../service/suggester.ts";
 import { energyLevel } from "./convert.ts";
 import * as v from "./validate.ts";
@@ -12,8 +11,7 @@ export const SUGGESTION_LIMITS = { default: 5, max: 50 } as const;
 /** SuggestTasks: ranks open tasks for the given (or predicted) energy, logged for Feedback. */
 export function createSuggestTasksHandler({ suggester, clock }: { suggester: Suggester; clock: () => number }): ServiceImpl<typeof MlService>["suggestTasks"] {
   return async (req) => {
-    const limit = req.limit === 0 ? SUGGESTION_LIMITS.default : req.limit;
-    if (limit > SUGGESTION_LIMITS.max) throw new InvalidInput("limit", `${limit} is more than ${SUGGESTION_LIMITS.max}`);
+    const limit = v.limit(req.limit, SUGGESTION_LIMITS.default, SUGGESTION_LIMITS.max);
     const result = await suggester.suggest({
       userId: v.userId(req.userId),
       energy: req.currentEnergy === undefined ? null : v.energy(req.currentEnergy, "current_energy"),

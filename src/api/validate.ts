@@ -105,3 +105,10 @@ export function modelOwner(user: string, population: boolean, type: ModelTypeNam
   if (type !== "energy_prediction") throw new InvalidInput("model_type", "the population model is ENERGY_PREDICTION only");
   return { userId: POPULATION };
 }
+
+/** A page size: 0 (proto3's unset) means `fallback`; above `max` is refused rather than silently cut. */
+export function limit(value: number, fallback: number, max: number, field = "limit"): number {
+  const n = value === 0 ? fallback : value;
+  if (n > max) throw new InvalidInput(field, `${n} is more than ${max}`);
+  return n;
+}

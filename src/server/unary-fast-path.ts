@@ -244,22 +244,11 @@ function replaceAll(to: Headers, from: Headers): void {
   from.forEach((value, key) => to.set(key, value));
 }
 
-/**
- * The request interceptors see, with the fields connect's unary handlers
- * give them. `header` and `contextValues`, which the chain reads on every
- * call, are plain own fields. `signal` and `url` are prototype getters: most
- * calls never read them, and the signal costs an AbortController and a close
- * listener on the stream. An interceptor that passes on a spread copy keeps
- * the own fields; the handler behind it still gets the call's signal and url
- * (see mergedContext), an interceptor behind it sees them undefined.
- */
-class FastRequest {
+/** What a request and a response of one call share: own fields, so an interceptor's spread copy keeps them. */
+class FastMessage {
   readonly stream = false;
-  readonly requestMethod = "POST";
   readonly method: DescMethod;
   readonly service: DescService;
-  readonly header: Headers;
-  readonly contextValues: ContextValues;
   readonly [CALL]: FastCall;
 
   constructor(
@@ -269,6 +258,25 @@ class FastRequest {
     this[CALL] = call;
     this.method = call.method;
     this.service = call.service;
+  }
+}
+
+/**
+ * The request interceptors see, with the fields connect's unary handlers
+ * give them. `header` and `contextValues`, which the chain reads on every
+ * call, are plain own fields. `signal` and `url` are prototype getters: most
+ * calls never read them, and the signal costs an AbortController and a close
+ * listener on the stream. An interceptor that passes on a spread copy keeps
+ * the own fields; the handler behind it still gets the call's signal and url
+ * (see mergedContext), an interceptor behind it sees them undefined.
+ */
+class FastRequest extends FastMessage {
+  readonly requestMethod = "POST";
+  readonly header: Headers;
+  readonly contextValues: ContextValues;
+
+  constructor(call: FastCall, message: unknown) {
+    super(call, message);
     this.header = call.requestHeader;
     this.contextValues = call.values;
   }
@@ -287,21 +295,7 @@ class FastRequest {
  * call's, made on first read (an interceptor that sets a header makes one
  * Headers; one that sets nothing makes none).
  */
-class FastResponse {
-  readonly stream = false;
-  readonly method: DescMethod;
-  readonly service: DescService;
-  readonly [CALL]: FastCall;
-
-  constructor(
-    call: FastCall,
-    readonly message: unknown,
-  ) {
-    this[CALL] = call;
-    this.method = call.method;
-    this.service = call.service;
-  }
-
+class FastResponse extends FastMessage {
   get header(): Headers {
     return this[CALL].responseHeader;
   }

@@ -191,25 +191,17 @@ export async function startTrainingQueue(deps: TrainingQueueDeps): Promise<Train
   });
   boss.on("error", (err: unknown) => log.error("job queue error", { error: message(err) }));
   await boss.start();
-  await boss.createQueue(TRAINING_QUEUE, {
-    policy: "stately",
+  const queueSettings = {
     retryLimit: settings.retryLimit,
     retryDelay: settings.retryDelaySeconds,
     retryBackoff: true,
     heartbeatSeconds: settings.heartbeatSeconds,
     expireInSeconds: settings.expireInSeconds,
     deleteAfterSeconds: settings.keepSeconds,
-    notify: true,
-  });
+  };
+  await boss.createQueue(TRAINING_QUEUE, { policy: "stately", ...queueSettings, notify: true });
   // createQueue leaves an existing queue as it was: settings changed since apply on start.
-  await boss.updateQueue(TRAINING_QUEUE, {
-    retryLimit: settings.retryLimit,
-    retryDelay: settings.retryDelaySeconds,
-    retryBackoff: true,
-    heartbeatSeconds: settings.heartbeatSeconds,
-    expireInSeconds: settings.expireInSeconds,
-    deleteAfterSeconds: settings.keepSeconds,
-  });
+  await boss.updateQueue(TRAINING_QUEUE, queueSettings);
   await boss.createQueue(POPULATION_SCHEDULE_QUEUE, { policy: "exclusive", retryLimit: 1, expireInSeconds: settings.expireInSeconds });
   const registered: Promise<unknown>[] = [];
   const running = new Set<Promise<unknown>>();
