@@ -257,39 +257,22 @@ describe("UpsertTasks and SuggestTasks", () => {
   });
 
   it("honours limit, rejects more than 50, and leaves done tasks out", async () => {
+    const expenses = (status: TaskStatus) => ({
+      taskId: ADMIN,
+      title: "File expenses",
+      category: "admin",
+      energyRequired: EnergyLevel.LOW,
+      estimatedMinutes: 15,
+      priority: 2,
+      status,
+    });
     expect((await s.client.suggestTasks({ userId: "planner", currentEnergy: EnergyLevel.HIGH, limit: 1 })).suggestions).toHaveLength(1);
     expect(await codeOf(s.client.suggestTasks({ userId: "planner", currentEnergy: EnergyLevel.HIGH, limit: 51 }))).toBe(Code.InvalidArgument);
     expect(await codeOf(s.client.suggestTasks({ userId: "planner", currentEnergy: EnergyLevel.UNSPECIFIED }))).toBe(Code.InvalidArgument);
-    await s.client.upsertTasks({
-      userId: "planner",
-      tasks: [
-        {
-          taskId: ADMIN,
-          title: "File expenses",
-          category: "admin",
-          energyRequired: EnergyLevel.LOW,
-          estimatedMinutes: 15,
-          priority: 2,
-          status: TaskStatus.DONE,
-        },
-      ],
-    });
+    await s.client.upsertTasks({ userId: "planner", tasks: [expenses(TaskStatus.DONE)] });
     const r = await s.client.suggestTasks({ userId: "planner", currentEnergy: EnergyLevel.LOW });
     expect(r.suggestions.map((x) => x.taskId)).not.toContain(ADMIN);
-    await s.client.upsertTasks({
-      userId: "planner",
-      tasks: [
-        {
-          taskId: ADMIN,
-          title: "File expenses",
-          category: "admin",
-          energyRequired: EnergyLevel.LOW,
-          estimatedMinutes: 15,
-          priority: 2,
-          status: TaskStatus.OPEN,
-        },
-      ],
-    });
+    await s.client.upsertTasks({ userId: "planner", tasks: [expenses(TaskStatus.OPEN)] });
   });
 
   it("predicts the energy when none is given", async () => {
