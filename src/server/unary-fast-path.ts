@@ -14,6 +14,7 @@ import { createMethodSerializationLookup, type MethodSerializationLookup } from 
 import { codeToHttpStatus, errorToJsonBytes, parseTimeout as parseConnectTimeout, trailerMux } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { IncomingHeaders } from "./incoming-headers.ts";
+import { OutgoingHeaders } from "./outgoing-headers.ts";
 import type { ServerLimits } from "./limits.ts";
 import { REQUEST_ID_HEADER } from "./request-id.ts";
 
@@ -90,9 +91,12 @@ function protocolOf(headers: IncomingHttpHeaders): { protocol: Protocol; binary:
 const NEVER_INDEXED = [REQUEST_ID_HEADER];
 
 function nodeHeaders(headers: Headers, into: OutgoingHttpHeaders): OutgoingHttpHeaders {
-  headers.forEach((value, key) => {
-    into[key] = value;
-  });
+  const plain = headers instanceof OutgoingHeaders ? OutgoingHeaders.plainFields(headers) : undefined;
+  if (plain !== undefined) Object.assign(into, plain);
+  else
+    headers.forEach((value, key) => {
+      into[key] = value;
+    });
   (into as Record<symbol, unknown>)[sensitiveHeaders] = NEVER_INDEXED;
   return into;
 }
@@ -186,16 +190,14 @@ class FastCall {
 
   get responseHeader(): Headers {
     if (this.#responseHeader === undefined) {
-      this.#responseHeader = new Headers();
-      this.#responseHeader.set("content-type", contentTypeOf(this.protocol, this.binary));
+      this.#responseHeader = new OutgoingHeaders({ "content-type": contentTypeOf(this.protocol, this.binary) });
     }
     return this.#responseHeader;
   }
 
   get responseTrailer(): Headers {
     if (this.#responseTrailer === undefined) {
-      this.#responseTrailer = new Headers();
-      if (this.protocol === "grpc") this.#responseTrailer.set("grpc-status", "0");
+      this.#responseTrailer = new OutgoingHeaders(this.protocol === "grpc" ? { "grpc-status": "0" } : {});
     }
     return this.#responseTrailer;
   }
