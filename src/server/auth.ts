@@ -68,15 +68,27 @@ function fileKeys(file: string): JWTVerifyGetKey {
   };
 }
 
-/** Builds the verifier: a token in, its scopes out, or an UNAUTHENTICATED error. */
-export function createTokenVerifier(settings: AuthSettings, clock: () => number = Date.now): (token: string) => Promise<ReadonlySet<string>> {
+/** Checks bearer tokens: `cached` answers a token verified before without waiting (the hot path); `verify` checks one with jose. */
+export interface TokenVerifier {
+  /** The scopes of a token verified before and not yet expired, else undefined. */
+  cached(token: string): ReadonlySet<string> | undefined;
+  /** A token's scopes, or an UNAUTHENTICATED error. */
+  verify(token: string): Promise<ReadonlySet<string>>;
+}
+
+/** Builds the verifier, with its cache of verified tokens. */
+export function createTokenVerifier(settings: AuthSettings, clock: () => number = Date.now): TokenVerifier {
   const keys =
     "file" in settings.jwks ? fileKeys(settings.jwks.file) : createRemoteJWKSet(new URL(settings.jwks.url), { cacheMaxAge: 600_000, cooldownDuration: 30_000 });
   const cache = new Map<string, Grant>();
-  return async (token) => {
-    const now = clock();
+  function cached(token: string): ReadonlySet<string> | undefined {
     const hit = cache.get(token);
-    if (hit !== undefined && hit.until > now) return hit.scopes;
+    return hit !== undefined && hit.until > clock() ? hit.scopes : undefined;
+  }
+  async function verify(token: string): Promise<ReadonlySet<string>> {
+    const hit = cached(token);
+    if (hit !== undefined) return hit;
+    const now = clock();
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, keys, {
@@ -99,19 +111,21 @@ export function createTokenVerifier(settings: AuthSettings, clock: () => number 
     if (cache.size >= MAX_CACHED_TOKENS) cache.delete(cache.keys().next().value!);
     cache.set(token, { scopes, until: Math.min(((payload.exp ?? 0) + settings.clockSkewSeconds) * 1000, now + MAX_CACHE_MS) });
     return scopes;
-  };
+  }
+  return { cached, verify };
 }
 
 /** UNAUTHENTICATED without a valid bearer token, PERMISSION_DENIED without the method's scope; health stays open. */
 export function createAuthInterceptor(settings: AuthSettings, clock: () => number = Date.now): Interceptor {
-  const verify = createTokenVerifier(settings, clock);
+  const tokens = createTokenVerifier(settings, clock);
   return (next) => async (req) => {
     const service = req.service.typeName;
     if (OPEN_SERVICES.has(service) || (settings.reflectionOpen && REFLECTION_SERVICES.has(service))) return next(req);
     const header = req.header.get("authorization");
     const match = header === null ? null : /^Bearer\s+(\S+)$/i.exec(header);
     if (match === null) throw new ConnectError("this call needs an 'authorization: Bearer <token>' header", Code.Unauthenticated);
-    const scopes = await verify(match[1]!);
+    // A token seen before is answered from the cache without a second await (one per call shows on the hot path).
+    const scopes = tokens.cached(match[1]!) ?? (await tokens.verify(match[1]!));
     // Reflection (when not open) reveals only the schema: any valid token may read it.
     if (REFLECTION_SERVICES.has(service)) return next(req);
     const need = scopeFor(req.method.name);
