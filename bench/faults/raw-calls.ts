@@ -61,7 +61,10 @@ export function h2Request(
     stream.on("data", (chunk: Buffer) => {
       if (text.length < 4_000) text += chunk.toString("latin1");
     });
-    stream.on("end", () => done(grpc ?? grpcWebCode(text) ?? connectCodeName(text) ?? (status === 200 ? "OK" : `HTTP ${status}`)));
+    // Ended without a response head: the server reset the stream (RST_STREAM), as it does at its read deadline.
+    stream.on("end", () =>
+      done(status === null ? "reset" : (grpc ?? grpcWebCode(text) ?? connectCodeName(text) ?? (status === 200 ? "OK" : `HTTP ${status}`))),
+    );
     stream.on("error", () => done(status === null ? "reset" : (grpc ?? `HTTP ${status}, reset`)));
     stream.on("close", () => done(grpc ?? (status === null ? "reset" : `HTTP ${status}`)));
     for (const chunk of body) stream.write(chunk);
