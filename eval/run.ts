@@ -16,7 +16,12 @@
  *    SuggestTasks + Feedback, two app modes, baselines on the same states.
  *
  * Writes eval/results.md and eval/learning-curves.svg. Options: --quick;
- * EVAL_ONLY=suggestions runs section 4 alone (eval/results-suggestions.md).
+ * EVAL_ONLY=suggestions runs section 4 alone (eval/results-suggestions.md);
+ * EVAL_ONLY=generalization runs section 1 alone; EVAL_SEED=777 draws other
+ * users for section 1 (default 20261129); EVAL_FAMILIES=chronotype,weekday
+ * runs section 1 on those families only. A run that is not the default
+ * writes eval/results-<what>.md and no SVG, so it never overwrites the
+ * committed figures.
  */
 import { writeFileSync } from "node:fs";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -36,6 +41,28 @@ import { learningCurveSvg } from "./svg.ts";
 const quick = process.argv.includes("--quick");
 /** EVAL_ONLY=suggestions runs only the task-suggestion section (written to results-suggestions.md). */
 const onlySuggestions = process.env["EVAL_ONLY"] === "suggestions";
+/** EVAL_ONLY=generalization runs only section 1 (for comparing calibration changes across seeds). */
+const onlyGeneralization = process.env["EVAL_ONLY"] === "generalization";
+const DEFAULT_SEED = 20261129;
+const seed = Number(process.env["EVAL_SEED"] ?? DEFAULT_SEED);
+if (!Number.isInteger(seed)) throw new RangeError(`EVAL_SEED must be an integer, got ${process.env["EVAL_SEED"]}`);
+const familyFilter = process.env["EVAL_FAMILIES"]
+  ?.split(",")
+  .map((x) => x.trim())
+  .filter((x) => x !== "");
+const familyIndices = FAMILIES.flatMap((f, i) => (familyFilter === undefined || familyFilter.includes(f.name) ? [i] : []));
+if (familyIndices.length === 0) throw new RangeError(`EVAL_FAMILIES matches no family (${FAMILIES.map((f) => f.name).join(", ")})`);
+const selectedFamilies = familyIndices.map((i) => FAMILIES[i]!);
+const suffix = [
+  onlySuggestions ? "suggestions" : "",
+  onlyGeneralization ? "generalization" : "",
+  seed === DEFAULT_SEED ? "" : `seed${seed}`,
+  familyFilter === undefined ? "" : selectedFamilies.map((f) => f.name).join("+"),
+  quick ? "quick" : "",
+]
+  .filter((x) => x !== "")
+  .map((x) => `-${x}`)
+  .join("");
 const cfg = quick
   ? { users: 6, background: 12, backgroundSamples: 150, sizes: [25, 50, 200], test: 100, variants: ["base"] as const, shiftUsers: 2, suggestUsers: 2 }
   : { users: 12, background: 24, backgroundSamples: 200, sizes: [10, 25, 50, 100, 200], test: 300, variants: VARIANTS, shiftUsers: 8, suggestUsers: 6 };
@@ -58,12 +85,12 @@ if (!onlySuggestions) {
     sizes: cfg.sizes,
     testSize: cfg.test,
     nEstimators: DEFAULT_TRAINER_SETTINGS.nEstimators,
-    seed: 20261129,
+    seed,
     minSamples: DEFAULT_TRAINER_SETTINGS.minSamples.energy_prediction,
     policy: DEFAULT_TRAINER_SETTINGS,
   };
   const points: GenPoint[] = [];
-  for (let fi = 0; fi < FAMILIES.length; fi++) {
+  for (const fi of familyIndices) {
     for (const variant of cfg.variants) {
       for (const mode of MODES) {
         const t = performance.now();
@@ -74,7 +101,9 @@ if (!onlySuggestions) {
   }
   const get = (family: string, variant: string, mode: Mode, n: number, method: GenPoint["method"]) =>
     points.find((p) => p.family === family && p.variant === variant && p.mode === mode && p.n === n && p.method === method)!;
-  say(`# Evaluation (${quick ? "quick" : "full"} run)`);
+  say(
+    `# Evaluation (${quick ? "quick" : "full"} run${seed === DEFAULT_SEED ? "" : `, seed ${seed}`}${familyFilter === undefined ? "" : `, families ${selectedFamilies.map((f) => f.name).join(", ")}`})`,
+  );
   say();
   say("## Generalisation: seven families of users, two deployments");
   say();
@@ -90,7 +119,7 @@ if (!onlySuggestions) {
       `Variants: base; noise30 (30% of labels random); nosleep (half the users never report sleep).`,
   );
   const summary: { family: string; mode: Mode; diff50: number; worst: number; worstAt: string; ece200: number; floor200: number }[] = [];
-  for (const family of FAMILIES.map((f) => f.name)) {
+  for (const family of selectedFamilies.map((f) => f.name)) {
     say();
     say(`### ${family}: ${FAMILIES.find((f) => f.name === family)!.description}`);
     say();
@@ -145,7 +174,9 @@ if (!onlySuggestions) {
   for (const mode of MODES) {
     const rows = summary.filter((r) => r.mode === mode);
     const avgAll = mean(
-      FAMILIES.flatMap((f) => cfg.variants.map((v) => get(f.name, v, mode, 50, "production").accuracy - get(f.name, v, mode, 50, "spec recipe").accuracy)),
+      selectedFamilies.flatMap((f) =>
+        cfg.variants.map((v) => get(f.name, v, mode, 50, "production").accuracy - get(f.name, v, mode, 50, "spec recipe").accuracy),
+      ),
     );
     say();
     say(
@@ -155,24 +186,31 @@ if (!onlySuggestions) {
     );
   }
   const curve = (mode: Mode, method: GenPoint["method"]) =>
-    cfg.sizes.map((n) => ({ n, accuracy: mean(FAMILIES.flatMap((f) => cfg.variants.map((v) => get(f.name, v, mode, n, method).accuracy))) }));
+    cfg.sizes.map((n) => ({ n, accuracy: mean(selectedFamilies.flatMap((f) => cfg.variants.map((v) => get(f.name, v, mode, n, method).accuracy))) }));
   const bayes = mean(curve("fresh", "bayes").map((p) => p.accuracy));
-  writeFileSync(
-    new URL("./learning-curves.svg", import.meta.url),
-    learningCurveSvg(
-      [
-        { name: "production, established", color: "#e53935", points: curve("established", "production") },
-        { name: "production, fresh", color: "#e53935", points: curve("fresh", "production"), dashed: true },
-        { name: "spec recipe", color: "#1e88e5", points: curve("fresh", "spec recipe") },
-        { name: "majority label", color: "#9e9e9e", points: curve("fresh", "majority label") },
-      ],
-      bayes,
-      "Energy prediction: mean over seven families and their variants",
-    ),
-  );
+  if (suffix === "")
+    writeFileSync(
+      new URL("./learning-curves.svg", import.meta.url),
+      learningCurveSvg(
+        [
+          { name: "production, established", color: "#e53935", points: curve("established", "production") },
+          { name: "production, fresh", color: "#e53935", points: curve("fresh", "production"), dashed: true },
+          { name: "spec recipe", color: "#1e88e5", points: curve("fresh", "spec recipe") },
+          { name: "majority label", color: "#9e9e9e", points: curve("fresh", "majority label") },
+        ],
+        bayes,
+        "Energy prediction: mean over seven families and their variants",
+      ),
+    );
 }
 
 // 2-4 run through the service itself: an in-process app on a fresh embedded database.
+if (onlyGeneralization) {
+  say();
+  say(`(eval took ${((performance.now() - started) / 1000).toFixed(0)} s)`);
+  writeFileSync(new URL(`./results${suffix}.md`, import.meta.url), `${out.join("\n")}\n`);
+  process.exit(0);
+}
 const NOW = Date.UTC(2026, 10, 26, 9);
 let now = NOW;
 /** RANKER_SETTINGS='{"userLambda":0.3}' overrides the learned ranker's settings (for choosing them on this eval). */
@@ -316,4 +354,4 @@ try {
 }
 say();
 say(`(eval took ${((performance.now() - started) / 1000).toFixed(0)} s)`);
-writeFileSync(new URL(`./results${onlySuggestions ? "-suggestions" : ""}${quick ? "-quick" : ""}.md`, import.meta.url), `${out.join("\n")}\n`);
+writeFileSync(new URL(`./results${suffix}.md`, import.meta.url), `${out.join("\n")}\n`);

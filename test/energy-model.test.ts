@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ENERGY_LABELS, type EnergyFeatureValues } from "../src/domain.ts";
-import { applyTemperature, fitTemperature, logLoss } from "../src/ml/calibration.ts";
+import { applyCalibration, applyTemperature, fitCalibration, fitTemperature, logLoss } from "../src/ml/calibration.ts";
 import { circadianPrior } from "../src/ml/circadian-prior.ts";
 import { detectDrift } from "../src/ml/drift.ts";
 import {
@@ -17,7 +17,7 @@ import {
   type PooledPopulation,
   type PopulationModel,
 } from "../src/ml/energy-model.ts";
-import { argmax, score } from "../src/ml/evaluation.ts";
+import { argmax, score, seededRandom } from "../src/ml/evaluation.ts";
 import { ForestFormatError } from "../src/ml/forest.ts";
 import { loadModel } from "../src/ml/loaded-model.ts";
 import { bestWindows } from "../src/ml/schedule.ts";
@@ -63,6 +63,42 @@ describe("calibration", () => {
     ).toBeLessThan(logLoss(probs, labels));
     expect(fitTemperature(probs.slice(0, 5), labels.slice(0, 5))).toBe(1);
     expect(logLoss([], [])).toBe(0);
+  });
+
+  it("fits a temperature and a floor that calibrate a linear pool on noisy labels where a temperature alone cannot", () => {
+    // 30% of labels are random; the model is a linear pool of a forecast of the rest and a flat one: too flat
+    // where its members disagree, yet more certain than any label can be where they agree. Its truth is a
+    // sharpened forecast with a floor, which a temperature alone cannot reach.
+    const random = seededRandom(42);
+    const draw = (n: number) => {
+      const probs: number[][] = [];
+      const labels: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const c = Math.floor(random() * 3);
+        const strength = random();
+        const clean = [0, 1, 2].map((k) => (k === c ? 0.2 + 0.8 * strength : (0.8 - 0.8 * strength) / 2));
+        const pooled = clean.map((x) => 0.5 * x + 0.5 / 3);
+        const truth = applyTemperature(pooled, 0.5).map((x) => 0.7 * x + 0.1);
+        probs.push(pooled);
+        const u = random();
+        labels.push(u < truth[0]! ? 0 : u < truth[0]! + truth[1]! ? 1 : 2);
+      }
+      return { probs, labels };
+    };
+    const held = draw(300);
+    const test = draw(20000);
+    const t = fitTemperature(held.probs, held.labels);
+    const calibration = fitCalibration(held.probs, held.labels)!;
+    expect(calibration.temperature).toBeLessThan(1);
+    expect(calibration.floor).toBeGreaterThan(0.1);
+    const byTemperature = test.probs.map((p) => applyTemperature(p, t));
+    const byCalibration = test.probs.map((p) => applyCalibration(p, calibration));
+    expect(score(byCalibration, test.labels).ece).toBeLessThan(score(byTemperature, test.labels).ece);
+    expect(logLoss(byCalibration, test.labels)).toBeLessThan(logLoss(byTemperature, test.labels));
+    // The predicted class never changes; identity leaves p as it is; too few rows fit nothing.
+    expect(byCalibration.every((p, i) => argmax(p) === argmax(test.probs[i]!))).toBe(true);
+    expect(applyCalibration([0.2, 0.3, 0.5], { temperature: 1, floor: 0 })).toEqual([0.2, 0.3, 0.5]);
+    expect(fitCalibration(held.probs.slice(0, 20), held.labels.slice(0, 20))).toBeNull();
   });
 });
 

@@ -1,5 +1,5 @@
 import type { EnergyFeatureValues } from "../domain.ts";
-import { applyTemperature } from "./calibration.ts";
+import { applyCalibration, applyTemperature } from "./calibration.ts";
 import { circadianPrior } from "./circadian-prior.ts";
 import { mixProbabilities } from "./blend.ts";
 import { energyFeatureRow } from "./features.ts";
@@ -200,6 +200,8 @@ export interface BlendedUserMeta {
   readonly shift: number;
   readonly meanAvg: number;
   readonly temperature: number;
+  /** Share of the uniform distribution mixed in after the temperature (calibration.ts); absent in models stored before it: 0. */
+  readonly floor?: number;
   /** Kind of the user's forests (blob parts 0: spec, 1: own), or null when there are none. */
   readonly forestKind: string | null;
   /** Weights fitted on held-out rows; candidates not listed weigh 0. */
@@ -266,7 +268,7 @@ export function candidateProbabilities(
   }
 }
 
-/** Probabilities of a blended user model: the weighted candidates, then its temperature. */
+/** Probabilities of a blended user model: the weighted candidates, then its calibration (temperature and floor). */
 export function predictBlended(model: BlendedUser, population: AnyPopulation | null, f: EnergyFeatureValues): number[] {
   const weights: number[] = [];
   const candidates: number[][] = [];
@@ -278,7 +280,7 @@ export function predictBlended(model: BlendedUser, population: AnyPopulation | n
     weights.push(w);
     candidates.push(p);
   }
-  return applyTemperature(mixProbabilities(weights, candidates), model.meta.temperature);
+  return applyCalibration(mixProbabilities(weights, candidates), { temperature: model.meta.temperature, floor: model.meta.floor ?? 0 });
 }
 
 /** Format names in ml_models.model_format (v1: kept readable for versions stored before the blend). */

@@ -1,7 +1,7 @@
 import type { EnergyFeatureValues } from "../domain.ts";
 import { forestAlgorithm } from "./algorithms.ts";
 import { fitBlendWeights, mixProbabilities } from "./blend.ts";
-import { applyTemperature, fitTemperature } from "./calibration.ts";
+import { applyCalibration, applyTemperature, fitCalibration, fitTemperature } from "./calibration.ts";
 import { circadianPrior } from "./circadian-prior.ts";
 import {
   CANDIDATES,
@@ -254,9 +254,9 @@ export function trainUserEnergy(job: UserEnergyJob): TrainResult {
       perCandidate.map((rows) => rows[r]!),
     ),
   );
-  // Too few held-out rows to fit a temperature: keep the population's, which was fitted on many users.
-  const temperature = held.rows.length >= 30 ? fitTemperature(blended, truth) : (population?.meta.temperature ?? 1);
-  const calibrated = blended.map((p) => applyTemperature(p, temperature));
+  // Too few held-out rows to fit a calibration: keep the population's temperature, which was fitted on many users.
+  const calibration = fitCalibration(blended, truth) ?? { temperature: population?.meta.temperature ?? 1, floor: 0 };
+  const calibrated = blended.map((p) => applyCalibration(p, calibration));
   const rounded = Object.fromEntries(names.map((name, k) => [name, Math.round(weights[k]! * 1e4) / 1e4]));
   const evaluation: Evaluation = { ...score(calibrated, truth), method: `${held.method} (blend weights fitted on the same held-out rows)`, weights: rounded };
 
@@ -266,7 +266,8 @@ export function trainUserEnergy(job: UserEnergyJob): TrainResult {
     populationModelId: populationId,
     shift: final.shift,
     meanAvg: final.meanAvg,
-    temperature,
+    temperature: calibration.temperature,
+    floor: calibration.floor,
     forestKind: final.spec === null && final.own === null ? null : job.forestKind,
     weights: rounded,
     stats: final.stats,
