@@ -1,7 +1,18 @@
 import { parseArgs } from "node:util";
 
 /** Every scenario the harness knows, in the order it runs them (sigterm last: it stops the service). */
-export const SCENARIOS = ["baselines", "predict-grpc", "predict-connect", "mix", "predict-during-train", "soak", "many-users", "sigterm"] as const;
+export const SCENARIOS = [
+  "baselines",
+  "predict-grpc",
+  "predict-connect",
+  "mix",
+  "predict-during-train",
+  "soak",
+  "many-users",
+  "retention",
+  "replicas",
+  "sigterm",
+] as const;
 /** One scenario name. */
 export type ScenarioName = (typeof SCENARIOS)[number];
 

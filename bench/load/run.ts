@@ -14,6 +14,8 @@ import { runManyUsers } from "./scenarios/many-users.ts";
 import { runMix } from "./scenarios/mix.ts";
 import { runPredict } from "./scenarios/predict.ts";
 import { runPredictDuringTrain } from "./scenarios/predict-during-train.ts";
+import { runReplicas } from "./scenarios/replicas.ts";
+import { runRetention } from "./scenarios/retention.ts";
 import { runSigterm } from "./scenarios/sigterm.ts";
 import { runSoak } from "./scenarios/soak.ts";
 import { startService } from "./service.ts";
@@ -26,6 +28,8 @@ const SCENARIO_RUNNERS: Record<Exclude<ScenarioName, "baselines">, (ctx: RunCont
   "predict-during-train": runPredictDuringTrain,
   soak: runSoak,
   "many-users": runManyUsers,
+  retention: runRetention,
+  replicas: runReplicas,
   sigterm: runSigterm,
 };
 
