@@ -58,3 +58,9 @@ export async function settledPredictionCount(db: BenchDatabase, serviceRunning: 
 export function perCallUs(cpuS: number | null, calls: number): number | null {
   return cpuS === null || calls === 0 ? null : (cpuS * 1e6) / calls;
 }
+
+/** A row note with PostgreSQL CPU per call two ways: this database's backends, and every postgres process on the host (other databases' load included). */
+export function pgCpuNote(run: WindowCpu, calls: number): string {
+  const fmt = (s: number | null) => perCallUs(s, calls)?.toFixed(1) ?? "n/a";
+  return `PostgreSQL CPU per call: ${fmt(run.dbCpuS)} µs in this database's backends, ${fmt(run.pgServerCpuS)} µs over every postgres process on the host (WAL writer, checkpointer and other databases' backends included: an upper bound on a shared host)`;
+}

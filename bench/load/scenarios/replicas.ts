@@ -12,7 +12,7 @@ import { startFleet, type Fleet } from "../fleet.ts";
 import { runH2loadParallel } from "../h2load.ts";
 import { h2loadLayout } from "../h2load-layout.ts";
 import { h2loadRow } from "../h2load-row.ts";
-import { measureWindow, perCallUs, type WindowCpu } from "../measure.ts";
+import { measureWindow, pgCpuNote } from "../measure.ts";
 import { encodeBody, methodPath, predictRequest, upsertTasksRequest } from "../messages.ts";
 import type { ResultRow } from "../report.ts";
 import { startService } from "../service.ts";
@@ -106,12 +106,6 @@ async function predictOneVsAll(ctx: RunContext, fleet: Fleet): Promise<ResultRow
   rows[1] = { ...rows[1]!, notes: [ratio, ...rows[1]!.notes] };
   ctx.details["replicasPredict"] = { oneReplicaPerS: perS[0], allReplicasPerS: perS[1] };
   return rows;
-}
-
-/** PostgreSQL CPU per call: this database's backends, and every postgres process on the host (other databases' load included). */
-function pgCpuNote(run: WindowCpu, calls: number): string {
-  const fmt = (s: number | null) => perCallUs(s, calls)?.toFixed(1) ?? "n/a";
-  return `PostgreSQL CPU per call: ${fmt(run.dbCpuS)} µs in this database's backends, ${fmt(run.pgServerCpuS)} µs over every postgres process on the host (WAL writer, checkpointer and other databases' backends included: an upper bound on a shared host)`;
 }
 
 /** Makes every schedule of the population queue fire each minute (the replicas write their own cron at start, so this follows every start). */

@@ -13,7 +13,7 @@ import { progress, requireService, type RunContext } from "../context.ts";
 import { latenciesBetween, runH2loadParallel } from "../h2load.ts";
 import { h2loadLayout } from "../h2load-layout.ts";
 import { h2loadRow } from "../h2load-row.ts";
-import { measureWindow } from "../measure.ts";
+import { measureWindow, pgCpuNote } from "../measure.ts";
 import { encodeBody, methodPath, predictRequest } from "../messages.ts";
 import { percentiles } from "../stats.ts";
 
@@ -115,7 +115,7 @@ async function measureRetention(ctx: RunContext, pool: DatabasePool, service: Se
   const idle = await measureWindow(pid, db, warmup, () =>
     runH2loadParallel(h2loadLayout(layout, `retention-${ack}-idle`, service.port, methodPath("Predict"), "grpc", bodies, timing)),
   );
-  const idleRow = h2loadRow(`retention, ${ack} ack (idle)`, "h2load, gRPC", idle, ctx.rawCallsPerS, null);
+  const idleRow = h2loadRow(`retention, ${ack} ack (idle)`, "h2load, gRPC", idle, ctx.rawCallsPerS, null, [pgCpuNote(idle, idle.result.status2xx)]);
 
   const maintenance = createMaintenance(
     pool,
