@@ -197,9 +197,17 @@ async function mixedWithFaults(ctx: RunContext, fleet: Fleet, pool: DatabasePool
 
   // kill -9 at a quarter, SIGTERM at a half; each restarted (the kill after 2 s down, as a supervisor would).
   const faults: string[] = [];
+  // What the mix's callers saw in the 5 s after a kill or stop: calls in flight on that replica are cut.
+  const cut = (at: number) => {
+    const failed = new Map<string, number>();
+    for (const e of tally.events) if (e.t >= at && e.t < at + 5_000 && e.code !== "OK") count(failed, `${e.rpc} ${e.code}`);
+    return failed.size === 0 ? "no call failed in the 5 s after" : `calls failed in the 5 s after: ${codeList(failed)}`;
+  };
+  const cutAt: number[] = [];
   const faulting = (async () => {
     await sleep(phaseS * 250);
     const killAt = performance.now();
+    cutAt.push(killAt);
     await fleet.kill9(1);
     progress("replicas: replica 1 killed (SIGKILL)");
     await sleep(2_000);
@@ -208,6 +216,7 @@ async function mixedWithFaults(ctx: RunContext, fleet: Fleet, pool: DatabasePool
     faults.push(`replica 1: SIGKILL at ${((killAt - t0) / 1000).toFixed(1)} s, down 2 s, restarted (listening after ${killRestartS.toFixed(1)} s)`);
     await sleep(Math.max(0, t0 + phaseS * 500 - performance.now()));
     const termAt = performance.now();
+    cutAt.push(termAt);
     progress("replicas: replica 2 stopped (SIGTERM)");
     const { code, seconds } = await fleet.terminate(2);
     const termRestartS = await fleet.restart(2);
@@ -221,6 +230,7 @@ async function mixedWithFaults(ctx: RunContext, fleet: Fleet, pool: DatabasePool
   const phaseEnd = performance.now();
   await mix.stop();
   progress("replicas: load stopped; counting what was acknowledged against what is stored");
+  for (const [i, at] of cutAt.entries()) faults[i] = `${faults[i]}; ${cut(at)}`;
   const losses = await lossRows(pool, S, tally, 60_000);
   const schedule = await scheduleRuns(pool, phaseStart);
   const oks = tally.events.filter((e) => e.code === "OK" && e.t <= phaseEnd);
