@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { sql, type DatabasePool } from "slonik";
+import { createPool, sql, type DatabasePool } from "slonik";
 import { z } from "zod";
 import { PredictRequestSchema } from "../../../gen/ml/v1/ml_pb.ts";
 import { ensurePredictionPartitions, partitionName, weekStart } from "../../../src/db/retention.ts";
@@ -117,8 +117,23 @@ async function measureRetention(ctx: RunContext, pool: DatabasePool, service: Se
   );
   const idleRow = h2loadRow(`retention, ${ack} ack (idle)`, "h2load, gRPC", idle, ctx.rawCallsPerS, null, [pgCpuNote(idle, idle.result.status2xx)]);
 
+  // The pass on a pool of its own that times every statement, to see which step a slow pass spends its time in.
+  const statements: { sql: string; ms: number }[] = [];
+  const timed = await createPool(db.serviceEnv["DATABASE_URL"]!, {
+    maximumPoolSize: 2,
+    interceptors: [
+      {
+        name: "retention-statement-timing",
+        afterQueryExecution: (context, query) => {
+          const ms = Number(process.hrtime.bigint() - BigInt(context.queryInputTime)) / 1e6;
+          statements.push({ sql: query.sql.replaceAll(/\s+/g, " ").trim().slice(0, 60), ms });
+          return null;
+        },
+      },
+    ],
+  });
   const maintenance = createMaintenance(
-    pool,
+    timed,
     { predictionRetentionDays: retentionDays, weeksAhead: 2, keepVersions: 5, keepActiveDays: 30, intervalMs: 3_600_000 },
     silentLogger,
   );
@@ -134,6 +149,11 @@ async function measureRetention(ctx: RunContext, pool: DatabasePool, service: Se
     passEndMs = Date.now();
     return load;
   });
+  await timed.end();
+  const slowest = [...statements]
+    .sort((a, b) => b.ms - a.ms)
+    .slice(0, 5)
+    .map((st) => `${st.ms.toFixed(0)} ms ${st.sql}`);
   const left = await pool.anyFirst(sql.type(z.object({ name: z.string() }))`
     SELECT c.relname::text AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE c.relname = ANY(${sql.array(partitions, "text")})`);
   const passS = Math.max(0.001, (passEndMs - passStartMs) / 1000);
@@ -153,8 +173,9 @@ async function measureRetention(ctx: RunContext, pool: DatabasePool, service: Se
       `pass ${pass.ran === true ? "ran" : `did not run (${String(pass.ran)})`} in ${passS.toFixed(2)} s: dropped ${EXPIRED_WEEKS - left.length} of ${EXPIRED_WEEKS} expired partitions of ${rows} rows ` +
         `(${ANSWERED_PERCENT}% answered, kept apart) and freed surplus model blobs; seeding took ${seedS.toFixed(1)} s; ` +
         `latencies are the calls that started and ended during the pass (${during.count}; whole window p99 ${whole.p99Ms.toFixed(2)} ms)`,
+      `slowest statements of the pass: ${slowest.join("; ")}`,
       ...whole.notes,
     ],
   });
-  return { rowsPerWeek: rows, weeks: EXPIRED_WEEKS, passS, idleP99Ms: idleRow.p99Ms, passP99Ms: during.p99, p99Ratio: ratio, partitionsLeft: left };
+  return { rowsPerWeek: rows, weeks: EXPIRED_WEEKS, passS, idleP99Ms: idleRow.p99Ms, passP99Ms: during.p99, p99Ratio: ratio, partitionsLeft: left, slowest };
 }
