@@ -3,7 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createPool, sql, type DatabasePool } from "slonik";
 import { z } from "zod";
 import { PredictRequestSchema } from "../../../gen/ml/v1/ml_pb.ts";
-import { ensurePredictionPartitions, partitionName, weekStart } from "../../../src/db/retention.ts";
+import { DETACH_POLICY, ensurePredictionPartitions, partitionName, weekStart, type DetachPolicy } from "../../../src/db/retention.ts";
 import { silentLogger } from "../../../src/logger.ts";
 import { createMaintenance } from "../../../src/service/maintenance.ts";
 import { startServiceProcess, type ServiceProcess } from "../../../test/support/process.ts";
@@ -61,8 +61,19 @@ async function waitForRow(pool: DatabasePool, userId: string): Promise<void> {
   throw new Error(`retention: no prediction row of ${userId} after 10 s`);
 }
 
-/** The acknowledgement modes measured: the default, and durable (Predict waits for its row's INSERT, which a lock on the table would hold up). */
-const ACK_MODES = ["memory", "durable"] as const;
+/** How the DETACH waited before DETACH_POLICY: one attempt, up to 2 s (measured beside it in the same run). */
+const SINGLE_2S_WAIT: DetachPolicy = { lockTimeoutMs: 2_000, attempts: 1, pauseMs: 0 };
+
+/**
+ * The passes measured: on the default acknowledgement, and on durable (Predict
+ * waits for its row's INSERT, which a lock on the table holds up) with the
+ * DETACH's wait as it was and as it is, one after the other.
+ */
+const CASES = [
+  { ack: "memory", detach: DETACH_POLICY, label: "memory ack" },
+  { ack: "durable", detach: SINGLE_2S_WAIT, label: "durable ack, DETACH waits ≤ 2 s once" },
+  { ack: "durable", detach: DETACH_POLICY, label: "durable ack, DETACH waits ≤ 100 ms ×3" },
+] as const;
 
 /**
  * retention: the maintenance pass (expired weekly partitions dropped after
@@ -70,37 +81,46 @@ const ACK_MODES = ["memory", "durable"] as const;
  * Predict load on one service, on a database seeded with `EXPIRED_WEEKS`
  * expired partitions of 200,000 rows each. Predict p99 while the pass ran
  * against the same load idle just before; once on the run's service
- * (PREDICTION_ACK=memory, the default) and once on a second process with
- * PREDICTION_ACK=durable, each with a fresh seed.
+ * (PREDICTION_ACK=memory, the default) and twice on a second process with
+ * PREDICTION_ACK=durable (the DETACH waiting as it did, then as it does),
+ * each with a fresh seed.
  */
 export async function runRetention(ctx: RunContext): Promise<void> {
   const main = requireService(ctx, "retention");
   if (main.db.pool === null) throw new Error("retention: needs PostgreSQL (--embedded cannot be read while the service runs)");
   const details: Record<string, unknown> = {};
-  for (const ack of ACK_MODES) {
-    const durable =
-      ack === "durable"
-        ? await startServiceProcess({ ...main.db.serviceEnv, PREDICTION_ACK: ack, PREDICTION_SPILL_DIR: join(ctx.tmp, "retention-spill") })
-        : null;
-    try {
-      const target = durable === null ? main.service : durable;
-      details[ack] = await measureRetention(ctx, main.db.pool, target, mlClient(target.port), ack);
-    } finally {
-      await durable?.stop();
+  let durable: ServiceProcess | null = null;
+  try {
+    for (const [i, c] of CASES.entries()) {
+      if (c.ack === "durable" && durable === null) {
+        durable = await startServiceProcess({ ...main.db.serviceEnv, PREDICTION_ACK: "durable", PREDICTION_SPILL_DIR: join(ctx.tmp, "retention-spill") });
+      }
+      const target = c.ack === "durable" && durable !== null ? durable : main.service;
+      details[c.label] = await measureRetention(ctx, main.db.pool, target, mlClient(target.port), `${i}`, c.label, c.detach);
     }
+  } finally {
+    await durable?.stop();
   }
   ctx.details["retention"] = details;
 }
 
 /** Seeds, measures idle, runs the pass under the same load; pushes two rows. */
-async function measureRetention(ctx: RunContext, pool: DatabasePool, service: ServiceProcess, client: MlClient, ack: string): Promise<Record<string, unknown>> {
+async function measureRetention(
+  ctx: RunContext,
+  pool: DatabasePool,
+  service: ServiceProcess,
+  client: MlClient,
+  key: string,
+  label: string,
+  detach: DetachPolicy,
+): Promise<Record<string, unknown>> {
   const db = ctx.db!;
   const pid = service.child.pid!;
   const { duration, warmup, connections, quick } = ctx.options;
   const rows = quick ? 20_000 : 200_000;
   const retentionDays = 90;
   const now = Date.now();
-  progress(`retention (${ack}): seeding ${EXPIRED_WEEKS} expired weekly partitions of ${rows} rows and ${SURPLUS_VERSIONS} surplus versions per warm user`);
+  progress(`retention (${label}): seeding ${EXPIRED_WEEKS} expired weekly partitions of ${rows} rows and ${SURPLUS_VERSIONS} surplus versions per warm user`);
   const seedStarted = performance.now();
   // The seeded rows copy a real one (its model, its answer's shape): one Predict, then wait for its row.
   await client.predict(predictRequest(ctx.warmUsers[0]!));
@@ -113,9 +133,9 @@ async function measureRetention(ctx: RunContext, pool: DatabasePool, service: Se
   const layout = { ...ctx, service };
 
   const idle = await measureWindow(pid, db, warmup, () =>
-    runH2loadParallel(h2loadLayout(layout, `retention-${ack}-idle`, service.port, methodPath("Predict"), "grpc", bodies, timing)),
+    runH2loadParallel(h2loadLayout(layout, `retention-${key}-idle`, service.port, methodPath("Predict"), "grpc", bodies, timing)),
   );
-  const idleRow = h2loadRow(`retention, ${ack} ack (idle)`, "h2load, gRPC", idle, ctx.rawCallsPerS, null, [pgCpuNote(idle, idle.result.status2xx)]);
+  const idleRow = h2loadRow(`retention, ${label} (idle)`, "h2load, gRPC", idle, ctx.rawCallsPerS, null, [pgCpuNote(idle, idle.result.status2xx)]);
 
   // The pass on a pool of its own that times every statement, to see which step a slow pass spends its time in.
   const statements: { sql: string; ms: number }[] = [];
@@ -134,16 +154,16 @@ async function measureRetention(ctx: RunContext, pool: DatabasePool, service: Se
   });
   const maintenance = createMaintenance(
     timed,
-    { predictionRetentionDays: retentionDays, weeksAhead: 2, keepVersions: 5, keepActiveDays: 30, intervalMs: 3_600_000 },
+    { predictionRetentionDays: retentionDays, weeksAhead: 2, keepVersions: 5, keepActiveDays: 30, intervalMs: 3_600_000, detach },
     silentLogger,
   );
   let passStartMs = 0;
   let passEndMs = 0;
   const pass: { ran: boolean | string } = { ran: false };
   const busy = await measureWindow(pid, db, warmup, async () => {
-    const load = runH2loadParallel(h2loadLayout(layout, `retention-${ack}-busy`, service.port, methodPath("Predict"), "grpc", bodies, timing));
+    const load = runH2loadParallel(h2loadLayout(layout, `retention-${key}-busy`, service.port, methodPath("Predict"), "grpc", bodies, timing));
     await sleep(warmup * 1000);
-    progress(`retention (${ack}): maintenance pass started under load`);
+    progress(`retention (${label}): maintenance pass started under load`);
     passStartMs = Date.now();
     pass.ran = await maintenance.runOnce(now).catch((err: unknown) => String(err));
     passEndMs = Date.now();
@@ -159,7 +179,7 @@ async function measureRetention(ctx: RunContext, pool: DatabasePool, service: Se
   const passS = Math.max(0.001, (passEndMs - passStartMs) / 1000);
   const during = percentiles(latenciesBetween(busy.result, passStartMs, passEndMs));
   const ratio = during.p99 / idleRow.p99Ms;
-  const whole = h2loadRow(`retention, ${ack} ack (maintenance pass)`, "h2load, gRPC", busy, ctx.rawCallsPerS, null);
+  const whole = h2loadRow(`retention, ${label} (maintenance pass)`, "h2load, gRPC", busy, ctx.rawCallsPerS, null);
   ctx.rows.push(idleRow, {
     ...whole,
     calls: during.count,
