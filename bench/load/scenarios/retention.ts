@@ -159,14 +159,18 @@ async function measureRetention(
   );
   let passStartMs = 0;
   let passEndMs = 0;
-  const pass: { ran: boolean | string } = { ran: false };
+  const pass: { ran: boolean | string; walMiB: number } = { ran: false, walMiB: 0 };
   const busy = await measureWindow(pid, db, warmup, async () => {
     const load = runH2loadParallel(h2loadLayout(layout, `retention-${key}-busy`, service.port, methodPath("Predict"), "grpc", bodies, timing));
     await sleep(warmup * 1000);
     progress(`retention (${label}): maintenance pass started under load`);
+    const walBefore = await pool.oneFirst(sql.type(z.object({ lsn: z.string() }))`SELECT pg_current_wal_lsn()::text AS lsn`);
     passStartMs = Date.now();
     pass.ran = await maintenance.runOnce(now).catch((err: unknown) => String(err));
     passEndMs = Date.now();
+    // WAL written meanwhile (the pass's and the load's): every durable commit flushes the WAL written before it.
+    pass.walMiB = await pool.oneFirst(sql.type(z.object({ mib: z.number() }))`
+      SELECT (pg_wal_lsn_diff(pg_current_wal_lsn(), ${walBefore}::pg_lsn) / 1048576)::float8 AS mib`);
     return load;
   });
   await timed.end();
@@ -177,7 +181,8 @@ async function measureRetention(
   const left = await pool.anyFirst(sql.type(z.object({ name: z.string() }))`
     SELECT c.relname::text AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE c.relname = ANY(${sql.array(partitions, "text")})`);
   const passS = Math.max(0.001, (passEndMs - passStartMs) / 1000);
-  const during = percentiles(latenciesBetween(busy.result, passStartMs, passEndMs));
+  const duringMs = latenciesBetween(busy.result, passStartMs, passEndMs);
+  const during = percentiles(duringMs);
   const ratio = during.p99 / idleRow.p99Ms;
   const whole = h2loadRow(`retention, ${label} (maintenance pass)`, "h2load, gRPC", busy, ctx.rawCallsPerS, null);
   ctx.rows.push(idleRow, {
@@ -193,9 +198,19 @@ async function measureRetention(
       `pass ${pass.ran === true ? "ran" : `did not run (${String(pass.ran)})`} in ${passS.toFixed(2)} s: dropped ${EXPIRED_WEEKS - left.length} of ${EXPIRED_WEEKS} expired partitions of ${rows} rows ` +
         `(${ANSWERED_PERCENT}% answered, kept apart) and freed surplus model blobs; seeding took ${seedS.toFixed(1)} s; ` +
         `latencies are the calls that started and ended during the pass (${during.count}; whole window p99 ${whole.p99Ms.toFixed(2)} ms)`,
-      `slowest statements of the pass: ${slowest.join("; ")}`,
+      `slowest statements of the pass: ${slowest.join("; ")}; WAL written while it ran ${pass.walMiB.toFixed(1)} MiB; slowest call during it ${Math.max(0, ...duringMs).toFixed(0)} ms`,
       ...whole.notes,
     ],
   });
-  return { rowsPerWeek: rows, weeks: EXPIRED_WEEKS, passS, idleP99Ms: idleRow.p99Ms, passP99Ms: during.p99, p99Ratio: ratio, partitionsLeft: left, slowest };
+  return {
+    rowsPerWeek: rows,
+    weeks: EXPIRED_WEEKS,
+    passS,
+    idleP99Ms: idleRow.p99Ms,
+    passP99Ms: during.p99,
+    p99Ratio: ratio,
+    partitionsLeft: left,
+    slowest,
+    walMiB: pass.walMiB,
+  };
 }
