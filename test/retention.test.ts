@@ -128,11 +128,15 @@ describe.skipIf(testServerUrl === undefined)("retention beside a session that ho
       await held;
     });
     await lockTaken;
-    const policy = { lockTimeoutMs: 20, attempts: 2, pauseMs: 1 };
+    const policy = { copyAhead: true, lockTimeoutMs: 20, attempts: 2, pauseMs: 1 };
     const blocked = await db.pool.connect((conn) => dropExpiredPredictions(conn, NOW, 90, policy));
     expect(blocked.deferredPartitions).toEqual([partitionName(week)]);
     expect(blocked.droppedPartitions).toEqual([]);
     expect(await count(partitionName(week))).toBe(2);
+    // Copied ahead, before any lock: kept even though the week stays for the next pass.
+    expect(await db.pool.anyFirst(sql.unsafe`SELECT prediction_id FROM model_predictions_answered WHERE prediction_id = ${answered.predictionId}`)).toEqual([
+      answered.predictionId,
+    ]);
     release();
     await holder;
     const free = await db.pool.connect((conn) => dropExpiredPredictions(conn, NOW, 90, policy));

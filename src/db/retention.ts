@@ -80,8 +80,10 @@ export interface RetentionResult {
   readonly deletedFromDefault: number;
 }
 
-/** How an expired partition's DETACH waits for its lock on model_predictions. */
+/** How an expired partition is detached: its answered rows copied ahead or not, and how the DETACH waits for its lock on model_predictions. */
 export interface DetachPolicy {
+  /** Copy the answered rows a day at a time before taking the partition's lock (copyAnsweredAhead). */
+  readonly copyAhead: boolean;
   /** Longest wait for the lock per attempt. */
   readonly lockTimeoutMs: number;
   /** Attempts per partition and pass (each one copies the answered rows again). */
@@ -99,13 +101,34 @@ export interface DetachPolicy {
  * the partition this pass locked is let through instead of one of the two
  * being aborted as a deadlock.
  */
-export const DETACH_POLICY: DetachPolicy = { lockTimeoutMs: 100, attempts: 3, pauseMs: 1_000 };
+export const DETACH_POLICY: DetachPolicy = { copyAhead: true, lockTimeoutMs: 100, attempts: 3, pauseMs: 1_000 };
 
 const LOCK_NOT_AVAILABLE = "55P03";
 
 function isLockTimeout(err: unknown): boolean {
   const code = (e: unknown) => (e as { code?: unknown } | null)?.code;
   return code(err) === LOCK_NOT_AVAILABLE || code((err as { cause?: unknown } | null)?.cause) === LOCK_NOT_AVAILABLE;
+}
+
+/**
+ * Copies a week's answered rows to model_predictions_answered a day at a
+ * time, each day its own statement and commit, before the partition is
+ * locked: the lock, which every Feedback waits behind (its lookup by id
+ * alone touches every partition), then covers only the rows answered since,
+ * and the WAL of the copy is flushed in seven parts rather than one.
+ */
+async function copyAnsweredAhead(db: CommonQueryMethods, name: string, start: number): Promise<number> {
+  let copied = 0;
+  for (let day = 0; day < 7; day++) {
+    const from = new Date(start + day * DAY_MS).toISOString();
+    const to = new Date(start + (day + 1) * DAY_MS).toISOString();
+    const result = await db.query(sql.unsafe`
+      INSERT INTO model_predictions_answered SELECT * FROM ${sql.identifier([name])}
+      WHERE was_correct IS NOT NULL AND created_at >= ${from}::timestamptz AND created_at < ${to}::timestamptz
+      ON CONFLICT DO NOTHING`);
+    copied += result.rowCount;
+  }
+  return copied;
 }
 
 /** Drops every weekly partition wholly older than `retentionDays`, keeping its answered rows; trims the default partition likewise. */
@@ -124,9 +147,11 @@ export async function dropExpiredPredictions(
     if (!(start + WEEK_MS <= cutoff)) continue;
     for (let attempt = 1; ; attempt++) {
       try {
+        if (detach.copyAhead) kept += await copyAnsweredAhead(db, name, start);
         kept += await db.transaction(async (tx) => {
           await tx.query(sql.unsafe`SET LOCAL lock_timeout = '2s'`);
-          // Locked first, so no Feedback can answer a row of this week after its answered rows were copied.
+          // Locked first, so no Feedback can answer a row of this week after its answered rows were copied
+          // (the copy ahead took most of them; this one finds the rest, answered since).
           await tx.query(sql.unsafe`LOCK TABLE ${sql.identifier([name])} IN EXCLUSIVE MODE`);
           const copied = await tx.query(sql.unsafe`
             INSERT INTO model_predictions_answered SELECT * FROM ${sql.identifier([name])} WHERE was_correct IS NOT NULL
