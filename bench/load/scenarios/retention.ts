@@ -146,7 +146,7 @@ async function measureRetention(
         name: "retention-statement-timing",
         afterQueryExecution: (context, query) => {
           const ms = Number(process.hrtime.bigint() - BigInt(context.queryInputTime)) / 1e6;
-          statements.push({ sql: query.sql.replaceAll(/\s+/g, " ").trim().slice(0, 60), ms });
+          statements.push({ sql: query.sql.replaceAll(/\s+/g, " ").trim(), ms });
           return null;
         },
       },
@@ -177,7 +177,12 @@ async function measureRetention(
   const slowest = [...statements]
     .sort((a, b) => b.ms - a.ms)
     .slice(0, 5)
-    .map((st) => `${st.ms.toFixed(0)} ms ${st.sql}`);
+    .map((st) => `${st.ms.toFixed(0)} ms ${st.sql.slice(0, 60)}`);
+  // The copy made under the partition's lock (the one without a day's range), which every Feedback waits out.
+  const underLock = statements
+    .filter((st) => /^INSERT INTO model_predictions_answered .* WHERE was_correct IS NOT NULL ON CONFLICT/.test(st.sql))
+    .map((st) => st.ms);
+  const lockedCopy = underLock.length === 0 ? "none" : `${Math.min(...underLock).toFixed(0)}-${Math.max(...underLock).toFixed(0)} ms a week`;
   const left = await pool.anyFirst(sql.type(z.object({ name: z.string() }))`
     SELECT c.relname::text AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE c.relname = ANY(${sql.array(partitions, "text")})`);
   const passS = Math.max(0.001, (passEndMs - passStartMs) / 1000);
@@ -198,7 +203,7 @@ async function measureRetention(
       `pass ${pass.ran === true ? "ran" : `did not run (${String(pass.ran)})`} in ${passS.toFixed(2)} s: dropped ${EXPIRED_WEEKS - left.length} of ${EXPIRED_WEEKS} expired partitions of ${rows} rows ` +
         `(${ANSWERED_PERCENT}% answered, kept apart) and freed surplus model blobs; seeding took ${seedS.toFixed(1)} s; ` +
         `latencies are the calls that started and ended during the pass (${during.count}; whole window p99 ${whole.p99Ms.toFixed(2)} ms)`,
-      `slowest statements of the pass: ${slowest.join("; ")}; WAL written while it ran ${pass.walMiB.toFixed(1)} MiB; slowest call during it ${Math.max(0, ...duringMs).toFixed(0)} ms`,
+      `copy of answered rows under the partition's lock: ${lockedCopy}; slowest statements of the pass: ${slowest.join("; ")}; WAL written while it ran ${pass.walMiB.toFixed(1)} MiB; slowest call during it ${Math.max(0, ...duringMs).toFixed(0)} ms`,
       ...whole.notes,
     ],
   });
