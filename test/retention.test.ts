@@ -3,11 +3,11 @@ import { sql } from "slonik";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { activateModel, insertModel, listModels, modelBlob } from "../src/db/models.ts";
 import { insertPredictions, type NewPrediction } from "../src/db/predictions.ts";
-import { partitionName, pruneModelVersions, trimTaskChoices, weekStart } from "../src/db/retention.ts";
+import { dropExpiredPredictions, ensurePredictionPartitions, partitionName, pruneModelVersions, trimTaskChoices, weekStart } from "../src/db/retention.ts";
 import { PreconditionFailed } from "../src/errors.ts";
 import { silentLogger } from "../src/logger.ts";
 import { createMaintenance } from "../src/service/maintenance.ts";
-import { freshDatabase, type TestDatabase } from "./support/database.ts";
+import { freshDatabase, testServerUrl, type TestDatabase } from "./support/database.ts";
 
 /** Predictions live in weekly partitions dropped whole after the retention; answered ones are kept; old model blobs are freed. */
 let db: TestDatabase;
@@ -106,5 +106,44 @@ describe("retention", () => {
     expect(await trimTaskChoices(db.pool, 5)).toBe(2);
     expect(await db.pool.anyFirst(sql.unsafe`SELECT choice_id FROM task_choices WHERE user_id = 'a' ORDER BY choice_id DESC`)).toEqual(newestOfA);
     expect(await db.pool.oneFirst(sql.unsafe`SELECT count(*)::int FROM task_choices WHERE user_id = 'b'`)).toBe(3);
+  });
+});
+
+/** Another session's lock on model_predictions: the embedded database has one connection, so only on the real server. */
+describe.skipIf(testServerUrl === undefined)("retention beside a session that holds model_predictions", () => {
+  it("defers the partition whose DETACH cannot get its lock (instead of queueing inserts behind it) and drops it on the next pass", async () => {
+    const week = weekStart(NOW - 140 * DAY);
+    await db.pool.connect((conn) => ensurePredictionPartitions(conn, week, 0));
+    const answered = prediction(week + DAY);
+    await insertPredictions(db.pool, [answered, prediction(week + 2 * DAY)]);
+    await db.pool.query(sql.unsafe`UPDATE model_predictions SET was_correct = true WHERE prediction_id = ${answered.predictionId}`);
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let locked: () => void = () => undefined;
+    const lockTaken = new Promise<void>((resolve) => (locked = resolve));
+    // A long reader of the parent, as a slow query or a Feedback waiting on its own lock would be.
+    const holder = db.pool.transaction(async (tx) => {
+      await tx.query(sql.unsafe`LOCK TABLE model_predictions IN ACCESS SHARE MODE`);
+      locked();
+      await held;
+    });
+    await lockTaken;
+    const policy = { copyAhead: true, lockTimeoutMs: 20, attempts: 2, pauseMs: 1 };
+    const blocked = await db.pool.connect((conn) => dropExpiredPredictions(conn, NOW, 90, policy));
+    expect(blocked.deferredPartitions).toEqual([partitionName(week)]);
+    expect(blocked.droppedPartitions).toEqual([]);
+    expect(await count(partitionName(week))).toBe(2);
+    // Copied ahead, before any lock: kept even though the week stays for the next pass.
+    expect(await db.pool.anyFirst(sql.unsafe`SELECT prediction_id FROM model_predictions_answered WHERE prediction_id = ${answered.predictionId}`)).toEqual([
+      answered.predictionId,
+    ]);
+    release();
+    await holder;
+    const free = await db.pool.connect((conn) => dropExpiredPredictions(conn, NOW, 90, policy));
+    expect(free.droppedPartitions).toEqual([partitionName(week)]);
+    expect(free.deferredPartitions).toEqual([]);
+    expect(await db.pool.anyFirst(sql.unsafe`SELECT prediction_id FROM model_predictions_answered WHERE prediction_id = ${answered.predictionId}`)).toEqual([
+      answered.predictionId,
+    ]);
   });
 });

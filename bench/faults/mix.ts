@@ -4,11 +4,12 @@ import { feedbackRequest, ingestRequest, predictRequest, suggestRequest, upsertT
 import { ingestForUsers, trainUsers } from "../load/users.ts";
 import { forEachLimited } from "../load/pool.ts";
 
-/** One answered call: when (performance.now()), which RPC, which code ("OK" or a Code name). */
+/** One answered call: when (performance.now()), which RPC, which code ("OK" or a Code name), how long it took. */
 export interface CallEvent {
   readonly t: number;
   readonly rpc: string;
   readonly code: string;
+  readonly ms: number;
 }
 
 /** What a load acknowledged: every one of these must be in the database afterwards. */
@@ -30,6 +31,9 @@ export const SAMPLES_PER_INGEST = 5;
 
 /** Which RPCs a load mixes. */
 export type MixKind = "mixed" | "predict";
+
+/** Where a lane sends its next call: one port (a connection per lane), or a chooser over several replicas. */
+export type MixTarget = number | ((lane: number) => MlClient);
 
 /** A running load. */
 export interface Mix {
@@ -58,18 +62,21 @@ export function codeOf(err: unknown): string {
  * Predict. Every call has a 5 s deadline, so a hung call counts as
  * DEADLINE_EXCEEDED instead of stopping the client.
  */
-export function startMix(port: number, users: readonly string[], options: { clients: number; tag: string; kind?: MixKind }): Mix {
+export function startMix(target: MixTarget, users: readonly string[], options: { clients: number; tag: string; kind?: MixKind }): Mix {
   const tally: MixTally = { predictionIds: [], predictionAckedAt: [], feedbackIds: [], ingestUsers: [], events: [], bugMessages: [] };
   const unanswered: string[] = [];
   let stopped = false;
   const call = async <T>(rpc: string, run: () => Promise<T>): Promise<T | null> => {
+    const start = performance.now();
     try {
       const out = await run();
-      tally.events.push({ t: performance.now(), rpc, code: "OK" });
+      const t = performance.now();
+      tally.events.push({ t, rpc, code: "OK", ms: t - start });
       return out;
     } catch (err) {
       const code = codeOf(err);
-      tally.events.push({ t: performance.now(), rpc, code });
+      const t = performance.now();
+      tally.events.push({ t, rpc, code, ms: t - start });
       if (isBugCode(code) && tally.bugMessages.length < 20) tally.bugMessages.push(`${rpc}: ${ConnectError.from(err).message}`);
       // Not a tight loop of failures while the service is down or gone.
       await new Promise((r) => setTimeout(r, 20));
@@ -77,9 +84,10 @@ export function startMix(port: number, users: readonly string[], options: { clie
     }
   };
   const lane = async (lane: number) => {
-    const client: MlClient = mlClient(port);
+    const own: MlClient | null = typeof target === "number" ? mlClient(target) : null;
     const opts = { timeoutMs: 5_000 };
     for (let i = 0; !stopped; i++) {
+      const client = own ?? (target as (lane: number) => MlClient)(lane);
       const user = users[(lane + i) % users.length]!;
       const op = options.kind === "predict" ? 0 : i % 4;
       if (op === 1 && unanswered.length > 0) {

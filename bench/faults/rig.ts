@@ -34,6 +34,11 @@ export interface FaultRig {
   close(): Promise<void>;
 }
 
+/** Log lines of these service processes that say a call failed as Internal or Unknown, or an error escaped. */
+export function bugLogLines(processes: readonly ServiceProcess[]): string[] {
+  return processes.flatMap((s) => s.logs.filter((line) => /"code":"(Internal|Unknown)"|uncaught|unhandled/i.test(line)));
+}
+
 /** Defaults that keep fits short on a 2-core machine and stop background population fits from muddying counts. */
 const SERVICE_ENV = {
   TRAIN_THREADS: "1",
@@ -88,9 +93,7 @@ export async function createFaultRig(pgServer: string): Promise<FaultRig> {
       service = null;
       return { code, seconds: (performance.now() - started) / 1000 };
     },
-    bugLogs() {
-      return started.flatMap((s) => s.logs.filter((line) => /"code":"(Internal|Unknown)"|uncaught|unhandled/i.test(line)));
-    },
+    bugLogs: () => bugLogLines(started),
     async close() {
       if (alive(service)) {
         const exited = once(service.child, "exit");

@@ -10,6 +10,8 @@ export const SCENARIOS = [
   "predict-during-train",
   "soak",
   "many-users",
+  "retention",
+  "replicas",
   "sigterm",
 ] as const;
 /** One scenario name. */

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 let ticks: number | null = null;
 
@@ -70,4 +70,22 @@ export function startCpuMeter(pids: readonly number[]): CpuMeter {
       return readable ? used : null;
     },
   };
+}
+
+/**
+ * Every PostgreSQL server process on this host (backends of every database,
+ * WAL writer, checkpointer, autovacuum...), found by name in /proc: the whole
+ * server's CPU, which the per-database backends alone leave out.
+ */
+export function postgresPids(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, "latin1").trim() === "postgres") pids.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
 }

@@ -15,6 +15,8 @@ import { runMix } from "./scenarios/mix.ts";
 import { runPredict } from "./scenarios/predict.ts";
 import { runPredictAuth } from "./scenarios/predict-auth.ts";
 import { runPredictDuringTrain } from "./scenarios/predict-during-train.ts";
+import { runReplicas } from "./scenarios/replicas.ts";
+import { runRetention } from "./scenarios/retention.ts";
 import { runSigterm } from "./scenarios/sigterm.ts";
 import { runSoak } from "./scenarios/soak.ts";
 import { startService } from "./service.ts";
@@ -28,6 +30,8 @@ const SCENARIO_RUNNERS: Record<Exclude<ScenarioName, "baselines">, (ctx: RunCont
   "predict-during-train": runPredictDuringTrain,
   soak: runSoak,
   "many-users": runManyUsers,
+  retention: runRetention,
+  replicas: runReplicas,
   sigterm: runSigterm,
 };
 

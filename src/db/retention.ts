@@ -72,33 +72,107 @@ export async function ensurePredictionPartitions(db: DatabaseConnection, now: nu
 /** What a retention pass removed. */
 export interface RetentionResult {
   readonly droppedPartitions: readonly string[];
+  /** Expired partitions whose DETACH could not get its lock in time: the next pass tries again. */
+  readonly deferredPartitions: readonly string[];
   /** Answered predictions copied out before their partition went. */
   readonly keptAnswered: number;
   /** Old rows deleted from the default partition (no weekly partition held them). */
   readonly deletedFromDefault: number;
 }
 
+/** How an expired partition is detached: its answered rows copied ahead or not, and how the DETACH waits for its lock on model_predictions. */
+export interface DetachPolicy {
+  /** Copy the answered rows a day at a time before taking the partition's lock (copyAnsweredAhead). */
+  readonly copyAhead: boolean;
+  /** Longest wait for the lock per attempt. */
+  readonly lockTimeoutMs: number;
+  /** Attempts per partition and pass (each one copies the answered rows again). */
+  readonly attempts: number;
+  /** Pause between attempts, with no lock held. */
+  readonly pauseMs: number;
+}
+
+/**
+ * A waiting DETACH queues every later statement on model_predictions (the
+ * prediction log's inserts, Feedback) behind it, so it waits briefly: under
+ * load the measured wait reached 184 ms, which a Predict with
+ * PREDICTION_ACK=durable waits out in full. 100 ms is also below PostgreSQL's
+ * deadlock_timeout (1 s): a Feedback that holds the parent while waiting for
+ * the partition this pass locked is let through instead of one of the two
+ * being aborted as a deadlock.
+ */
+export const DETACH_POLICY: DetachPolicy = { copyAhead: true, lockTimeoutMs: 100, attempts: 3, pauseMs: 1_000 };
+
+const LOCK_NOT_AVAILABLE = "55P03";
+
+function isLockTimeout(err: unknown): boolean {
+  const code = (e: unknown) => (e as { code?: unknown } | null)?.code;
+  return code(err) === LOCK_NOT_AVAILABLE || code((err as { cause?: unknown } | null)?.cause) === LOCK_NOT_AVAILABLE;
+}
+
+/**
+ * Copies a week's answered rows to model_predictions_answered a day at a
+ * time, each day its own statement and commit, before the partition is
+ * locked: the lock, which every Feedback waits behind (its lookup by id
+ * alone touches every partition), then covers only the rows answered since,
+ * and the WAL of the copy is flushed in seven parts rather than one.
+ */
+async function copyAnsweredAhead(db: CommonQueryMethods, name: string, start: number): Promise<number> {
+  let copied = 0;
+  for (let day = 0; day < 7; day++) {
+    const from = new Date(start + day * DAY_MS).toISOString();
+    const to = new Date(start + (day + 1) * DAY_MS).toISOString();
+    const result = await db.query(sql.unsafe`
+      INSERT INTO model_predictions_answered SELECT * FROM ${sql.identifier([name])}
+      WHERE was_correct IS NOT NULL AND created_at >= ${from}::timestamptz AND created_at < ${to}::timestamptz
+      ON CONFLICT DO NOTHING`);
+    copied += result.rowCount;
+  }
+  return copied;
+}
+
 /** Drops every weekly partition wholly older than `retentionDays`, keeping its answered rows; trims the default partition likewise. */
-export async function dropExpiredPredictions(db: DatabaseConnection, now: number, retentionDays: number): Promise<RetentionResult> {
+export async function dropExpiredPredictions(
+  db: DatabaseConnection,
+  now: number,
+  retentionDays: number,
+  detach: DetachPolicy = DETACH_POLICY,
+): Promise<RetentionResult> {
   const cutoff = now - retentionDays * DAY_MS;
   const dropped: string[] = [];
+  const deferred: string[] = [];
   let kept = 0;
   for (const name of (await partitions(db)).sort()) {
     const start = Date.parse(`${name.slice(-8, -4)}-${name.slice(-4, -2)}-${name.slice(-2)}T00:00:00Z`);
     if (!(start + WEEK_MS <= cutoff)) continue;
-    await db.transaction(async (tx) => {
-      // DETACH takes an exclusive lock on the parent, which Predict's inserts queue behind: never wait long for it.
-      await tx.query(sql.unsafe`SET LOCAL lock_timeout = '2s'`);
-      // Locked first, so no Feedback can answer a row of this week after its answered rows were copied.
-      await tx.query(sql.unsafe`LOCK TABLE ${sql.identifier([name])} IN EXCLUSIVE MODE`);
-      const copied = await tx.query(sql.unsafe`
-        INSERT INTO model_predictions_answered SELECT * FROM ${sql.identifier([name])} WHERE was_correct IS NOT NULL
-        ON CONFLICT DO NOTHING`);
-      kept += copied.rowCount;
-      await tx.query(sql.unsafe`ALTER TABLE model_predictions DETACH PARTITION ${sql.identifier([name])}`);
-      await tx.query(sql.unsafe`DROP TABLE ${sql.identifier([name])}`);
-    });
-    dropped.push(name);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (detach.copyAhead) kept += await copyAnsweredAhead(db, name, start);
+        kept += await db.transaction(async (tx) => {
+          await tx.query(sql.unsafe`SET LOCAL lock_timeout = '2s'`);
+          // Locked first, so no Feedback can answer a row of this week after its answered rows were copied
+          // (the copy ahead took most of them; this one finds the rest, answered since).
+          await tx.query(sql.unsafe`LOCK TABLE ${sql.identifier([name])} IN EXCLUSIVE MODE`);
+          const copied = await tx.query(sql.unsafe`
+            INSERT INTO model_predictions_answered SELECT * FROM ${sql.identifier([name])} WHERE was_correct IS NOT NULL
+            ON CONFLICT DO NOTHING`);
+          // DETACH takes an ACCESS EXCLUSIVE lock on the parent, which every insert of the prediction log queues behind.
+          await tx.query(sql.unsafe`SELECT set_config('lock_timeout', ${`${detach.lockTimeoutMs}ms`}, true)`);
+          await tx.query(sql.unsafe`ALTER TABLE model_predictions DETACH PARTITION ${sql.identifier([name])}`);
+          await tx.query(sql.unsafe`DROP TABLE ${sql.identifier([name])}`);
+          return copied.rowCount;
+        });
+        dropped.push(name);
+        break;
+      } catch (err) {
+        if (!isLockTimeout(err)) throw err;
+        if (attempt >= detach.attempts) {
+          deferred.push(name);
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, detach.pauseMs));
+      }
+    }
   }
   const cutoffIso = new Date(cutoff).toISOString();
   // One statement: the rows deleted are exactly the rows whose answered ones are kept (no answer slips in between).
@@ -108,7 +182,7 @@ export async function dropExpiredPredictions(db: DatabaseConnection, now: number
     SELECT json_build_object('deleted', (SELECT count(*) FROM gone), 'kept', (SELECT count(*) FROM saved))`);
   const counts = trimmed as { deleted: number; kept: number };
   kept += counts.kept;
-  return { droppedPartitions: dropped, keptAnswered: kept, deletedFromDefault: counts.deleted };
+  return { droppedPartitions: dropped, deferredPartitions: deferred, keptAnswered: kept, deletedFromDefault: counts.deleted };
 }
 
 /**

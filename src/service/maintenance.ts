@@ -1,5 +1,5 @@
 import { sql, type DatabasePool } from "slonik";
-import { dropExpiredPredictions, ensurePredictionPartitions, pruneModelVersions, trimTaskChoices } from "../db/retention.ts";
+import { DETACH_POLICY, dropExpiredPredictions, ensurePredictionPartitions, pruneModelVersions, trimTaskChoices, type DetachPolicy } from "../db/retention.ts";
 import type { Logger } from "../logger.ts";
 
 /** How much is kept, and how often maintenance runs. */
@@ -14,6 +14,8 @@ export interface MaintenanceSettings {
   readonly keepActiveDays: number;
   /** Between two passes. */
   readonly intervalMs: number;
+  /** How an expired partition's DETACH waits for its lock (default DETACH_POLICY; the load harness compares others). */
+  readonly detach?: DetachPolicy;
 }
 
 /** Picks kept per user: more than the ranker ever reads (40 for the user, 100 for the population). */
@@ -56,7 +58,9 @@ export function createMaintenance(db: DatabasePool, settings: MaintenanceSetting
           }
         };
         const created = await step("creating partitions", () => ensurePredictionPartitions(conn, now, settings.weeksAhead));
-        const retention = await step("dropping expired predictions", () => dropExpiredPredictions(conn, now, settings.predictionRetentionDays));
+        const retention = await step("dropping expired predictions", () =>
+          dropExpiredPredictions(conn, now, settings.predictionRetentionDays, settings.detach ?? DETACH_POLICY),
+        );
         const freed = await step("freeing model data", () => pruneModelVersions(conn, settings.keepVersions, settings.keepActiveDays));
         const picks = await step("trimming task picks", () => trimTaskChoices(conn, TASK_CHOICES_KEPT));
         log.info("maintenance pass", { createdPartitions: created, ...(retention ?? {}), freedModelBlobs: freed, deletedTaskPicks: picks });
