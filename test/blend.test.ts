@@ -29,6 +29,18 @@ function user(n: number, seed: number, labelAt: (f: EnergyFeatureValues, r: () =
   return { ...(userId === undefined ? {} : { userId }), samples, labels };
 }
 
+/** A user's blend fitted with no population model, as a user of a fresh service gets it. */
+function fitWithoutPopulation(data: UserSamples) {
+  return trainUserEnergy({
+    kind: "energy-user",
+    ...data,
+    population: null,
+    forestKind: defaultForestKind,
+    options: FOREST,
+    settings: DEFAULT_USER_MODEL_SETTINGS,
+  });
+}
+
 const night = (f: EnergyFeatureValues) => (f.hour_of_day >= 21 || f.hour_of_day < 4 ? 2 : f.hour_of_day >= 8 && f.hour_of_day < 18 ? 0 : 1);
 
 describe("blend weights", () => {
@@ -66,14 +78,7 @@ describe("blend weights", () => {
 
   it("give the circadian prior little weight for a user whose data contradicts it (a night worker)", () => {
     const data = user(80, 1, night);
-    const result = trainUserEnergy({
-      kind: "energy-user",
-      ...data,
-      population: null,
-      forestKind: defaultForestKind,
-      options: FOREST,
-      settings: DEFAULT_USER_MODEL_SETTINGS,
-    });
+    const result = fitWithoutPopulation(data);
     const model = loadBlendedUser(result.modelData);
     expect(model.meta.weights.prior ?? 0).toBeLessThan(0.1);
     expect((model.meta.weights.spec ?? 0) + (model.meta.weights.own ?? 0)).toBeGreaterThan(0.7);
@@ -86,14 +91,7 @@ describe("blend weights", () => {
     // 65% medium whatever the hour: the prior's morning highs and night lows are wrong for them.
     const flat = (_: EnergyFeatureValues, r: () => number) => (r() < 0.65 ? 1 : r() < 0.5 ? 0 : 2);
     const data = user(60, 3, flat);
-    const result = trainUserEnergy({
-      kind: "energy-user",
-      ...data,
-      population: null,
-      forestKind: defaultForestKind,
-      options: FOREST,
-      settings: DEFAULT_USER_MODEL_SETTINGS,
-    });
+    const result = fitWithoutPopulation(data);
     const model = loadBlendedUser(result.modelData);
     const w = model.meta.weights;
     expect((w.level ?? 0) + (w.profile ?? 0) + (w.weekday ?? 0)).toBeGreaterThan(0.5);

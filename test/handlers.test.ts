@@ -200,6 +200,11 @@ async function startTestServiceOn() {
 
 const DEEP = randomUUID();
 const ADMIN = randomUUID();
+
+/** The planner's admin task, open or done. */
+function expenses(status: TaskStatus) {
+  return { taskId: ADMIN, title: "File expenses", category: "admin", energyRequired: EnergyLevel.LOW, estimatedMinutes: 15, priority: 2, status };
+}
 const MEETING = randomUUID();
 
 describe("UpsertTasks and SuggestTasks", () => {
@@ -216,15 +221,7 @@ describe("UpsertTasks and SuggestTasks", () => {
           priority: 2,
           status: TaskStatus.OPEN,
         },
-        {
-          taskId: ADMIN,
-          title: "File expenses",
-          category: "admin",
-          energyRequired: EnergyLevel.LOW,
-          estimatedMinutes: 15,
-          priority: 2,
-          status: TaskStatus.OPEN,
-        },
+        expenses(TaskStatus.OPEN),
         {
           taskId: MEETING,
           title: "Plan the sprint",
@@ -257,15 +254,6 @@ describe("UpsertTasks and SuggestTasks", () => {
   });
 
   it("honours limit, rejects more than 50, and leaves done tasks out", async () => {
-    const expenses = (status: TaskStatus) => ({
-      taskId: ADMIN,
-      title: "File expenses",
-      category: "admin",
-      energyRequired: EnergyLevel.LOW,
-      estimatedMinutes: 15,
-      priority: 2,
-      status,
-    });
     expect((await s.client.suggestTasks({ userId: "planner", currentEnergy: EnergyLevel.HIGH, limit: 1 })).suggestions).toHaveLength(1);
     expect(await codeOf(s.client.suggestTasks({ userId: "planner", currentEnergy: EnergyLevel.HIGH, limit: 51 }))).toBe(Code.InvalidArgument);
     expect(await codeOf(s.client.suggestTasks({ userId: "planner", currentEnergy: EnergyLevel.UNSPECIFIED }))).toBe(Code.InvalidArgument);
