@@ -19,6 +19,10 @@ describe("toConnectError", () => {
     expect(toConnectError(new BackendTerminatedError(new Error("x"))).code).toBe(Code.Unavailable);
     // What a connection cut mid-transaction throws (seen by npm run faults during a database outage).
     expect(toConnectError(new BackendTerminatedUnexpectedlyError(new Error("Connection terminated unexpectedly"))).code).toBe(Code.Unavailable);
+    // What pg-pool throws into pg-boss's own queries (a Feedback scheduling a retrain) when the connection drops.
+    expect(toConnectError(new Error("Connection terminated unexpectedly")).code).toBe(Code.Unavailable);
+    expect(toConnectError(new Error("Connection terminated due to connection timeout")).code).toBe(Code.Unavailable);
+    expect(toConnectError(new Error("Connection terminated by the user")).code).toBe(Code.Internal);
     expect(toConnectError(new StatementTimeoutError(new Error("x"))).code).toBe(Code.DeadlineExceeded);
     expect(toConnectError(new DOMException("aborted", "AbortError")).code).toBe(Code.Canceled);
     const internal = toConnectError(new Error("SELECT secret FROM table"));
