@@ -84,6 +84,8 @@ export interface RetentionResult {
 export interface DetachPolicy {
   /** Copy the answered rows a day at a time before taking the partition's lock (copyAnsweredAhead). */
   readonly copyAhead: boolean;
+  /** Pause between the days of the copy ahead, so its WAL reaches the disk between other commits rather than ahead of them. */
+  readonly copyPauseMs?: number;
   /** Longest wait for the lock per attempt. */
   readonly lockTimeoutMs: number;
   /** Attempts per partition and pass (each one copies the answered rows again). */
@@ -101,7 +103,10 @@ export interface DetachPolicy {
  * the partition this pass locked is let through instead of one of the two
  * being aborted as a deadlock.
  */
-export const DETACH_POLICY: DetachPolicy = { copyAhead: true, lockTimeoutMs: 100, attempts: 3, pauseMs: 1_000 };
+export const DETACH_POLICY: DetachPolicy = { copyAhead: true, copyPauseMs: 200, lockTimeoutMs: 100, attempts: 3, pauseMs: 1_000 };
+
+/** How long a Feedback's transaction may run: rows it answers carry its start time, so the copy under the lock looks back this far. */
+const ANSWER_MARGIN = "5 minutes";
 
 const LOCK_NOT_AVAILABLE = "55P03";
 
@@ -115,11 +120,16 @@ function isLockTimeout(err: unknown): boolean {
  * time, each day its own statement and commit, before the partition is
  * locked: the lock, which every Feedback waits behind (its lookup by id
  * alone touches every partition), then covers only the rows answered since,
- * and the WAL of the copy is flushed in seven parts rather than one.
+ * and the WAL of the copy is flushed in seven parts rather than one, with a
+ * pause between them. Returns the rows copied and the database time the copy
+ * began, less ANSWER_MARGIN: rows answered after it are the ones left for the
+ * copy under the lock.
  */
-async function copyAnsweredAhead(db: CommonQueryMethods, name: string, start: number): Promise<number> {
+async function copyAnsweredAhead(db: CommonQueryMethods, name: string, start: number, pauseMs: number): Promise<{ copied: number; since: string }> {
+  const since = await db.oneFirst(sql.unsafe`SELECT (clock_timestamp() - ${ANSWER_MARGIN}::interval)::text`);
   let copied = 0;
   for (let day = 0; day < 7; day++) {
+    if (day > 0 && pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
     const from = new Date(start + day * DAY_MS).toISOString();
     const to = new Date(start + (day + 1) * DAY_MS).toISOString();
     const result = await db.query(sql.unsafe`
@@ -128,7 +138,7 @@ async function copyAnsweredAhead(db: CommonQueryMethods, name: string, start: nu
       ON CONFLICT DO NOTHING`);
     copied += result.rowCount;
   }
-  return copied;
+  return { copied, since: String(since) };
 }
 
 /** Drops every weekly partition wholly older than `retentionDays`, keeping its answered rows; trims the default partition likewise. */
@@ -147,14 +157,17 @@ export async function dropExpiredPredictions(
     if (!(start + WEEK_MS <= cutoff)) continue;
     for (let attempt = 1; ; attempt++) {
       try {
-        if (detach.copyAhead) kept += await copyAnsweredAhead(db, name, start);
+        const ahead = detach.copyAhead ? await copyAnsweredAhead(db, name, start, detach.copyPauseMs ?? 0) : null;
+        kept += ahead?.copied ?? 0;
+        // After a copy ahead, only rows answered since it began are left to copy under the lock.
+        const answeredSince = ahead === null ? sql.fragment`TRUE` : sql.fragment`(feedback_at IS NULL OR feedback_at >= ${ahead.since}::timestamptz)`;
         kept += await db.transaction(async (tx) => {
           await tx.query(sql.unsafe`SET LOCAL lock_timeout = '2s'`);
           // Locked first, so no Feedback can answer a row of this week after its answered rows were copied
           // (the copy ahead took most of them; this one finds the rest, answered since).
           await tx.query(sql.unsafe`LOCK TABLE ${sql.identifier([name])} IN EXCLUSIVE MODE`);
           const copied = await tx.query(sql.unsafe`
-            INSERT INTO model_predictions_answered SELECT * FROM ${sql.identifier([name])} WHERE was_correct IS NOT NULL
+            INSERT INTO model_predictions_answered SELECT * FROM ${sql.identifier([name])} WHERE was_correct IS NOT NULL AND ${answeredSince}
             ON CONFLICT DO NOTHING`);
           // DETACH takes an ACCESS EXCLUSIVE lock on the parent, which every insert of the prediction log queues behind.
           await tx.query(sql.unsafe`SELECT set_config('lock_timeout', ${`${detach.lockTimeoutMs}ms`}, true)`);
