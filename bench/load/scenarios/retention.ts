@@ -180,7 +180,7 @@ async function measureRetention(
     .map((st) => `${st.ms.toFixed(0)} ms ${st.sql.slice(0, 60)}`);
   // The copy made under the partition's lock (the one without a day's range), which every Feedback waits out.
   const underLock = statements
-    .filter((st) => /^INSERT INTO model_predictions_answered .* WHERE was_correct IS NOT NULL ON CONFLICT/.test(st.sql))
+    .filter((st) => /^INSERT INTO model_predictions_answered .* WHERE was_correct IS NOT NULL AND (TRUE|\(feedback_at) /.test(st.sql))
     .map((st) => st.ms);
   const lockedCopy = underLock.length === 0 ? "none" : `${Math.min(...underLock).toFixed(0)}-${Math.max(...underLock).toFixed(0)} ms a week`;
   const left = await pool.anyFirst(sql.type(z.object({ name: z.string() }))`
