@@ -299,6 +299,25 @@ interface Row {
   parallelS: string;
 }
 
+/** A library that did not run at this size: its row says why, every figure empty. */
+function skippedRow(rows: number, library: string, why: string): Row {
+  return {
+    rows,
+    library,
+    fitS: null,
+    ratio: why,
+    acc: null,
+    ece: null,
+    brier: null,
+    rowMicros: null,
+    batchRps: null,
+    bytes: "",
+    loadMs: null,
+    peakMB: "",
+    parallelS: "",
+  };
+}
+
 const sklearnOk = spawnSync(PYTHON, ["-c", "import sklearn"]).status === 0;
 if (!sklearnOk) process.stderr.write(`scikit-learn: skipped (${PYTHON} -c 'import sklearn' failed)\n`);
 const pool = args["no-parallel"] ? null : new Piscina<FitPartTask, ForestPart>({ filename: WORKER, minThreads: 2, maxThreads: 2, idleTimeout: 60_000 });
@@ -482,21 +501,7 @@ for (const requested of rowCounts) {
       );
     }
   } else {
-    table.push({
-      rows: n,
-      library: "sklearn",
-      fitS: null,
-      ratio: `skipped (no sklearn for ${PYTHON})`,
-      acc: null,
-      ece: null,
-      brier: null,
-      rowMicros: null,
-      batchRps: null,
-      bytes: "",
-      loadMs: null,
-      peakMB: "",
-      parallelS: "",
-    });
+    table.push(skippedRow(n, "sklearn", `skipped (no sklearn for ${PYTHON})`));
   }
 
   // ---- ml-random-forest
@@ -516,21 +521,7 @@ for (const requested of rowCounts) {
       parallelS: "—",
     });
   } else {
-    table.push({
-      rows: n,
-      library: "ml-random-forest 2.1",
-      fitS: null,
-      ratio: `skipped (> ${MLRF_MAX} rows)`,
-      acc: null,
-      ece: null,
-      brier: null,
-      rowMicros: null,
-      batchRps: null,
-      bytes: "",
-      loadMs: null,
-      peakMB: "",
-      parallelS: "",
-    });
+    table.push(skippedRow(n, "ml-random-forest 2.1", `skipped (> ${MLRF_MAX} rows)`));
   }
   rmSync(dir, { recursive: true, force: true });
 }

@@ -14,6 +14,7 @@ import { syntheticSamples, syntheticUsers } from "../src/ml/synthetic.ts";
 import { sampleMessages } from "../test/support/fixtures.ts";
 import { grpcJsClient } from "../test/support/grpc-client.ts";
 import { startServiceProcess } from "../test/support/process.ts";
+import { printKeyValueTable } from "./key-value-table.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "ml-bench-"));
 const env: Record<string, string> = process.env["DATABASE_URL"] ? { DATABASE_URL: process.env["DATABASE_URL"] } : { DATA_DIR: dataDir };
@@ -87,7 +88,4 @@ grpc.close();
 await service.stop();
 rmSync(dataDir, { recursive: true, force: true });
 
-const width = Math.max(...rows.map(([k]) => k.length));
-console.log(`| ${"measure".padEnd(width)} | result |`);
-console.log(`| ${"-".repeat(width)} | --- |`);
-for (const [k, v] of rows) console.log(`| ${k.padEnd(width)} | ${v} |`);
+printKeyValueTable(rows);

@@ -13,6 +13,7 @@ import { EnergyLevel, MlService, TaskStatus } from "../gen/ml/v1/ml_pb.ts";
 import { seededRandom } from "../src/ml/evaluation.ts";
 import { grpcJsClient } from "../test/support/grpc-client.ts";
 import { startServiceProcess } from "../test/support/process.ts";
+import { printKeyValueTable } from "./key-value-table.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "ml-bench-suggest-"));
 const env: Record<string, string> = process.env["DATABASE_URL"] ? { DATABASE_URL: process.env["DATABASE_URL"] } : { DATA_DIR: dataDir };
@@ -80,7 +81,4 @@ grpc.close();
 await service.stop();
 rmSync(dataDir, { recursive: true, force: true });
 
-const width = Math.max(...rows.map(([k]) => k.length));
-console.log(`| ${"measure".padEnd(width)} | result |`);
-console.log(`| ${"-".repeat(width)} | --- |`);
-for (const [k, v] of rows) console.log(`| ${k.padEnd(width)} | ${v} |`);
+printKeyValueTable(rows);
